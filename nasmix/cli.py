@@ -1,0 +1,195 @@
+"""The `nasmix` command: list | train (and the commands of later modules).
+
+Every user error (unknown name, broken config, bad data) prints one clear
+message and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from nasmix import registry
+from nasmix.errors import ConfigError, NasmixError, UnknownNameError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def _kind(text: str) -> str:
+    kind = text[:-1] if text.endswith("s") and text[:-1] in registry.KINDS else text
+    if kind == "strategie":
+        kind = "strategy"
+    if kind not in registry.KINDS:
+        raise UnknownNameError("module kind", text, registry.KINDS)
+    return kind
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print every registered module: kind, name, description (and spaces for strategies)."""
+    from rich.table import Table
+
+    from nasmix.console import console
+
+    kinds = [_kind(args.kind)] if args.kind else list(registry.KINDS)
+    table = Table(show_lines=False, title="nasmix modules" if not args.kind else None)
+    for col in ("kind", "name", "description", "spaces"):
+        table.add_column(col, overflow="fold")
+    for kind in kinds:
+        for e in registry.entries(kind):
+            spaces = "" if kind != "strategy" else ("all" if e.spaces is None else ", ".join(e.spaces))
+            table.add_row(kind, e.name, e.description, spaces)
+    console.print(table)
+    return 0
+
+
+def _parse_options(pairs: Sequence[str], where: str) -> dict:
+    """KEY=VALUE pairs; the value is read as JSON where it parses, else as text."""
+    out = {}
+    for pair in pairs or ():
+        if "=" not in pair:
+            raise ConfigError(f"{where} option {pair!r} must look like KEY=VALUE")
+        key, value = pair.split("=", 1)
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value
+    return out
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, config_type: type, skip: Sequence[str] = ()) -> None:
+    """One --flag per field of a frozen config dataclass (kept in step with the code)."""
+    group = parser.add_argument_group(config_type.__name__)
+    for f in dataclasses.fields(config_type):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        if kind == "bool":
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            group.add_argument(flag, type={"int": int, "float": float}.get(kind, str), default=None, metavar=kind.upper())
+
+
+def dataclass_from_flags(args: argparse.Namespace, config_type: type, fixed: dict | None = None):
+    """Build a config from the flags the user gave (the rest keep their defaults)."""
+    from nasmix.config import build_config
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_type)
+              if getattr(args, f.name, None) is not None}  # fmt: skip
+    values.update(fixed or {})
+    return build_config(config_type, values, config_type.__name__)
+
+
+def pick_device(name: str):
+    """'auto' -> cuda when available, else cpu."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"unknown device {name!r}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but no CUDA GPU is available")
+    return device
+
+
+def add_data_flags(parser: argparse.ArgumentParser) -> None:
+    """--dataset, --data, subsets: the same in every command."""
+    parser.add_argument("--dataset", default="cifar10", help="dataset name (nasmix list dataset)")
+    parser.add_argument("--data", default=None, help="dataset location (default: $NASMIX_DATA)")
+    parser.add_argument("--train-subset", type=int, default=None, help="class-balanced training subset size")
+    parser.add_argument("--test-subset", type=int, default=None, help="class-balanced test subset size")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def load_data(args: argparse.Namespace):
+    """The dataset of the flags, with its subsets applied."""
+    from nasmix.data import DatasetArrays, load_dataset, subset
+
+    data = load_dataset(args.dataset, args.data)
+    k = len(data.classes)
+    return DatasetArrays(data.name, subset(data.train, args.train_subset, k), subset(data.test, args.test_subset, k),
+                         data.classes)  # fmt: skip
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a registered reference network and print top-1/top-5 per epoch."""
+    from nasmix.console import console, epoch_line, percent, progress_bar
+    from nasmix.timing import count_flops, count_params
+    from nasmix.train import TrainConfig, train
+
+    config = dataclass_from_flags(args, TrainConfig)
+    model_spec = registry.create("model", args.model, **_parse_options(args.model_opt, f"model {args.model!r}"))
+    device = pick_device(args.device)
+    data = load_data(args)
+    net = model_spec.build(data.task)
+    console.print(f"{args.model}: {count_params(net):,} parameters, {count_flops(net, data.task.shape) / 1e6:.1f} MFLOPs; "
+                  f"{len(data.train):,} training and {len(data.test):,} test images; device {device}")  # fmt: skip
+    with progress_bar(args.quiet) as bar:
+        task = bar.add_task("train", total=None)
+
+        def on_event(event: dict) -> None:
+            if event["event"] == "step":
+                bar.update(task, total=event["steps"] * config.epochs,
+                           completed=(event["epoch"] - 1) * event["steps"] + event["step"])  # fmt: skip
+            else:
+                console.print(epoch_line(event, config.epochs))
+
+        result = train(net, data.train, data.task, config, device, test=data.test,
+                       checkpoint_dir=args.checkpoint_dir, callback=on_event)  # fmt: skip
+    final = result.final
+    console.print(f"final test top-1 {percent(final['test_top1'])}  top-5 {percent(final['test_top5'])}  "
+                  f"({sum(h['train_s'] for h in result.history):.1f}s training)")  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"history": result.history, "final": final}, f, indent=1)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    from nasmix.train import TrainConfig
+
+    parser = argparse.ArgumentParser(prog="nasmix", description="Mix NAS modules and measure accuracy per compute.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="list every registered module with a one-line description")
+    p.add_argument("kind", nargs="?", help=f"one of {', '.join(registry.KINDS)}")
+    p = sub.add_parser("train", help="train a reference network (nasmix list model)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--model-opt", action="append", metavar="KEY=VALUE", help="a model option (repeatable)")
+    add_data_flags(p)
+    p.add_argument("--checkpoint-dir", default=None, help="checkpoint folder; an existing one resumes")
+    p.add_argument("--json", default=None, help="also write the per-epoch history to this file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_dataclass_flags(p, TrainConfig)
+    for extra in EXTRA_PARSERS:
+        extra(sub)
+    return parser
+
+
+# Later modules (search, studies, reports) add their subcommands here.
+EXTRA_PARSERS: list[Callable] = []
+COMMANDS.update({"list": cmd_list, "train": cmd_train})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `nasmix` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except NasmixError as err:
+        print(f"nasmix: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("nasmix: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Image folders, as a directory or a zip: `split/class/image` files.
+
+Used by `imagefolder` for any user dataset and by `cifar10`/`cifar100` for
+image-folder copies such as the JPEG CIFAR-10 zip.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from nasmix import registry
+from nasmix.data.base import Dataset, DatasetArrays, ImageArrays, file_key, resolve_path
+from nasmix.errors import ConfigError, DataError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
+TRAIN_NAMES = ("train", "training")
+TEST_NAMES = ("test", "val", "validation")
+
+
+class _Source:
+    """Uniform access to the files of a directory or a zip."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.zip = None
+        if path.is_file():
+            if not zipfile.is_zipfile(path):
+                raise DataError(f"{path} is neither a directory nor a zip file")
+            try:
+                self.zip = zipfile.ZipFile(path)
+                self.files = [n for n in self.zip.namelist() if not n.endswith("/")]
+            except (zipfile.BadZipFile, OSError) as err:
+                raise DataError(f"cannot read zip {path}: {err}") from err
+        else:
+            self.files = [str(p.relative_to(path).as_posix()) for p in sorted(path.rglob("*")) if p.is_file()]
+
+    def read(self, name: str) -> bytes:
+        try:
+            if self.zip is not None:
+                return self.zip.read(name)
+            return (self.path / name).read_bytes()
+        except (OSError, zipfile.BadZipFile, KeyError) as err:
+            raise DataError(f"cannot read {self.path}/{name}: {err}") from err
+
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
+
+
+def _layout(files: list[str]) -> dict[str, dict[str, list[str]]]:
+    """Find `[prefix/][split/]class/image` in a listing; returns split -> class -> files.
+
+    Without split folders the single split is called "all".
+    """
+    images = [PurePosixPath(f) for f in files if PurePosixPath(f).suffix.lower() in IMAGE_SUFFIXES]
+    images = [p for p in images if not any(part.startswith((".", "__MACOSX")) for part in p.parts)]
+    if not images:
+        raise DataError("no image files found")
+    depths = {len(p.parts) for p in images}
+    if len(depths) != 1:
+        shallow = min(images, key=lambda p: len(p.parts))
+        raise DataError(f"unknown class layout: images at different depths, e.g. {shallow}; expected split/class/image")
+    depth = depths.pop()
+    if depth < 2:
+        raise DataError(f"unknown class layout: {images[0]} is not inside a class folder")
+    split_names = TRAIN_NAMES + TEST_NAMES
+    has_splits = depth >= 3 and all(p.parts[depth - 3].lower() in split_names for p in images)
+    class_at = depth - 2
+    prefixes = {p.parts[: class_at - 1 if has_splits else class_at] for p in images}
+    if len(prefixes) != 1:
+        raise DataError(f"unknown class layout: several top folders {sorted('/'.join(q) for q in prefixes)[:4]}")
+    tree: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for p in images:
+        tree[p.parts[class_at - 1] if has_splits else "all"][p.parts[class_at]].append(str(p))
+    return {k: dict(v) for k, v in tree.items()}
+
+
+def _decode(source: _Source, names: list[str], size: tuple[int, int] | None) -> np.ndarray:
+    out: np.ndarray | None = None
+    for i, name in enumerate(names):
+        try:
+            with Image.open(io.BytesIO(source.read(name))) as im:
+                im = im.convert("RGB")
+                arr = np.asarray(im, dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            raise DataError(f"corrupt image {source.path}/{name}: {err}") from err
+        if out is None:
+            if size is None:
+                size = arr.shape[:2]
+            out = np.empty((len(names), size[0], size[1], 3), dtype=np.uint8)
+        if arr.shape[:2] != tuple(size):
+            raise DataError(
+                f"wrong image size in {source.path}/{name}: {arr.shape[1]}x{arr.shape[0]}, "
+                f"expected {size[1]}x{size[0]}"
+            )
+        out[i] = arr
+    assert out is not None
+    return out
+
+
+def read_image_folder(
+    path: Path,
+    name: str,
+    classes: tuple[str, ...] | None = None,
+    size: tuple[int, int] | None = None,
+    test_fraction: float = 0.2,
+) -> DatasetArrays:
+    """Decode an image folder (directory or zip) into uint8 arrays.
+
+    Args:
+        path: directory or zip with `train/<class>/*` and `test/<class>/*`
+            (or just `<class>/*`, split by `test_fraction`, every k-th image
+            of each class going to the test set).
+        name: dataset name for the result.
+        classes: the expected class names in label order (None: sorted folders).
+        size: expected (H, W); None takes the first image's size.
+        test_fraction: share of each class held out when there is no test folder.
+    """
+    source = _Source(path)
+    try:
+        tree = _layout(source.files)
+        splits = _pick_splits(tree, path)
+        found = sorted(set().union(*[set(v) for v in splits.values()]))
+        if classes is None:
+            classes = tuple(found)
+        elif sorted(classes) != found or any(set(v) != set(classes) for v in splits.values()):
+            raise DataError(
+                f"unknown class layout in {path}: class folders {found} do not match the expected {sorted(classes)}"
+            )
+        label = {c: i for i, c in enumerate(classes)}
+        arrays = {}
+        if set(splits) == {"all"}:
+            train_names, train_y, test_names, test_y = [], [], [], []
+            step = max(2, int(round(1 / test_fraction)))
+            for c in classes:
+                files = sorted(splits["all"][c])
+                for j, f in enumerate(files):
+                    (test_names if j % step == step - 1 else train_names).append(f)
+                    (test_y if j % step == step - 1 else train_y).append(label[c])
+            listing = {"train": (train_names, train_y), "test": (test_names, test_y)}
+        else:
+            listing = {}
+            for split, per_class in splits.items():
+                names = [f for c in classes for f in sorted(per_class[c])]
+                ys = [label[c] for c in classes for _ in per_class[c]]
+                listing[split] = (names, ys)
+        for split, (names, ys) in listing.items():
+            x = _decode(source, names, size)
+            size = x.shape[1:3]
+            arrays[split] = ImageArrays(x, np.asarray(ys, dtype=np.int64))
+        return DatasetArrays(name, arrays["train"], arrays["test"], tuple(classes))
+    except DataError as err:
+        if str(path) in str(err):
+            raise
+        raise DataError(f"{path}: {err}") from None
+    finally:
+        source.close()
+
+
+def _pick_splits(tree: dict[str, dict[str, list[str]]], path: Path) -> dict[str, dict[str, list[str]]]:
+    if set(tree) == {"all"}:
+        return tree
+    train = [k for k in tree if k.lower() in TRAIN_NAMES]
+    test = [k for k in tree if k.lower() in TEST_NAMES]
+    if len(train) != 1 or len(test) != 1:
+        raise DataError(
+            f"unknown class layout in {path}: expected one train and one test folder "
+            f"(train/<class>/..., test/<class>/...), found {sorted(tree)}"
+        )
+    return {"train": tree[train[0]], "test": tree[test[0]]}
+
+
+@registry.register("dataset", "imagefolder")
+class ImageFolder(Dataset):
+    """Any image dataset laid out as class subfolders, in a directory or a zip."""
+
+    @dataclass(frozen=True)
+    class Config:
+        path: str | None = None
+        image_size: int = 0
+        test_fraction: float = 0.2
+
+        def __post_init__(self) -> None:
+            if not 0 < self.test_fraction < 1:
+                raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+            if self.image_size < 0:
+                raise ConfigError(f"image_size must be >= 0, got {self.image_size}")
+
+    def __init__(self, config: Config = Config()):
+        self.config = config
+
+    def _path(self) -> Path:
+        path = resolve_path(self.config.path)
+        if path is None:
+            raise DataError("imagefolder needs a location: pass --data PATH or set NASMIX_DATA")
+        return path
+
+    def source_key(self) -> str:
+        return f"{file_key(self._path())}|{self.config}"
+
+    def read(self) -> DatasetArrays:
+        size = (self.config.image_size,) * 2 if self.config.image_size else None
+        return read_image_folder(self._path(), "imagefolder", None, size, self.config.test_fraction)

@@ -1,0 +1,1 @@
+"""Performance estimators, one file each: how a discrete strategy scores a candidate."""

@@ -1,0 +1,1 @@
+"""Zero-cost proxies, registered as kind `proxy`: functions that score an untrained network."""

@@ -1,0 +1,1 @@
+"""Hand-designed reference networks (one file each), registered as kind `model`."""

@@ -1,0 +1,1 @@
+"""Reports: pure metrics, figures drawn from them, HTML/Markdown rendering."""

@@ -1,0 +1,1 @@
+"""Search spaces (one file each), the shared primitives (ops.py) and mixed edges (supernet.py)."""

@@ -1,0 +1,1 @@
+"""Studies: grids of cells, running them, the SQLite store, backends."""
