@@ -1,0 +1,173 @@
+"""The SearchSpace interface.
+
+An architecture is an assignment of a few categorical *choices*
+(`choices()`, `to_choices`, `from_choices`), every assignment being a valid
+arch. From that, the base class derives what every discrete strategy needs:
+seeded sampling, neighbours (one choice changed), mutation and one-hot
+encoding; a space overrides them where its paper says otherwise. Each space
+also builds the standalone network (`build`), the supernet (`supernet`) and
+turns supernet weights back into an arch (`decode`).
+
+Sizes: "tiny" (tests, CPU), "search" (the paper's search network) and
+"eval" (the paper's evaluation network).
+
+Example:
+    >>> import numpy as np
+    >>> space = get_space("nb201")                      # doctest: +SKIP
+    >>> arch = space.sample(np.random.default_rng(0))   # doctest: +SKIP
+    >>> space.parse(space.format(arch.genotype)) == arch  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasmix import registry
+from nasmix.arch import Arch
+from nasmix.data.base import Task
+from nasmix.errors import ConfigError
+from nasmix.spaces.supernet import Supernet
+
+SIZES = ("tiny", "search", "eval")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One categorical decision of an architecture."""
+
+    name: str
+    options: tuple[str, ...]
+
+
+class SearchSpace(ABC):
+    """A registered search space. Subclasses register with
+    `@registry.register("space", NAME)` and may carry a frozen `Config`."""
+
+    registry_name: str = "?"
+
+    # ---- the arch value -------------------------------------------------
+    @abstractmethod
+    def choices(self) -> tuple[Choice, ...]:
+        """The categorical decisions that make up an arch, in a fixed order."""
+
+    @abstractmethod
+    def from_choices(self, values: Sequence[int]) -> Arch:
+        """The arch of one option index per choice."""
+
+    @abstractmethod
+    def to_choices(self, arch: Arch) -> tuple[int, ...]:
+        """The option index of each choice."""
+
+    @abstractmethod
+    def format(self, genotype: tuple) -> str:
+        """The canonical payload string of a genotype."""
+
+    @abstractmethod
+    def parse(self, text: str) -> Arch:
+        """An arch from its payload string; ConfigError when invalid."""
+
+    def canonical(self, arch: Arch) -> Arch:
+        """A representative shared by all archs that compute the same function
+        (isomorphic graphs); the identity unless a space knows better."""
+        return arch
+
+    def check(self, arch: Arch) -> Arch:
+        """The arch if it belongs to this space, else a ConfigError."""
+        if not isinstance(arch, Arch) or arch.space != self.registry_name:
+            raise ConfigError(f"{arch!r} is not an arch of space {self.registry_name!r}")
+        return arch
+
+    # ---- discrete moves ---------------------------------------------------
+    def sample(self, rng: np.random.Generator) -> Arch:
+        """A uniformly random arch."""
+        return self.from_choices([int(rng.integers(len(c.options))) for c in self.choices()])
+
+    def neighbors(self, arch: Arch) -> list[Arch]:
+        """Every arch that differs in exactly one choice."""
+        values = self.to_choices(self.check(arch))
+        out = []
+        for i, choice in enumerate(self.choices()):
+            for v in range(len(choice.options)):
+                if v != values[i]:
+                    out.append(self.from_choices(values[:i] + (v,) + values[i + 1 :]))
+        return out
+
+    def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
+        """One choice, picked at random, set to another random option."""
+        values = list(self.to_choices(self.check(arch)))
+        sizes = [len(c.options) for c in self.choices()]
+        mutable = [i for i, s in enumerate(sizes) if s > 1]
+        i = int(rng.choice(mutable))
+        values[i] = (values[i] + 1 + int(rng.integers(sizes[i] - 1))) % sizes[i]
+        return self.from_choices(values)
+
+    def encode(self, arch: Arch, kind: str = "onehot") -> np.ndarray:
+        """A fixed-length float vector for predictors and Bayesian optimisation.
+
+        Args:
+            kind: "onehot" (concatenated one-hot choices; every space) or
+                "path" (spaces that define path encodings; others fall back
+                to one-hot).
+        """
+        if kind not in ("onehot", "path"):
+            raise ConfigError(f"unknown encoding {kind!r}; valid: onehot, path")
+        values = self.to_choices(self.check(arch))
+        parts = []
+        for v, c in zip(values, self.choices()):
+            one = np.zeros(len(c.options), dtype=np.float32)
+            one[v] = 1.0
+            parts.append(one)
+        return np.concatenate(parts)
+
+    # ---- networks ---------------------------------------------------------
+    @abstractmethod
+    def build(self, arch: Arch, task: Task, size: str = "search") -> nn.Module:
+        """The standalone network of an arch (size: tiny, search or eval)."""
+
+    @abstractmethod
+    def supernet(self, task: Task, size: str = "search", partial: int = 1) -> Supernet:
+        """The weight-sharing supernet; `partial` is PC-DARTS's K."""
+
+    @abstractmethod
+    def arch_weights(self, arch: Arch) -> dict[str, torch.Tensor]:
+        """One-hot supernet weights that select an arch (decode's inverse)."""
+
+    @abstractmethod
+    def decode(self, weights: Mapping[str, torch.Tensor]) -> Arch:
+        """The arch the architecture weights prefer (each space's paper rule)."""
+
+    def active(self, arch: Arch) -> dict[str, list[list[int]]]:
+        """The ops each supernet edge computes to run only this arch."""
+        out: dict[str, list[list[int]]] = {}
+        for group, w in self.arch_weights(arch).items():
+            out[group] = [torch.nonzero(row).flatten().tolist() for row in w]
+        return out
+
+    # ---- text -------------------------------------------------------------
+    def describe(self, arch: Arch) -> str:
+        """A text rendering of the arch: its decisions, one per line."""
+        values = self.to_choices(self.check(arch))
+        lines = [f"{self.registry_name} architecture", f"  {arch.to_str()}"]
+        lines += [f"  {c.name}: {c.options[v]}" for c, v in zip(self.choices(), values)]
+        return "\n".join(lines)
+
+
+def check_size(size: str) -> str:
+    """The size if valid, else a ConfigError listing the sizes."""
+    if size not in SIZES:
+        raise ConfigError(f"unknown network size {size!r}; valid: {', '.join(SIZES)}")
+    return size
+
+
+@functools.cache
+def get_space(name: str) -> SearchSpace:
+    """The registered space of that name, with its default options."""
+    return registry.create("space", name)

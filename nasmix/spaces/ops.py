@@ -1,0 +1,161 @@
+"""Primitive operations, as the papers define them.
+
+Each factory takes (C, stride, affine) and returns a module mapping C channels
+to C channels (spatial size divided by stride).
+
+- DARTS (Liu et al. 2019): none, max_pool_3x3, avg_pool_3x3, skip_connect,
+  sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5; ReLU-Conv-BN order;
+  a separable convolution is applied twice; skip_connect with stride 2 is a
+  FactorizedReduce.
+- NAS-Bench-201 (Dong and Yang 2020): none, skip_connect, nor_conv_1x1,
+  nor_conv_3x3, avg_pool_3x3 (ReLU-Conv-BN).
+- Hierarchical (Liu et al. 2018): conv_1x1, dw_conv_3x3, sep_conv_3x3_h,
+  max_pool_3x3, avg_pool_3x3, identity (and none); convolutions are followed
+  by batch normalisation and ReLU.
+
+Example:
+    >>> import torch
+    >>> op = OPS["sep_conv_3x3"](8, 2, False)
+    >>> tuple(op(torch.zeros(2, 8, 16, 16)).shape)
+    (2, 8, 8, 8)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+class Zero(nn.Module):
+    """The `none` operation: zeros of the output shape (no computation)."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return x.mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class ReLUConvBN(nn.Module):
+    """ReLU, convolution, batch norm."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
+
+
+class DilConv(nn.Module):
+    """ReLU, dilated depthwise convolution, pointwise convolution, batch norm."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
+
+
+class SepConv(nn.Module):
+    """Two stacked (ReLU, depthwise, pointwise, BN) blocks; the first carries the stride."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+        super().__init__()
+        self.op = nn.Sequential(
+            DilConv(c_in, c_in, kernel, stride, padding, 1, affine),
+            DilConv(c_in, c_out, kernel, 1, padding, 1, affine),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
+
+
+class FactorizedReduce(nn.Module):
+    """Halve the resolution without losing pixels: two offset 1x1 stride-2 convolutions, concatenated."""
+
+    def __init__(self, c_in: int, c_out: int, affine: bool = True):
+        super().__init__()
+        self.relu = nn.ReLU(inplace=False)
+        self.conv1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv2 = nn.Conv2d(c_in, c_out - c_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        shifted = nn.functional.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))  # keeps odd sizes aligned
+        return self.bn(torch.cat([self.conv1(x), self.conv2(shifted)], dim=1))
+
+
+class ConvBNReLU(nn.Module):
+    """Convolution (optionally depthwise or separable), batch norm, ReLU: the hierarchical primitives."""
+
+    def __init__(self, c: int, kernel: int, stride: int, kind: str, affine: bool = True):
+        super().__init__()
+        pad = kernel // 2
+        if kind == "conv":
+            convs = [nn.Conv2d(c, c, kernel, stride, pad, bias=False)]
+        elif kind == "depthwise":
+            convs = [nn.Conv2d(c, c, kernel, stride, pad, groups=c, bias=False)]
+        else:  # separable: depthwise then pointwise
+            convs = [nn.Conv2d(c, c, kernel, stride, pad, groups=c, bias=False), nn.Conv2d(c, c, 1, bias=False)]
+        self.op = nn.Sequential(*convs, nn.BatchNorm2d(c, affine=affine), nn.ReLU(inplace=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
+
+
+def _skip(c: int, stride: int, affine: bool) -> nn.Module:
+    return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
+
+
+OpFactory = Callable[[int, int, bool], nn.Module]
+
+OPS: dict[str, OpFactory] = {
+    # DARTS
+    "none": lambda c, s, a: Zero(s),
+    "max_pool_3x3": lambda c, s, a: nn.MaxPool2d(3, s, 1),
+    "avg_pool_3x3": lambda c, s, a: nn.AvgPool2d(3, s, 1, count_include_pad=False),
+    "skip_connect": _skip,
+    "sep_conv_3x3": lambda c, s, a: SepConv(c, c, 3, s, 1, a),
+    "sep_conv_5x5": lambda c, s, a: SepConv(c, c, 5, s, 2, a),
+    "dil_conv_3x3": lambda c, s, a: DilConv(c, c, 3, s, 2, 2, a),
+    "dil_conv_5x5": lambda c, s, a: DilConv(c, c, 5, s, 4, 2, a),
+    # NAS-Bench-201 (its skip_connect and avg_pool_3x3 are the DARTS ones at stride 1)
+    "nor_conv_1x1": lambda c, s, a: ReLUConvBN(c, c, 1, s, 0, a),
+    "nor_conv_3x3": lambda c, s, a: ReLUConvBN(c, c, 3, s, 1, a),
+    # Hierarchical (Liu et al. 2018)
+    "identity": _skip,
+    "conv_1x1": lambda c, s, a: ConvBNReLU(c, 1, s, "conv", a),
+    "dw_conv_3x3": lambda c, s, a: ConvBNReLU(c, 3, s, "depthwise", a),
+    "sep_conv_3x3_h": lambda c, s, a: ConvBNReLU(c, 3, s, "separable", a),
+}
+
+DARTS_OPS = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
+             "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")  # fmt: skip
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+HIERARCHICAL_OPS = ("none", "conv_1x1", "dw_conv_3x3", "sep_conv_3x3_h", "max_pool_3x3", "avg_pool_3x3", "identity")
+
+
+def make_op(name: str, c: int, stride: int = 1, affine: bool = True) -> nn.Module:
+    """Build a primitive by name."""
+    from nasmix.errors import UnknownNameError
+
+    if name not in OPS:
+        raise UnknownNameError("operation", name, OPS)
+    return OPS[name](c, stride, affine)

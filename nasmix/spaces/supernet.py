@@ -1,0 +1,130 @@
+"""Supernets: mixed edges driven by architecture weights passed in from outside.
+
+The supernet never knows which algorithm drives it. Each forward call gets
+  - `weights[group]`: a (edges, ops) tensor of op weights per edge;
+  - optionally `active[group][e]`: the op indices edge e computes (None: all).
+    One index per edge is the sampled-op mode (GDAS): only that op runs,
+    forward and backward, and its weight (a straight-through one-hot) still
+    carries the gradient. An empty list skips the edge;
+  - optionally `edge_weights[group]`: an (edges,) tensor scaling each edge's
+    output (PC-DARTS edge normalisation).
+Partial channels (PC-DARTS) are a construction option: only 1/K of the
+channels go through the mixed ops, the rest bypass, then channels shuffle.
+
+Example:
+    >>> import torch
+    >>> edge = MixedEdge(8, 1, ("none", "skip_connect", "sep_conv_3x3"))
+    >>> x = torch.randn(2, 8, 4, 4)
+    >>> y = edge(x, torch.tensor([0.2, 0.3, 0.5]))           # weighted sum
+    >>> y1 = edge(x, torch.tensor([0.0, 1.0, 0.0]), ops=[1])  # one op computed
+    >>> torch.allclose(y1, x)
+    True
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nasmix.spaces.ops import make_op
+
+Weights = Mapping[str, torch.Tensor]
+Active = Mapping[str, Sequence[Sequence[int] | None]]
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Interleave channel groups (ShuffleNet), as PC-DARTS does after a partial edge."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+class MixedEdge(nn.Module):
+    """One edge holding every candidate op.
+
+    Args:
+        c: channels in and out.
+        stride: 1, or 2 on a reducing edge.
+        op_names: the candidate operations (nasmix.spaces.ops names).
+        partial: K of PC-DARTS: 1/K of the channels pass through the ops (1: all).
+        pool_bn: follow pooling ops by a non-affine batch norm, as DARTS's search does.
+    """
+
+    def __init__(self, c: int, stride: int, op_names: Sequence[str], partial: int = 1, pool_bn: bool = True):
+        super().__init__()
+        if partial < 1 or c % partial:
+            raise ValueError(f"partial channels K={partial} must divide the {c} channels")
+        self.stride, self.partial, self.op_names = stride, partial, tuple(op_names)
+        c_op = c // partial
+        ops = []
+        for name in self.op_names:
+            op = make_op(name, c_op, stride, affine=False)
+            if pool_bn and "pool" in name:
+                op = nn.Sequential(op, nn.BatchNorm2d(c_op, affine=False))
+            ops.append(op)
+        self.ops = nn.ModuleList(ops)
+        self._skip = {i for i, n in enumerate(self.op_names) if n == "none"}
+        self.bypass_pool = nn.MaxPool2d(2, 2) if (partial > 1 and stride == 2) else None
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, ops: Sequence[int] | None = None) -> torch.Tensor:
+        if self.partial > 1:
+            k = x.shape[1] // self.partial
+            x, rest = x[:, :k], x[:, k:]
+        indices = range(len(self.ops)) if ops is None else ops
+        out = None
+        for i in indices:
+            if i in self._skip:  # `none` adds zeros: its weight's gradient is zero anyway
+                continue
+            term = w[i] * self.ops[i](x)
+            out = term if out is None else out + term
+        if out is None:  # only `none`, or a skipped edge
+            out = x[:, :, :: self.stride, :: self.stride] * 0.0
+        if self.partial > 1:
+            rest = self.bypass_pool(rest) if self.bypass_pool is not None else rest
+            out = channel_shuffle(torch.cat([out, rest], dim=1), self.partial)
+        return out
+
+
+@dataclass
+class EdgeContext:
+    """The arch weights of one forward call; `edge()` applies them to a mixed edge."""
+
+    weights: Weights
+    active: Active | None = None
+    edge_weights: Weights | None = None
+
+    def edge(self, group: str, index: int, module: MixedEdge, x: torch.Tensor) -> torch.Tensor:
+        """The output of edge `index` of `group`."""
+        ops = None if self.active is None else self.active[group][index]
+        out = module(x, self.weights[group][index], ops)
+        if self.edge_weights is not None and group in self.edge_weights:
+            out = out * self.edge_weights[group][index]
+        return out
+
+
+class Supernet(nn.Module, ABC):
+    """A network of mixed edges. Subclasses build the edges and implement `run`.
+
+    Attributes:
+        arch_shapes: group -> (edges, ops): the shapes of the weights it takes.
+        op_names: group -> the op names of that group's edges.
+    """
+
+    arch_shapes: dict[str, tuple[int, int]]
+    op_names: dict[str, tuple[str, ...]]
+
+    def forward(self, x: torch.Tensor, weights: Weights, active: Active | None = None,
+                edge_weights: Weights | None = None) -> torch.Tensor:  # fmt: skip
+        """Logits for a batch under the given architecture weights."""
+        return self.run(x, EdgeContext(weights, active, edge_weights))
+
+    @abstractmethod
+    def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
+        """The network's computation; every mixed edge goes through `ctx.edge`."""
+
+    def uniform_weights(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        """Equal weights on every op of every edge (a convenient default)."""
+        return {g: torch.full(s, 1.0 / s[1], device=device) for g, s in self.arch_shapes.items()}
