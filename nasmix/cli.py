@@ -73,13 +73,13 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, config_type: type, skip
             group.add_argument(flag, type={"int": int, "float": float}.get(kind, str), default=None, metavar=kind.upper())
 
 
-def dataclass_from_flags(args: argparse.Namespace, config_type: type, fixed: dict | None = None):
-    """Build a config from the flags the user gave (the rest keep their defaults)."""
+def dataclass_from_flags(args: argparse.Namespace, config_type: type, base: dict | None = None):
+    """Build a config from the flags the user gave, over `base` values, over the defaults."""
     from nasmix.config import build_config
 
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_type)
-              if getattr(args, f.name, None) is not None}  # fmt: skip
-    values.update(fixed or {})
+    values = dict(base or {})
+    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(config_type)
+                   if getattr(args, f.name, None) is not None})  # fmt: skip
     return build_config(config_type, values, config_type.__name__)
 
 
@@ -123,8 +123,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from nasmix.timing import count_flops, count_params
     from nasmix.train import TrainConfig, train
 
-    config = dataclass_from_flags(args, TrainConfig)
     model_spec = registry.create("model", args.model, **_parse_options(args.model_opt, f"model {args.model!r}"))
+    config = dataclass_from_flags(args, TrainConfig, base=getattr(model_spec, "recipe", None))
     device = pick_device(args.device)
     data = load_data(args)
     net = model_spec.build(data.task)

@@ -65,6 +65,10 @@ class ResNet20:
         >>> net = ResNet20().build(Task("demo", 10, (3, 32, 32)))
     """
 
+    # The training defaults `nasmix train` uses for this model: He et al.'s lr 0.1,
+    # batch 128, momentum 0.9; Nesterov and weight decay 5e-4 suit short runs.
+    recipe = {"lr": 0.1, "batch_size": 128, "nesterov": True, "weight_decay": 5e-4}
+
     @dataclass(frozen=True)
     class Config:
         depth: int = 20

@@ -1,0 +1,40 @@
+"""Shared fixtures: a per-session dataset cache and the real CIFAR-10 copy when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """Tests never touch the user's cache (~/.cache/nasmix)."""
+    old = os.environ.get("NASMIX_CACHE")
+    os.environ["NASMIX_CACHE"] = str(tmp_path_factory.mktemp("nasmix-cache"))
+    yield
+    if old is None:
+        os.environ.pop("NASMIX_CACHE", None)
+    else:
+        os.environ["NASMIX_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def cifar_path() -> Path:
+    """The real CIFAR-10 copy named by $NASMIX_DATA; the test is skipped without it."""
+    value = os.environ.get("NASMIX_DATA")
+    if not value or not Path(value).exists():
+        pytest.skip("set NASMIX_DATA to the CIFAR-10 copy (e.g. ../shared/datasets/cifar10-jpeg.zip) to run")
+    return Path(value)
+
+
+@pytest.fixture(scope="session")
+def cifar(cifar_path):
+    """The real CIFAR-10 arrays (decoded once per session)."""
+    from nasmix.data import load_dataset
+
+    return load_dataset("cifar10", cifar_path)
