@@ -167,13 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the per-epoch history to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_dataclass_flags(p, TrainConfig)
-    for extra in EXTRA_PARSERS:
-        extra(sub)
+    import importlib
+    import pkgutil
+
+    import nasmix.commands
+
+    for info in pkgutil.iter_modules(nasmix.commands.__path__, "nasmix.commands."):
+        importlib.import_module(info.name).add_parser(sub)
     return parser
 
 
-# Later modules (search, studies, reports) add their subcommands here.
-EXTRA_PARSERS: list[Callable] = []
 COMMANDS.update({"list": cmd_list, "train": cmd_train})
 
 
@@ -182,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        handler = getattr(args, "func", None) or COMMANDS[args.command]
+        return handler(args)
     except NasmixError as err:
         print(f"nasmix: error: {err}", file=sys.stderr)
         return err.exit_code

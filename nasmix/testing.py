@@ -114,3 +114,80 @@ def check_dataset(name: str) -> DatasetArrays | None:
         assert split.y.min() >= 0 and split.y.max() < len(data.classes)
     assert data.task.num_classes == len(data.classes)
     return data
+
+
+def tiny_search_data(size: int = 32, seed: int = 0):
+    """A search split of tiny synthetic data, on the CPU, at network size "tiny"."""
+    from nasmix.data.synthetic import Synthetic
+    from nasmix.strategies.base import SearchData
+
+    data = Synthetic(Synthetic.Config(train_size=size, test_size=size, seed=seed)).load()
+    return SearchData(data.train, data.test, data.task, torch.device("cpu"), size="tiny")
+
+
+class HashEstimator:
+    """A free, deterministic stand-in estimator for contract tests: the score is a
+    hash of the arch string (not registered; it measures nothing)."""
+
+    kind = "test"
+    registry_name = "hash"
+
+    def prepare(self, space, data, budget, rng) -> None:
+        self.prepared = True
+
+    def estimate(self, space, arch, data, parent=None):
+        import hashlib
+
+        from nasmix.estimators.base import Estimate
+
+        digest = hashlib.sha256(arch.to_str().encode()).digest()
+        return Estimate(score=int.from_bytes(digest[:4], "little") / 2**32, cost_s=0.0)
+
+
+def check_strategy(name: str, space_name: str, epochs: int = 1, candidates: int = 4) -> None:
+    """The strategy contract: a short seeded search on tiny data returns a valid arch
+    of the space, logs its events, and the same seed gives the same arch."""
+    from nasmix.strategies.base import Budget
+
+    space = registry.create("space", space_name)
+    budget = Budget(epochs=epochs, candidates=candidates, batch_size=16)
+    chosen = []
+    for _ in range(2):
+        strategy = registry.create("strategy", name)
+        events: list[dict] = []
+        torch.manual_seed(0)
+        arch = strategy.search(space, HashEstimator(), tiny_search_data(), budget, events.append,
+                               np.random.default_rng(3))  # fmt: skip
+        assert isinstance(arch, Arch) and arch.space == space_name, f"{name} returned {arch!r}"
+        assert space.from_choices(space.to_choices(arch)) == arch
+        kinds = {e["event"] for e in events}
+        assert "search_done" in kinds, f"{name} must log search_done"
+        assert ("search_epoch" in kinds) or ("candidate" in kinds), f"{name} must log progress events"
+        done = [e for e in events if e["event"] == "search_done"][-1]
+        assert done["arch"] == arch.to_str()
+        chosen.append(arch)
+    assert chosen[0] == chosen[1], f"{name} on {space_name}: the same seed must give the same arch"
+
+
+def check_estimator(name: str, space_name: str = "nb201") -> None:
+    """The estimator contract: a finite score and a non-negative cost for a sampled arch.
+    Estimators that need a file (tabular benchmarks) are tested with fixtures instead."""
+    import dataclasses
+
+    from nasmix.strategies.base import Budget
+
+    entry = registry.get("estimator", name)
+    config = getattr(entry.obj, "Config", None)
+    if config and any(f.name == "path" and f.default is None for f in dataclasses.fields(config)):
+        return
+    space = registry.create("space", space_name)
+    est = registry.create("estimator", name)
+    data = tiny_search_data()
+    rng = np.random.default_rng(0)
+    est.prepare(space, data, Budget(epochs=1, candidates=2, batch_size=16), rng)
+    arch = space.sample(rng)
+    e = est.estimate(space, arch, data)
+    assert np.isfinite(e.score) and e.cost_s >= 0, f"{name}: score {e.score}, cost {e.cost_s}"
+    child = space.mutate(arch, rng)
+    e2 = est.estimate(space, child, data, parent=arch)
+    assert np.isfinite(e2.score)

@@ -18,3 +18,22 @@ def test_model_contract(name):
 @pytest.mark.parametrize("name", registry.names("dataset"))
 def test_dataset_contract(name):
     testing.check_dataset(name)
+
+
+def _strategy_space_pairs():
+    pairs = []
+    for entry in registry.entries("strategy"):
+        for space in registry.names("space"):
+            if entry.spaces is None or space in entry.spaces:
+                pairs.append((entry.name, space))
+    return pairs
+
+
+@pytest.mark.parametrize("name,space", _strategy_space_pairs())
+def test_strategy_contract(name, space):
+    testing.check_strategy(name, space)
+
+
+@pytest.mark.parametrize("name", registry.names("estimator"))
+def test_estimator_contract(name):
+    testing.check_estimator(name)
