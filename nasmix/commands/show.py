@@ -1,0 +1,42 @@
+"""`nasmix show SPACE ARCH`: an architecture as text, with parameters and FLOPs."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from nasmix.console import console
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from nasmix import registry
+    from nasmix.arch import Arch
+    from nasmix.data import Task
+    from nasmix.spaces.base import check_size
+    from nasmix.timing import count_flops, count_params
+
+    space = registry.create("space", args.space)
+    if args.arch in ("random", "sample"):
+        arch = space.sample(np.random.default_rng(args.seed))
+    else:
+        arch = Arch.from_str(args.arch, args.space)
+    task = Task(args.dataset, args.classes, (3, args.image_size, args.image_size))
+    console.print(space.describe(arch))
+    for size in args.size or ["search", "eval"]:
+        net = space.build(arch, task, check_size(size))
+        console.print(f"{size} network: {count_params(net):,} parameters, "
+                      f"{count_flops(net, task.shape) / 1e6:,.1f} MFLOPs per {args.image_size}x{args.image_size} image")  # fmt: skip
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("show", help="print an architecture of a space, with parameters and FLOPs")
+    p.add_argument("space", help="search space (nasmix list space)")
+    p.add_argument("arch", help="the arch string (with or without 'SPACE:'), or 'random'")
+    p.add_argument("--size", action="append", help="tiny, search or eval (default: search and eval)")
+    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--dataset", default="cifar10")
+    p.add_argument("--seed", type=int, default=0, help="seed for 'random'")
+    p.set_defaults(func=cmd_show)
