@@ -62,6 +62,7 @@ class TrainConfig:
         channels_last: channels_last memory format on CUDA.
         compile: torch.compile the network.
         eval_batch_size: batch size for validation and test.
+        eval_every: evaluate validation and test every K epochs (and after the last).
         checkpoint_every: save a checkpoint every K epochs (0: never).
         seed: the seed of all randomness in the run.
     """
@@ -84,6 +85,7 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     eval_batch_size: int = 1000
+    eval_every: int = 1
     checkpoint_every: int = 0
     seed: int = 0
 
@@ -92,6 +94,7 @@ class TrainConfig:
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,
             "eval_batch_size": self.eval_batch_size >= 1,
+            "eval_every": self.eval_every >= 1,
             "lr": self.lr > 0 and 0 <= self.lr_min <= self.lr,
             "momentum": 0 <= self.momentum < 1,
             "weight_decay": self.weight_decay >= 0,
@@ -259,8 +262,9 @@ def train(
         if not math.isfinite(loss_sum):
             raise DivergedError(f"training loss is {loss_sum} in epoch {epoch}")
         record = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / seen, "train_top1": correct / seen}
+        due = epoch % config.eval_every == 0 or epoch == config.epochs
         with timer.measure() as m_eval:
-            for name, ev in evals.items():
+            for name, ev in evals.items() if due else ():
                 for key, value in evaluate(model, ev, config.amp).items():
                     record[f"{name}_{key}"] = value
         record.update(train_s=m_train.wall_s, train_gpu_s=m_train.gpu_s, eval_s=m_eval.wall_s,
@@ -277,7 +281,7 @@ def train(
 def _config_key(config: TrainConfig) -> dict:
     """The parts of a config that must match for a checkpoint to be resumed."""
     fields = dataclasses.asdict(config)
-    for volatile in ("checkpoint_every", "compile", "eval_batch_size"):
+    for volatile in ("checkpoint_every", "compile", "eval_batch_size", "eval_every"):
         fields.pop(volatile)
     return fields
 

@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Tiny tests run fastest on one thread (and never oversubscribe a shared machine);
+# tests on the real dataset ask for every core with the `all_cores` fixture.
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def all_cores():
+    """Use every core for the duration of a test on real data."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session", autouse=True)

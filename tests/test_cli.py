@@ -48,7 +48,7 @@ def test_train_prints_per_epoch_lines_and_final_accuracy(capsys, tmp_path):
 
 
 @pytest.mark.cifar
-def test_reference_net_reaches_40_percent_on_real_cifar10(cifar_path, capsys):
+def test_reference_net_reaches_40_percent_on_real_cifar10(cifar_path, capsys, all_cores):
     """Acceptance: ResNet-20, 3 epochs on a balanced 10,000-image subset, full test set."""
     argv = ["train", "--model", "resnet20", "--dataset", "cifar10", "--data", str(cifar_path), "--epochs", "3",
             "--train-subset", "10000", "--device", "cpu"]  # fmt: skip

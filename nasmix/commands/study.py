@@ -1,0 +1,97 @@
+"""`nasmix study FILE` runs a grid; `nasmix run` runs one cell from flags."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from nasmix.config import EVAL_PRESETS, load_study, study_from_dict
+from nasmix.console import console
+
+
+def _backend_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None, help="dataset location (default: the study's data.path, then $NASMIX_DATA)")
+    p.add_argument("--backend", default="inprocess", choices=["inprocess", "local", "ray"])
+    p.add_argument("--workers", type=int, default=None, help="local backend: worker processes (default: one per GPU)")
+    p.add_argument("--address", default=None, help="ray backend: address of an existing cluster")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _run(cfg, args) -> int:
+    from nasmix.study.driver import run_study
+    from nasmix.study.grid import expand
+
+    cells, dropped = expand(cfg)
+    if getattr(args, "dry_run", False):
+        for cell in cells:
+            console.print(f"{cell.id}  {cell.label}")
+        for line in dropped:
+            console.print(f"[dim]skipped combination: {line}[/dim]")
+        console.print(f"{len(cells)} cells; store {cfg.store}")
+        return 0
+    t0 = time.perf_counter()
+    summary = run_study(cfg, args.data, args.backend, args.workers, args.address, args.quiet)
+    states = list(summary.states.values())
+    counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))) or "nothing to run"
+    console.print(f"study {cfg.name}: {summary.total} cells ({summary.skipped} already ended; this run: {counts}) "
+                  f"in {time.perf_counter() - t0:.1f}s wall; store {cfg.store}")  # fmt: skip
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    cfg = load_study(args.file)
+    if args.store:
+        from dataclasses import replace
+
+        cfg = replace(cfg, store=args.store)
+    return _run(cfg, args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    study = {"name": args.name, "spaces": [args.space], "strategies": [args.strategy], "datasets": [args.dataset],
+             "seeds": [args.seed], "device": args.device}  # fmt: skip
+    if args.estimator:
+        study["estimators"] = [args.estimator]
+    if args.store:
+        study["store"] = args.store
+    raw = {"study": study, "search": {}, "eval": {"preset": args.eval_preset}, "data": {}}
+    for flag, table, key in (("search_epochs", "search", "epochs"), ("candidates", "search", "candidates"),
+                             ("search_size", "search", "size"), ("eval_epochs", "eval", "epochs"),
+                             ("eval_size", "eval", "size"), ("checkpoint_every", "eval", "checkpoint_every"),
+                             ("train_subset", "data", "train_subset"), ("test_subset", "data", "test_subset")):  # fmt: skip
+        value = getattr(args, flag)
+        if value is not None:
+            raw[table][key] = value
+    if args.checkpoint_every is not None:
+        raw["eval"]["eval_every"] = args.checkpoint_every
+    return _run(study_from_dict(raw, args.name), args)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("study", help="run a study file (a grid of cells); a re-run resumes it")
+    p.add_argument("file", help="the TOML study file (see examples/)")
+    p.add_argument("--store", default=None, help="override the study's store path")
+    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    _backend_flags(p)
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("run", help="run one cell (space x strategy x estimator) from flags")
+    p.add_argument("--space", required=True)
+    p.add_argument("--strategy", required=True)
+    p.add_argument("--estimator", default=None, help="for discrete strategies (default: train)")
+    p.add_argument("--dataset", default="cifar10")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--name", default="run", help="study name (and default store runs/NAME.db)")
+    p.add_argument("--store", default=None)
+    p.add_argument("--search-epochs", type=int, default=None)
+    p.add_argument("--candidates", type=int, default=None)
+    p.add_argument("--search-size", default=None)
+    p.add_argument("--eval-preset", default="fast", choices=sorted(EVAL_PRESETS))
+    p.add_argument("--eval-epochs", type=int, default=None)
+    p.add_argument("--eval-size", default=None)
+    p.add_argument("--checkpoint-every", type=int, default=None)
+    p.add_argument("--train-subset", type=int, default=None)
+    p.add_argument("--test-subset", type=int, default=None)
+    _backend_flags(p)
+    p.set_defaults(func=cmd_run)

@@ -1,0 +1,81 @@
+"""The study driver: expands the grid, skips finished cells, runs the rest on a
+backend, and is the store's one writer.
+
+Example:
+    >>> from nasmix.config import load_study
+    >>> summary = run_study(load_study("examples/thesis-mini.toml"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nasmix.config import StudyConfig
+from nasmix.console import console, progress_bar
+from nasmix.study.backends import make_backend
+from nasmix.study.grid import expand
+from nasmix.study.run import Resume
+from nasmix.study.store import Store
+
+
+@dataclass
+class StudySummary:
+    """What a run of a study did."""
+
+    total: int
+    skipped: int
+    states: dict = field(default_factory=dict)  # cell id -> end state of this run
+    dropped: list = field(default_factory=list)
+
+
+def run_study(cfg: StudyConfig, data_path: str | None = None, backend: str = "inprocess", workers: int | None = None,
+              address: str | None = None, quiet: bool = False) -> StudySummary:  # fmt: skip
+    """Run every cell of a study that has not ended yet.
+
+    Args:
+        cfg: the validated study.
+        data_path: the dataset location (default: the study's data.path, then $NASMIX_DATA).
+        backend: inprocess, local or ray.
+        workers: local worker processes (default: one per GPU).
+        address: Ray cluster address (None: a local Ray instance).
+        quiet: no progress bars.
+
+    Returns:
+        StudySummary with the end state of each cell run now.
+    """
+    cells, dropped = expand(cfg)
+    runner = make_backend(backend, workers, address)
+    store = Store(cfg.store)
+    try:
+        store.add_cells(cells)
+        todo = store.pending(cells)
+        summary = StudySummary(len(cells), len(cells) - len(todo), dropped=dropped)
+        for line in dropped:
+            console.print(f"[dim]skipped combination: {line}[/dim]")
+        if summary.skipped:
+            console.print(f"{summary.skipped} of {len(cells)} cells already ended; running {len(todo)}")
+        resumes = {c.id: Resume.from_events(store.events(c.id)) for c in todo}
+        labels = {c.id: c.label for c in cells}
+        with progress_bar(quiet) as bar:
+            study_task = bar.add_task("cells", total=len(cells), completed=summary.skipped)
+            phase_task = bar.add_task("phase", total=None)
+
+            def write(cell_id: str, key: str, kind: str, phase: str, data: dict) -> None:
+                store.append(cell_id, key, kind, phase, data)
+
+            def progress(cell_id: str, phase: str, done: int, total: int) -> None:
+                bar.update(phase_task, description=f"{phase} {labels[cell_id]}", completed=done, total=total)
+
+            def finished(cell, state: str) -> None:
+                summary.states[cell.id] = state
+                bar.advance(study_task)
+                end = {e.kind: e.data for e in store.events(cell.id, None) if e.key == "end"}
+                data = end.get(state, {})
+                detail = (f"top-1 {100 * data['test_top1']:.2f}%" if data.get("test_top1") is not None
+                          else data.get("reason", ""))  # fmt: skip
+                console.print(f"{state:>10}  {cell.label}  {detail}")
+
+            runner.run(todo, resumes, store.files, data_path or cfg.data.path, write, progress, finished)
+        return summary
+    finally:
+        store.close()
