@@ -51,9 +51,12 @@ class InProcess(Backend):
 _QUEUE = None
 
 
-def _init_worker(events, devices) -> None:
+def _init_worker(events, devices, threads: int) -> None:
     global _QUEUE
     _QUEUE = events
+    import torch
+
+    torch.set_num_threads(threads)  # workers share the cores instead of each taking all
     try:
         gpu = devices.get_nowait()
     except queue_mod.Empty:
@@ -102,7 +105,7 @@ class LocalProcesses(Backend):
         for g in self.gpus[: self.workers]:
             devices.put(g)
         with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(events, devices)) as pool:  # fmt: skip
+                                 initargs=(events, devices, max(1, (os.cpu_count() or 1) // self.workers))) as pool:  # fmt: skip
             futures = {pool.submit(_run_in_worker, c.to_json(), c.study, resumes[c.id], str(files), data_path): c
                        for c in cells}  # fmt: skip
             pending = set(futures)
