@@ -129,7 +129,9 @@ def _search_curve(rec: CellRecord, search_s: float) -> tuple[tuple, str | None]:
         if not cands:
             return (), None
         n, last = len(cands), cands[-1].get("cumulative_cost_s")
-        if any(c.get("simulated") for c in cands) or not last:
+        if all(c.get("elapsed_s") is not None for c in cands) and not any(c.get("simulated") for c in cands):
+            xs = [float(c["elapsed_s"]) for c in cands]  # the study's own clock since the search started
+        elif any(c.get("simulated") for c in cands) or not last:
             xs = [search_s * (i + 1) / n for i in range(n)]  # looked-up costs were not spent here
         else:  # set-up (a supernet, a predictor) runs before the candidates: align their costs to the end
             xs = [max(0.0, search_s - (last - (c.get("cumulative_cost_s") or 0.0))) for c in cands]

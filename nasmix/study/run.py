@@ -131,6 +131,9 @@ def _search(cell, space, data, device, timer, emit, progress, peak):
     def log(event: dict) -> None:
         kind = event["event"]
         body = {k: v for k, v in event.items() if k != "event"}
+        elapsed = timer.now() - t0
+        if kind in ("search_epoch", "candidate"):
+            body["elapsed_s"] = elapsed  # wall seconds since the search started
         if kind == "search_epoch":
             key, state["done"] = f"search/epoch/{event['epoch']}", event["epoch"]
             state["gpu_s"] += event.get("gpu_s") or 0.0
@@ -144,7 +147,6 @@ def _search(cell, space, data, device, timer, emit, progress, peak):
         emit(key, kind, "search", body)
         if progress and kind in ("search_epoch", "candidate"):
             progress("search", state["done"], total)
-        elapsed = timer.now() - t0
         over_wall = s["max_seconds"] is not None and elapsed >= s["max_seconds"]
         over_gpu = s["max_gpu_seconds"] is not None and state["gpu_s"] >= s["max_gpu_seconds"]
         if (over_wall or over_gpu) and state["done"] < total and state["last"] is not None:
@@ -165,7 +167,8 @@ def _search(cell, space, data, device, timer, emit, progress, peak):
     chosen = {"arch": arch.to_str(), "search_s": m.wall_s, "search_gpu_s": m.gpu_s or state["gpu_s"] or None,
               "search_projected_s": projected, "peak_gpu_bytes": m.peak_gpu_bytes, "peak_host_bytes": m.peak_host_bytes,
               "energy_j": m.energy_j, "device": m.device, "params": count_params(net),
-              "flops": count_flops(net, data.task.shape), "kind": strategy.kind}  # fmt: skip
+              "flops": count_flops(net, data.task.shape), "kind": strategy.kind,
+              "num_classes": data.task.num_classes}  # fmt: skip
     emit("arch_chosen", "arch_chosen", "search", chosen)
     return arch, chosen
 
