@@ -7,7 +7,8 @@ Events a search sends through `log` (dicts with an "event" key):
   (mean entropy of the architecture distribution, nats), epoch_s, gpu_s,
   peak_gpu_bytes, peak_host_bytes, device.
 - "candidate" (discrete, per evaluated arch): index, arch, score, cost_s,
-  cumulative_cost_s, best_score, best_arch, fidelity, simulated.
+  cumulative_cost_s, best_score, best_arch, fidelity, simulated, and the
+  estimate's scalar extras (e.g. true_score of a lookup, stopped, diverged).
 - "capped": the budget's time cap stopped the search early: done, total,
   elapsed_s (the study projects the full runtime from these).
 - "search_done": arch (the chosen arch string), and the strategy's summary.
@@ -160,7 +161,7 @@ class AskTell(Strategy):
             log({"event": "candidate", "index": i + 1, "arch": arch.to_str(), "score": est.score,
                  "cost_s": est.cost_s, "cumulative_cost_s": spent, "best_score": best[0],
                  "best_arch": best[1].to_str(), "fidelity": est.fidelity, "simulated": est.simulated,
-                 **({"true_score": est.extra["true_score"]} if "true_score" in est.extra else {})})  # fmt: skip
+                 **{k: v for k, v in est.extra.items() if isinstance(v, (int, float, bool, str))}})  # fmt: skip
         if best is None:
             raise RuntimeError("the time cap stopped the search before its first candidate")
         log({"event": "search_done", "arch": best[1].to_str(), "score": best[0]})
