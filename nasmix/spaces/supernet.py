@@ -70,6 +70,8 @@ class MixedEdge(nn.Module):
         self.bypass_pool = nn.MaxPool2d(2, 2) if (partial > 1 and stride == 2) else None
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, ops: Sequence[int] | None = None) -> torch.Tensor:
+        if ops is not None and len(ops) == 0:  # a skipped edge adds nothing, bypass channels included
+            return x[:, :, :: self.stride, :: self.stride] * 0.0
         if self.partial > 1:
             k = x.shape[1] // self.partial
             x, rest = x[:, :k], x[:, k:]
