@@ -1,0 +1,152 @@
+"""Few-shot NAS (Zhao, Wang, Tian, Guo and Fonseca, "Few-shot Neural
+Architecture Search", arXiv 2020 / ICML 2021) around any one-shot strategy.
+
+Example:
+    >>> import numpy as np
+    >>> from nasmix import registry
+    >>> from nasmix.strategies.base import Budget
+    >>> from nasmix.testing import tiny_search_data
+    >>> events = []
+    >>> arch = registry.create("strategy", "fewshot", base="gdas").search(registry.create("space", "nb201"),
+    ...     None, tiny_search_data(), Budget(epochs=2, batch_size=16), events.append, np.random.default_rng(0))
+    >>> len([e for e in events if e["event"] == "subnet"])  # one sub-supernet per op of the split edge
+    5
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from nasmix import registry
+from nasmix.arch import Arch
+from nasmix.errors import ConfigError
+from nasmix.strategies.base import Budget, Log, SearchData, Strategy
+from nasmix.strategies.oneshot import OneShot, SearchState
+from nasmix.strategies.rsws import shared_weight_scores
+
+
+def split_edge(state: SearchState, split: str) -> tuple[str, int]:
+    """The (group, edge) named by "group:edge", or the first edge of the first group for ""."""
+    shapes = state.net.arch_shapes
+    if not split:
+        return next(iter(shapes)), 0
+    group, _, edge = split.partition(":")
+    if group not in shapes:
+        raise ConfigError(f"fewshot split {split!r}: unknown group {group!r}; valid: {', '.join(shapes)}")
+    if not edge.isdigit() or int(edge) >= shapes[group][0]:
+        raise ConfigError(f"fewshot split {split!r}: edge must be 0..{shapes[group][0] - 1}")
+    return group, int(edge)
+
+
+@registry.register("strategy", "fewshot")
+class Fewshot(Strategy):
+    """Few-shot NAS (Zhao et al. 2020): split the supernet on one edge's ops, search each part, keep the best.
+
+    Budget split (E = budget.epochs): the base strategy first trains the whole
+    supernet for W = round(warmup x E) epochs (at most E - 1). The supernet is
+    then split on one edge (`split`, default the first edge of the first
+    group) into one sub-supernet per op of that edge: each starts from a copy
+    of the parent's weights, architecture parameters and optimizer states,
+    has that edge fixed to its op (through the `active` lists and a one-hot
+    weight row), and is searched by the base strategy for the remaining
+    R = E - W epochs, continuing the parent's learning-rate schedule. Each
+    sub-supernet's arch is scored by its validation top-1 with the shared
+    weights (its own ops only; `score_batches` batches, 0: the whole
+    validation half) and the best wins. The whole search trains
+    W + ops x R supernet-epochs; its search_epoch events are numbered in one
+    sequence over all of them and carry the sub-supernet they belong to.
+
+    Departures: the paper splits on several edges and trains sub-supernets
+    with their own schedules; here one edge is split and the base strategy's
+    schedule continues. The base strategy runs with its default options.
+    """
+
+    kind: ClassVar[str] = "oneshot"
+    spaces: ClassVar[tuple[str, ...] | None] = None
+    progress = None  # passed on to the base strategy (see OneShot.progress)
+
+    @dataclass(frozen=True)
+    class Config:
+        """Few-shot options.
+
+        Attributes:
+            base: the one-shot strategy that searches the supernet and each sub-supernet.
+            split: the edge to split on, "group:edge" ("": the first edge of the first group).
+            warmup: share of the epochs that train the unsplit supernet.
+            score_batches: validation batches that score each sub-supernet's arch (0: all).
+        """
+
+        base: str = "darts"
+        split: str = ""
+        warmup: float = 0.5
+        score_batches: int = 0
+
+        def __post_init__(self) -> None:
+            if self.base == "fewshot":
+                raise ConfigError("fewshot cannot wrap itself; choose a one-shot base such as darts")
+            if not 0 <= self.warmup < 1 or self.score_batches < 0:
+                raise ConfigError(f"fewshot needs 0 <= warmup < 1 and score_batches >= 0, got {self.warmup}, "
+                                  f"{self.score_batches}")  # fmt: skip
+
+    def __init__(self, config: Config = Config()):
+        self.config = config
+
+    def base(self) -> OneShot:
+        """The wrapped one-shot strategy (with its default options)."""
+        base = registry.create("strategy", self.config.base)
+        if not isinstance(base, OneShot):
+            valid = [e.name for e in registry.entries("strategy") if getattr(e.obj, "kind", "") == "oneshot"
+                     and e.name != "fewshot"]  # fmt: skip
+            raise ConfigError(
+                f"fewshot base {self.config.base!r} is not a one-shot strategy; valid: {', '.join(valid)}"
+            )
+        base.progress = self.progress
+        return base
+
+    def search(self, space, estimator, data: SearchData, budget: Budget, log: Log,
+               rng: np.random.Generator) -> Arch:  # fmt: skip
+        c, base = self.config, self.base()
+        clock0 = data.timer.now()
+        epochs = budget.epochs
+        warm = min(round(c.warmup * epochs), epochs - 1)
+        rest = epochs - warm
+        parent = base.prepare(space, data, budget, rng, log, total_epochs=epochs)
+        group, edge = split_edge(parent, c.split)
+        op_names = parent.net.op_names[group]
+        total = warm + len(op_names) * rest
+        parent.tag = {"epochs": total, "subnet": None, "split": f"{group}:{edge}"}
+        capped, done = base.train_epochs(parent, 1, warm, budget, log, clock0) if warm else (False, 0.0)
+        if capped:
+            return self._done(base, parent, log, rng, done, total, data, clock0)
+        best: tuple | None = None
+        subnets = []
+        for k, name in enumerate(op_names):
+            sub = base.branch(parent, {group: {edge: k}}, seed=int(rng.integers(2**31 - 1)))
+            sub.tag = {"epochs": total, "subnet": k, "split": f"{group}:{edge}={name}"}
+            capped, d = base.train_epochs(sub, warm + 1, epochs, budget, log, clock0,
+                                          number=lambda e, k=k: warm + k * rest + (e - warm))  # fmt: skip
+            done += d
+            arch, _ = base.finish(sub, log, rng)
+            loss, top1 = shared_weight_scores(sub, [arch], batches=c.score_batches or None)[0].tolist()
+            subnets.append({"index": k, "op": name, "arch": arch.to_str(), "valid_loss": loss, "valid_top1": top1})
+            log({"event": "subnet", **subnets[-1]})
+            if best is None or (top1, -loss) > best[0]:
+                best = ((top1, -loss), arch, top1)
+            del sub
+            if capped:
+                log({"event": "capped", "done": done, "total": total, "elapsed_s": data.timer.now() - clock0})
+                break
+        assert best is not None
+        log({"event": "search_done", "arch": best[1].to_str(), "valid_top1": best[2], "split": f"{group}:{edge}",
+             "subnets": subnets})  # fmt: skip
+        return best[1]
+
+    def _done(self, base: OneShot, parent: SearchState, log: Log, rng, done: float, total: int, data, clock0) -> Arch:
+        """The time cap stopped the warm-up: the unsplit supernet's arch."""
+        log({"event": "capped", "done": done, "total": total, "elapsed_s": data.timer.now() - clock0})
+        arch, summary = base.finish(parent, log, rng)
+        log({"event": "search_done", "arch": arch.to_str(), **summary})
+        return arch

@@ -1,0 +1,418 @@
+"""The shared bilevel loop of the one-shot strategies (not registered itself).
+
+Every step takes one batch from each half of the search split: first an
+architecture step on the valid batch, then a weight step on the train batch
+(DARTS's alternation). Subclasses say how the architecture parameters become
+the supernet's inputs (`drive`), how they are decoded (`probs`) and, where
+the paper says so, how the architecture step differs (`arch_step`).
+
+The loop keeps the data on the device (`DeviceLoader`), sums losses and
+correct counts on the device and reads them once per epoch, runs bf16
+autocast on CUDA, and logs one "search_epoch" event per epoch, "capped" when
+`budget.max_seconds` stops it, then "search_done" (see nasmix.strategies.base).
+Randomness: one seed drawn from `rng` seeds the supernet's initialisation,
+the architecture parameters, every epoch's batch order and augmentation, and
+every sample a strategy draws, so the same seed gives the same arch.
+
+Example:
+    >>> import numpy as np
+    >>> from nasmix import registry
+    >>> from nasmix.strategies.base import Budget
+    >>> from nasmix.testing import tiny_search_data
+    >>> events = []
+    >>> arch = registry.create("strategy", "darts").search(registry.create("space", "nb201"), None,
+    ...     tiny_search_data(), Budget(epochs=1, batch_size=16), events.append, np.random.default_rng(0))
+    >>> events[-1]["event"], events[-1]["arch"] == arch.to_str()
+    ('search_done', True)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from abc import abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasmix.arch import Arch
+from nasmix.data.loader import Augment, DeviceLoader
+from nasmix.strategies.base import Budget, Log, SearchData, Strategy
+from nasmix.train import DivergedError, _autocast, accuracy_counts, cosine_lr, epoch_seed
+
+Progress = Callable[[int, int], None]
+CAP_CHECK_EVERY = 50  # steps between time-cap checks (each one synchronises the device)
+
+
+@dataclass(frozen=True)
+class BilevelConfig:
+    """Options every bilevel strategy shares (DARTS's defaults).
+
+    Attributes:
+        lr, lr_min: weight learning rate, cosine-annealed per epoch from lr to lr_min.
+        momentum, weight_decay, grad_clip: the weights' SGD settings (clip 0: none).
+        arch_lr, arch_beta1, arch_weight_decay: the architecture's Adam settings
+            (betas (arch_beta1, 0.999)).
+        amp: bf16 autocast on CUDA (ignored on CPU).
+    """
+
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    arch_lr: float = 3e-4
+    arch_beta1: float = 0.5
+    arch_weight_decay: float = 1e-3
+    amp: bool = True
+
+
+@dataclass
+class Drive:
+    """The inputs of one supernet forward besides the images (see nasmix.spaces.supernet)."""
+
+    weights: dict[str, torch.Tensor]
+    active: dict[str, list] | None = None
+    edge_weights: dict[str, torch.Tensor] | None = None
+
+
+@dataclass
+class SearchState:
+    """Everything one supernet search holds; `OneShot.branch` copies it (few-shot NAS).
+
+    Attributes:
+        alphas: group -> (edges, ops) architecture parameters.
+        extra_params: further architecture parameters (PC-DARTS's edge betas).
+        restrict: group -> {edge: op}: edges fixed to one op (few-shot sub-supernets).
+        total_epochs: the horizon of the learning-rate (and temperature) schedules.
+        extra: strategy state (samples, masks, stage).
+        tag: fields added to every search_epoch event.
+    """
+
+    space: Any
+    net: nn.Module
+    alphas: dict[str, torch.Tensor]
+    w_opt: torch.optim.Optimizer
+    a_opt: torch.optim.Optimizer
+    train: DeviceLoader
+    valid: DeviceLoader
+    data: SearchData
+    seed: int
+    total_epochs: int
+    budget: Budget = field(default_factory=Budget)
+    partial: int = 1
+    extra_params: list[torch.Tensor] = field(default_factory=list)
+    restrict: dict[str, dict[int, int]] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    tag: dict = field(default_factory=dict)
+    lr: float = 0.0
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+    def arch_params(self) -> list[torch.Tensor]:
+        return list(self.alphas.values()) + list(self.extra_params)
+
+    def weight_params(self) -> list[torch.Tensor]:
+        """The supernet's trainable weights (cached until the supernet is replaced)."""
+        cached = self.extra.get("weight_params")
+        if cached is None or cached[0] is not self.net:
+            cached = (self.net, [p for p in self.net.parameters() if p.requires_grad])
+            self.extra["weight_params"] = cached
+        return cached[1]
+
+
+def build_supernet(space, data: SearchData, partial: int, seed: int, log: Log) -> tuple[nn.Module, int]:
+    """The space's supernet with PC-DARTS's K = `partial`, or the largest K below it
+    that divides the space's channels (logged as a "partial_fallback" event).
+
+    Returns:
+        (supernet on the data's device, the K used).
+    """
+    for k in range(max(partial, 1), 0, -1):
+        torch.manual_seed(seed)
+        try:
+            net = space.supernet(data.task, data.size, partial=k)
+        except ValueError as err:  # ConfigError is a ValueError; spaces raise either for an impossible K
+            if k == 1:
+                raise
+            reason = str(err)
+            continue
+        if k != partial:
+            log({"event": "partial_fallback", "requested": partial, "used": k, "space": space.registry_name,
+                 "reason": f"K={partial} does not divide the channels of size {data.size!r}: {reason}"})  # fmt: skip
+        net.to(data.device)
+        if data.device.type == "cuda":
+            net.to(memory_format=torch.channels_last)
+        return net.train(), k
+    raise AssertionError("unreachable")
+
+
+def entropy(probs: dict[str, torch.Tensor]) -> float:
+    """Mean entropy (nats) of the per-edge categorical distributions."""
+    per_edge = [-(p * p.clamp_min(1e-12).log()).sum(-1) for p in (q.detach().float() for q in probs.values())]
+    return float(torch.cat(per_edge).mean())
+
+
+class OneShot(Strategy):
+    """Base of the bilevel one-shot strategies; subclasses set `Config` and `drive`."""
+
+    kind: ClassVar[str] = "oneshot"
+    spaces: ClassVar[tuple[str, ...] | None] = None
+    progress: Progress | None = None  # (steps done, steps planned), called per step without a device sync
+
+    def __init__(self, config: BilevelConfig | None = None):
+        self.config = config if config is not None else self.Config()  # type: ignore[attr-defined]
+
+    # ---- hooks ------------------------------------------------------------
+    def partial_channels(self) -> int:
+        """PC-DARTS's K of the supernet this strategy builds (1: all channels)."""
+        return 1
+
+    def init_alphas(self, shapes: dict[str, tuple[int, int]], device: torch.device) -> dict[str, torch.Tensor]:
+        """Initial architecture parameters: 1e-3 x N(0, 1), as DARTS."""
+        return {g: (1e-3 * torch.randn(s)).to(device).requires_grad_() for g, s in shapes.items()}
+
+    def init_extra(self, state: SearchState) -> None:
+        """Add strategy-specific parameters or state to a fresh search."""
+
+    @abstractmethod
+    def drive(self, state: SearchState, for_arch: bool) -> Drive:
+        """The supernet inputs of the next architecture step (for_arch, with a graph
+        to the architecture parameters) or weight step (detached)."""
+
+    def probs(self, state: SearchState) -> dict[str, torch.Tensor]:
+        """The per-edge op probabilities that decode and entropy read (softmax(alpha))."""
+        return {g: a.detach().softmax(-1) for g, a in state.alphas.items()}
+
+    def decode_weights(self, state: SearchState) -> dict[str, torch.Tensor]:
+        """The weights `space.decode` reads (default: `probs`)."""
+        return self.probs(state)
+
+    def regulariser(self, state: SearchState) -> torch.Tensor | None:
+        """A term added to the architecture loss (DrNAS's KL), or None."""
+        return None
+
+    def begin_step(self, state: SearchState) -> None:
+        """Called before each step's architecture and weight steps (GDAS samples here)."""
+
+    def begin_epoch(self, state: SearchState, epoch: int, log: Log) -> dict:
+        """Called before each epoch; returns fields for its search_epoch event."""
+        return {}
+
+    def updates_arch(self, state: SearchState, epoch: int) -> bool:
+        """Whether this epoch has architecture steps (False during a warm-up)."""
+        return True
+
+    def finish(self, state: SearchState, log: Log, rng: np.random.Generator) -> tuple[Arch, dict]:
+        """The chosen arch and fields for search_done (default: the decoded arch)."""
+        return self.decode(state), {}
+
+    # ---- the loop ---------------------------------------------------------
+    def search(self, space, estimator, data: SearchData, budget: Budget, log: Log,
+               rng: np.random.Generator) -> Arch:  # fmt: skip
+        clock0 = data.timer.now()
+        state = self.prepare(space, data, budget, rng, log, total_epochs=budget.epochs)
+        capped, done = self.train_epochs(state, 1, budget.epochs, budget, log, clock0)
+        if capped:
+            log({"event": "capped", "done": done, "total": budget.epochs, "elapsed_s": data.timer.now() - clock0})
+        arch, summary = self.finish(state, log, rng)
+        log({"event": "search_done", "arch": arch.to_str(), **summary})
+        return arch
+
+    def prepare(self, space, data: SearchData, budget: Budget, rng: np.random.Generator, log: Log,
+                total_epochs: int) -> SearchState:  # fmt: skip
+        """A fresh search: supernet, architecture parameters, optimizers, loaders."""
+        seed = int(rng.integers(2**31 - 1))
+        net, k = build_supernet(space, data, self.partial_channels(), seed, log)
+        alphas = self.init_alphas(net.arch_shapes, data.device)
+        cuda = data.device.type == "cuda"
+        loaders = [DeviceLoader(half, data.task, budget.batch_size, data.device, Augment(), shuffle=True,
+                                channels_last=cuda) for half in (data.train, data.valid)]  # fmt: skip
+        state = SearchState(space, net, alphas, None, None, loaders[0], loaders[1], data, seed,  # type: ignore[arg-type]
+                            total_epochs, budget, partial=k)  # fmt: skip
+        self.init_extra(state)
+        self.make_optimizers(state)
+        return state
+
+    def make_optimizers(self, state: SearchState) -> None:
+        """(Re)create both optimizers over the state's current parameters."""
+        c = self.config
+        fused = {"fused": True} if state.device.type == "cuda" else {}  # one kernel per step for all tensors
+        state.w_opt = torch.optim.SGD(state.weight_params(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
+                                      **fused)  # fmt: skip
+        state.a_opt = torch.optim.Adam(state.arch_params(), lr=c.arch_lr, betas=(c.arch_beta1, 0.999),
+                                       weight_decay=c.arch_weight_decay, **fused)  # fmt: skip
+
+    def branch(self, parent: SearchState, restrict: dict[str, dict[int, int]], seed: int) -> SearchState:
+        """A copy of a search (weights, architecture parameters, optimizer states)
+        with some edges fixed to one op: a few-shot sub-supernet."""
+        state = copy.copy(parent)
+        state.net = copy.deepcopy(parent.net)
+        state.alphas = {g: a.detach().clone().requires_grad_() for g, a in parent.alphas.items()}
+        state.extra_params = [p.detach().clone().requires_grad_() for p in parent.extra_params]
+        shared = {"score_loader"}  # device data: shared, not copied; masks and caches are rebuilt
+        state.extra = {
+            k: v if k in shared else copy.deepcopy(v)
+            for k, v in parent.extra.items()
+            if k not in ("restrict_masks", "weight_params")
+        }
+        state.restrict = {g: dict(e) for g, e in restrict.items()}
+        state.tag = dict(parent.tag)
+        state.seed = seed
+        self.make_optimizers(state)
+        state.w_opt.load_state_dict(parent.w_opt.state_dict())
+        state.a_opt.load_state_dict(parent.a_opt.state_dict())
+        return state
+
+    def forward_args(self, state: SearchState, for_arch: bool) -> Drive:
+        """`drive`, with the restricted edges (few-shot) fixed to their op."""
+        d = self.drive(state, for_arch)
+        if not state.restrict:
+            return d
+        weights = dict(d.weights)
+        shapes = state.net.arch_shapes
+        active = {g: list(d.active[g]) if d.active else [None] * shapes[g][0] for g in shapes}
+        if "restrict_masks" not in state.extra:  # built once, then reused on the device
+            masks = {}
+            for g, fixed in state.restrict.items():
+                mask = torch.zeros(shapes[g], dtype=torch.bool)
+                for e, op in fixed.items():
+                    mask[e, op] = True
+                masks[g] = (mask.to(state.device), mask.any(1, keepdim=True).to(state.device))
+            state.extra["restrict_masks"] = masks
+        for g, fixed in state.restrict.items():
+            mask, rows = state.extra["restrict_masks"][g]
+            for e, op in fixed.items():
+                active[g][e] = [op]
+            weights[g] = torch.where(rows, mask.to(weights[g].dtype), weights[g])
+        return Drive(weights, active, d.edge_weights)
+
+    def restricted(self, state: SearchState, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weights with the restricted edges set to the one-hot of their op."""
+        out = dict(weights)
+        for g, fixed in state.restrict.items():
+            w = out[g].detach().clone()
+            for e, op in fixed.items():
+                w[e] = 0.0
+                w[e, op] = 1.0
+            out[g] = w
+        return out
+
+    def decode(self, state: SearchState) -> Arch:
+        """The arch the current architecture parameters prefer."""
+        return state.space.decode({g: w.cpu() for g, w in self.restricted(state, self.decode_weights(state)).items()})
+
+    def _forward(self, state: SearchState, x: torch.Tensor, d: Drive) -> torch.Tensor:
+        return state.net(x, d.weights, d.active, d.edge_weights)
+
+    def arch_step(self, state: SearchState, train: tuple, valid: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        """One first-order architecture step on the valid batch.
+
+        Returns:
+            (the batch's cross-entropy, its logits), both detached.
+        """
+        x, y = valid
+        d = self.forward_args(state, for_arch=True)
+        with _autocast(state.device, self.config.amp):
+            logits = self._forward(state, x, d)
+            loss = nn.functional.cross_entropy(logits.float(), y)
+        reg = self.regulariser(state)
+        total = loss if reg is None else loss + reg
+        params = state.arch_params()
+        # Only the architecture gradients: autograd skips the weights' gradients altogether.
+        grads = torch.autograd.grad(total, params, allow_unused=True)
+        for p, g in zip(params, grads):
+            p.grad = g
+        state.a_opt.step()
+        return loss.detach(), logits.detach()
+
+    def weight_step(self, state: SearchState, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step of the supernet's weights on the train batch."""
+        d = self.forward_args(state, for_arch=False)
+        with _autocast(state.device, self.config.amp):
+            logits = self._forward(state, x, d)
+            loss = nn.functional.cross_entropy(logits.float(), y)
+        state.w_opt.zero_grad(set_to_none=True)  # unsampled ops keep no gradient and are not stepped
+        loss.backward()
+        if self.config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(state.weight_params(), self.config.grad_clip)
+        state.w_opt.step()
+        return loss.detach(), logits.detach()
+
+    def steps_per_epoch(self, state: SearchState) -> int:
+        return min(len(state.train), len(state.valid))
+
+    def train_epochs(self, state: SearchState, first: int, last: int, budget: Budget, log: Log,
+                     clock0: float, number: Callable[[int], int] | None = None) -> tuple[bool, float]:  # fmt: skip
+        """Run epochs first..last of the schedule (1-based, of `state.total_epochs`).
+
+        Args:
+            number: maps a schedule epoch to the number its event carries (few-shot
+                numbers all its sub-searches' epochs in one sequence).
+
+        Returns:
+            (whether the time cap stopped it, epochs done as a float).
+        """
+        timer, c = state.data.timer, self.config
+        steps = self.steps_per_epoch(state)
+        done = 0.0
+        for epoch in range(first, last + 1):
+            state.lr = cosine_lr(epoch - 1, state.total_epochs, c.lr, c.lr_min)
+            for group in state.w_opt.param_groups:
+                group["lr"] = state.lr
+            extra = self.begin_epoch(state, epoch, log)
+            arch_on = self.updates_arch(state, epoch)
+            torch.manual_seed(epoch_seed(state.seed, epoch) + 1)
+            sums = torch.zeros(4, device=state.device, dtype=torch.float64)  # train loss, correct; valid loss, correct
+            seen = [0, 0]
+            capped, i = False, 0
+            with timer.measure() as m:
+                batches = zip(state.train.batches(epoch_seed(state.seed, epoch)),
+                              state.valid.batches(epoch_seed(state.seed, epoch) + 7))  # fmt: skip
+                for i, (train, valid) in enumerate(batches, start=1):
+                    self.begin_step(state)
+                    if arch_on:
+                        loss, logits = self.arch_step(state, train, valid)
+                        sums[2:] += torch.stack(
+                            [loss.double() * len(valid[1]), accuracy_counts(logits, valid[1])[0].double()]
+                        )
+                        seen[1] += len(valid[1])
+                    loss, logits = self.weight_step(state, *train)
+                    sums[:2] += torch.stack(
+                        [loss.double() * len(train[1]), accuracy_counts(logits, train[1])[0].double()]
+                    )
+                    seen[0] += len(train[1])
+                    if self.progress is not None:
+                        self.progress(i, steps)
+                    check = budget.max_seconds is not None and i % CAP_CHECK_EVERY == 0 and i < steps
+                    if check and budget.capped(timer.now() - clock0):
+                        capped = True
+                        break
+            done += i / steps
+            self._log_epoch(state, epoch, sums, seen, m, i, log, extra, number)
+            if capped or (epoch < last and budget.capped(timer.now() - clock0)):
+                return True, done
+        return False, done
+
+    def _log_epoch(self, state, epoch, sums, seen, m, steps_done, log, extra, number) -> None:
+        tl, tc, vl, vc = sums.tolist()  # the epoch's one host read of the metrics
+        tn, vn = seen
+        if not math.isfinite(tl) or not math.isfinite(vl):
+            raise DivergedError(f"search loss is {tl if not math.isfinite(tl) else vl} in epoch {epoch}")
+        probs = self.probs(state)
+        event = {"event": "search_epoch", "epoch": number(epoch) if number else epoch,
+                 "epochs": state.tag.get("epochs", state.total_epochs),
+                 "train_loss": tl / tn if tn else None, "train_top1": tc / tn if tn else None,
+                 "valid_loss": vl / vn if vn else None, "valid_top1": vc / vn if vn else None,
+                 "arch": self.decode(state).to_str(), "entropy": entropy(probs), "epoch_s": m.wall_s,
+                 "gpu_s": m.gpu_s, "peak_gpu_bytes": m.peak_gpu_bytes, "peak_host_bytes": m.peak_host_bytes,
+                 "device": m.device, "steps": steps_done, "lr": state.lr, "partial": state.partial}  # fmt: skip
+        event.update({k: v for k, v in state.tag.items() if k != "epochs"})
+        event.update(extra)
+        log(event)

@@ -1,0 +1,157 @@
+"""Random search with weight sharing (Li and Talwalkar, "Random Search and
+Reproducibility for Neural Architecture Search", UAI 2019).
+
+Example:
+    >>> import numpy as np
+    >>> from nasmix import registry
+    >>> from nasmix.strategies.base import Budget
+    >>> from nasmix.testing import tiny_search_data
+    >>> events = []
+    >>> arch = registry.create("strategy", "rsws", candidates=20).search(registry.create("space", "nb201"),
+    ...     None, tiny_search_data(), Budget(epochs=1, batch_size=16), events.append, np.random.default_rng(0))
+    >>> events[-1]["ranked"]
+    20
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasmix import registry
+from nasmix.arch import Arch
+from nasmix.data.loader import DeviceLoader
+from nasmix.errors import ConfigError
+from nasmix.strategies.base import Log
+from nasmix.strategies.darts import check_bilevel
+from nasmix.strategies.oneshot import BilevelConfig, Drive, OneShot, SearchState
+from nasmix.train import _autocast, accuracy_counts, epoch_seed
+
+
+@torch.no_grad()
+def shared_weight_scores(state: SearchState, archs: list[Arch], batches: int | None = None,
+                         one_batch_each: bool = False) -> torch.Tensor:  # fmt: skip
+    """Validation loss and top-1 of archs with the supernet's shared weights, on the device.
+
+    Each arch runs only its own ops (`space.active`). Batch normalisation uses
+    batch statistics: the supernet's running statistics mix every path.
+
+    Args:
+        archs: the archs to score.
+        batches: score on at most this many validation batches (None: the whole half).
+        one_batch_each: give arch i the i-th batch of a cycling stream instead
+            (Li and Talwalkar's cheap first round).
+
+    Returns:
+        A (len(archs), 2) float64 device tensor of [mean loss, top-1].
+    """
+    space, net, device = state.space, state.net, state.device
+    if "score_loader" not in state.extra:
+        state.extra["score_loader"] = DeviceLoader(state.data.valid, state.data.task, state.train.batch_size, device,
+                                                   channels_last=device.type == "cuda")  # fmt: skip
+    loader: DeviceLoader = state.extra["score_loader"]
+    out = torch.zeros(len(archs), 2, device=device, dtype=torch.float64)
+    seen = np.zeros(len(archs))
+
+    def stream():
+        epoch = 0
+        while True:
+            yield from loader.batches(epoch)
+            epoch += 1
+
+    feed = stream()
+    for i, arch in enumerate(archs):
+        weights = {g: w.to(device, non_blocking=True) for g, w in space.arch_weights(arch).items()}
+        active = space.active(arch)
+        source = [next(feed)] if one_batch_each else loader.batches()
+        for b, (x, y) in enumerate(source):
+            if batches is not None and b >= batches:
+                break
+            with _autocast(device, device.type == "cuda"):
+                logits = net(x, weights, active)
+            loss = nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+            out[i] += torch.stack([loss.double(), accuracy_counts(logits, y)[0].double()])
+            seen[i] += len(y)
+    return out / torch.from_numpy(np.maximum(seen, 1)).to(device)[:, None]
+
+
+@registry.register("strategy", "rsws")
+class Rsws(OneShot):
+    """Random search with weight sharing (Li and Talwalkar 2019): train on random paths, rank random archs.
+
+    Training: every weight step trains one arch drawn uniformly from the
+    space (`space.sample`; only its ops run, through the `active` lists).
+    There are no architecture parameters and no architecture steps.
+    Selection: `candidates` random archs (the paper: 1,000; by default the
+    Budget's `candidates`, 100 unless set) are scored with the shared
+    weights, each on one validation batch; the `finalists` (5) best by top-1
+    (then loss) are scored on the whole validation half, and the best wins.
+    Batch norm uses batch statistics when scoring.
+
+    Defaults: weights SGD lr 0.025 cosine to 0.001, momentum 0.9, weight
+    decay 3e-4, clip 5 (DARTS's, as the paper); epochs and batch from the Budget.
+
+    Departures: the number of ranked archs follows the Budget unless
+    `candidates` is set (so that a study's candidate budget governs it); a path is an arch of the space, so in the DARTS space it is a
+    whole DARTS cell (two inputs per node), as in the paper, and in spaces
+    with one op per edge it is one op per edge. The arch in its search_epoch
+    events is the uniform decode (there is no distribution to decode), and
+    their entropy that of the uniform distribution.
+    """
+
+    @dataclass(frozen=True)
+    class Config(BilevelConfig):
+        """RSWS options (the weights' ones of BilevelConfig; its arch_* options are unused).
+
+        Attributes:
+            candidates: random archs scored on one validation batch each (None:
+                the Budget's `candidates`; the paper: 1000).
+            finalists: the best of them scored on the whole validation half.
+        """
+
+        candidates: int | None = None
+        finalists: int = 5
+
+        def __post_init__(self) -> None:
+            check_bilevel(self)
+            if (self.candidates is not None and self.candidates < 1) or self.finalists < 1:
+                raise ConfigError(f"rsws needs candidates and finalists >= 1, got {self.candidates}, {self.finalists}")
+
+    def updates_arch(self, state: SearchState, epoch: int) -> bool:
+        return False
+
+    def begin_epoch(self, state: SearchState, epoch: int, log: Log) -> dict:
+        state.extra["path_rng"] = np.random.default_rng(epoch_seed(state.seed, epoch) + 3)
+        return {}
+
+    def drive(self, state: SearchState, for_arch: bool) -> Drive:
+        rng = state.extra.setdefault("path_rng", np.random.default_rng(state.seed))
+        arch = state.space.sample(rng)
+        weights = {g: w.to(state.device, non_blocking=True) for g, w in state.space.arch_weights(arch).items()}
+        return Drive(weights, state.space.active(arch))
+
+    def probs(self, state: SearchState) -> dict[str, torch.Tensor]:
+        return {g: torch.full_like(a.detach(), 1.0 / a.shape[1]) for g, a in state.alphas.items()}
+
+    def candidate(self, state: SearchState, rng: np.random.Generator) -> Arch:
+        """A uniformly random arch, its restricted edges (few-shot) set to their op."""
+        arch = state.space.sample(rng)
+        if not state.restrict:
+            return arch
+        return state.space.decode(self.restricted(state, state.space.arch_weights(arch)))
+
+    def finish(self, state: SearchState, log: Log, rng: np.random.Generator) -> tuple[Arch, dict]:
+        c = self.config
+        n = c.candidates if c.candidates is not None else state.budget.candidates
+        archs = [self.candidate(state, rng) for _ in range(n)]
+        first = shared_weight_scores(state, archs, one_batch_each=True).tolist()
+        ranked = sorted(range(len(archs)), key=lambda i: (-first[i][1], first[i][0], i))
+        finalists = [archs[i] for i in ranked[: c.finalists]]
+        final = shared_weight_scores(state, finalists).tolist()
+        best = min(range(len(finalists)), key=lambda i: (-final[i][1], final[i][0], i))
+        return finalists[best], {"valid_loss": final[best][0], "valid_top1": final[best][1], "ranked": len(archs),
+                                 "finalists": [{"arch": a.to_str(), "valid_loss": s[0], "valid_top1": s[1]}
+                                               for a, s in zip(finalists, final)]}  # fmt: skip
