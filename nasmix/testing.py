@@ -86,6 +86,7 @@ def check_space(name: str, task: Task = TINY_TASK, samples: int = 3) -> None:
     assert set(sn.arch_shapes) == set(space.arch_weights(archs[0])), "supernet groups must match arch_weights"
     for g, shape in sn.arch_shapes.items():
         assert tuple(space.arch_weights(archs[0])[g].shape) == tuple(shape), f"group {g} weight shape"
+        assert len(sn.edge_nodes[g]) == shape[0], f"group {g}: edge_nodes must name the node of every edge"
     w = {g: v.requires_grad_() for g, v in sn.uniform_weights().items()}
     out = sn(x, w)
     _check_output(out, 2, task, "supernet (weighted sum)")
@@ -153,7 +154,9 @@ def check_strategy(name: str, space_name: str, epochs: int = 1, candidates: int 
     budget = Budget(epochs=epochs, candidates=candidates, batch_size=16)
     chosen = []
     for _ in range(2):
-        strategy = registry.create("strategy", name)
+        # A strategy may name cheaper options for this contract (contract_options),
+        # e.g. few-shot NAS wrapping GDAS instead of training 8 DARTS sub-supernets.
+        strategy = registry.create("strategy", name, **getattr(registry.get("strategy", name).obj, "contract_options", {}))
         events: list[dict] = []
         torch.manual_seed(0)
         arch = strategy.search(space, HashEstimator(), tiny_search_data(), budget, events.append,

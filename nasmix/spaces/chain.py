@@ -347,6 +347,7 @@ class ChainSupernet(Supernet):
         c = max(max(widths), stem)
         self.arch_shapes = {"op": (len(strides), len(op_names)), "width": (len(strides), len(widths))}
         self.op_names = {"op": tuple(op_names), "width": tuple(map(str, widths))}
+        self.edge_nodes = {g: tuple(range(len(strides))) for g in self.op_names}  # one choice per layer
         self.pad = c - stem
         self.stem = nn.Sequential(nn.Conv2d(task.shape[0], stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU())
         self.layers = nn.ModuleList(MixedLayer(c, s, op_names, partial) for s in strides)

@@ -204,6 +204,8 @@ class DartsSupernet(Supernet):
         super().__init__()
         self.arch_shapes = {g: (EDGES, len(DARTS_OPS)) for g in CELLS}
         self.op_names = {g: DARTS_OPS for g in CELLS}
+        nodes = tuple(n for n in range(NODES) for _ in range(n + 2))  # edge_index order: node by node
+        self.edge_nodes = {g: nodes for g in CELLS}
         self.stem = nn.Sequential(nn.Conv2d(task.shape[0], 3 * c, 3, padding=1, bias=False), nn.BatchNorm2d(3 * c))
         self.cells = nn.ModuleList(_SearchCell(*lay, partial) for lay in _layout(cells, c))
         self.classifier = nn.Linear(NODES * _layout(cells, c)[-1][2], task.num_classes)

@@ -306,6 +306,8 @@ class HierarchicalSupernet(Supernet):
         self.op_names["cell"] = ("none",) + tuple(f"motif{m}" for m in range(motifs))
         self.arch_shapes = {g: (len(dag_edges(CELL_NODES if g == "cell" else MOTIF_NODES)), len(names))
                             for g, names in self.op_names.items()}  # fmt: skip
+        self.edge_nodes = {g: tuple(i for _, i in dag_edges(CELL_NODES if g == "cell" else MOTIF_NODES))
+                           for g in self.op_names}  # fmt: skip
 
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         for layer in self.layers:

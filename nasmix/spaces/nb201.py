@@ -380,6 +380,7 @@ class NB201Supernet(Supernet):
         super().__init__()
         self.arch_shapes = {"cell": (len(EDGES), len(OPS))}
         self.op_names = {"cell": OPS}
+        self.edge_nodes = {"cell": tuple(dst for dst, _ in EDGES)}  # the node each edge enters
         self.net = _Network(task, c, n, lambda width: _SearchCell(width, partial, pool_bn))
 
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:

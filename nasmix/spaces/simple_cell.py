@@ -203,6 +203,7 @@ class SimpleCellSupernet(Supernet):
         super().__init__()
         self.arch_shapes = {g: (len(EDGES), len(OPS)) for g in CELLS}
         self.op_names = {g: OPS for g in CELLS}
+        self.edge_nodes = {g: tuple(dst for _, dst in EDGES) for g in CELLS}
         self.stem = _stem(task, c)
         self.cells = nn.ModuleList(_SearchCell(g, ci, co, partial) for g, ci, co in _cell_plan(c))
         self.classifier = nn.Linear(2 * c, task.num_classes)

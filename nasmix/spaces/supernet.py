@@ -113,10 +113,13 @@ class Supernet(nn.Module, ABC):
     Attributes:
         arch_shapes: group -> (edges, ops): the shapes of the weights it takes.
         op_names: group -> the op names of that group's edges.
+        edge_nodes: group -> the node each edge enters (edges entering the same
+            node compete, e.g. in PC-DARTS's edge normalisation).
     """
 
     arch_shapes: dict[str, tuple[int, int]]
     op_names: dict[str, tuple[str, ...]]
+    edge_nodes: dict[str, tuple[int, ...]]
 
     def forward(self, x: torch.Tensor, weights: Weights, active: Active | None = None,
                 edge_weights: Weights | None = None) -> torch.Tensor:  # fmt: skip

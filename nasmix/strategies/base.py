@@ -12,6 +12,9 @@ Events a search sends through `log` (dicts with an "event" key):
 - "capped": the budget's time cap stopped the search early: done, total,
   elapsed_s (the study projects the full runtime from these).
 - "search_done": arch (the chosen arch string), and the strategy's summary.
+- One-shot notes: "partial_fallback" (PC-DARTS's K lowered to divide the
+  channels), "edge_norm_fallback" (a supernet without edge_nodes), "subnet"
+  (few-shot NAS: one sub-supernet's result).
 
 Example:
     >>> budget = Budget(epochs=1)

@@ -67,6 +67,9 @@ class Fewshot(Strategy):
     kind: ClassVar[str] = "oneshot"
     spaces: ClassVar[tuple[str, ...] | None] = None
     progress = None  # passed on to the base strategy (see OneShot.progress)
+    # The contract suite runs few-shot over GDAS: the splitting logic is the same,
+    # and it computes one op per edge instead of all eight in each sub-supernet.
+    contract_options: ClassVar[dict] = {"base": "gdas"}
 
     @dataclass(frozen=True)
     class Config:

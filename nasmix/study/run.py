@@ -142,8 +142,9 @@ def _search(cell, space, data, device, timer, emit, progress, peak):
         elif kind == "candidate":
             key, state["done"] = f"search/candidate/{event['index']}", event["index"]
             state["last"] = event.get("best_arch")
-        else:
-            key = f"search/{kind}"
+        else:  # numbered, so that a kind logged several times keeps every event
+            state[kind] = state.get(kind, 0) + 1
+            key = f"search/{kind}/{state[kind]}"
         emit(key, kind, "search", body)
         if progress and kind in ("search_epoch", "candidate"):
             progress("search", state["done"], total)
