@@ -37,8 +37,14 @@ class Arch:
         return self.to_str()
 
     @staticmethod
-    def from_str(text: str, space: str | None = None) -> "Arch":
+    def from_str(text: str, space=None) -> "Arch":
         """Parse `space:payload`, or a bare payload when `space` is given.
+
+        Args:
+            text: the arch string.
+            space: None (the space named in the text, default options), a
+                space name, or a SearchSpace instance (a space built with
+                non-default options parses with those options).
 
         Raises:
             ConfigError: the text is not a valid arch of that space.
@@ -50,6 +56,8 @@ class Arch:
             if ":" not in text:
                 raise ConfigError(f"arch {text!r} must start with its space, e.g. 'nb201:|...|'")
             space, text = text.split(":", 1)
-        elif text.startswith(space + ":"):
-            text = text[len(space) + 1 :]
-        return get_space(space).parse(text)
+        instance = get_space(space) if isinstance(space, str) else space
+        prefix = instance.registry_name + ":"
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+        return instance.parse(text)

@@ -93,7 +93,7 @@ def run_cell(cell: Cell, files: Path, emit: Emit, resume: Resume = Resume(), dat
         if resume.arch is None:
             arch, chosen = _search(cell, space, data, device, timer, emit, progress, peak)
         else:
-            arch, chosen = Arch.from_str(resume.arch), resume.chosen
+            arch, chosen = Arch.from_str(resume.arch, space), resume.chosen
         return _evaluate(cell, space, arch, chosen, data, device, timer, folder, emit, progress, peak,
                          resume.eval_history)  # fmt: skip
     except (KeyboardInterrupt, SystemExit):
@@ -159,7 +159,7 @@ def _search(cell, space, data, device, timer, emit, progress, peak):
         try:
             arch = strategy.search(space, estimator, sdata, budget, log, np.random.default_rng(seed))
         except _Capped:
-            arch = Arch.from_str(state["last"])
+            arch = Arch.from_str(state["last"], space)
     if state["capped"]:
         projected = m.wall_s * total / max(state["done"], 1)
         emit("search/capped", "capped", "search", {"done": state["done"], "total": total, "elapsed_s": m.wall_s,

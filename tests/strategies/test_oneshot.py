@@ -205,7 +205,7 @@ def test_branch_copies_architecture_parameters_and_keeps_them_live():
     sub = strategy.branch(state, {"cell": {0: 2}}, seed=5)
     assert all(torch.equal(a, b) and a is not b for a, b in zip(state.arch_params(), sub.arch_params()))
     with torch.no_grad():
-        sub.extra_params[0][1:] += 1.0  # what the sub-supernet's optimizer would do
+        sub.extra_params[0][1] += 1.0  # what the sub-supernet's optimizer would do (edge 1 vs edge 2 of node 2)
     assert not torch.allclose(strategy.edge_weights(sub, False)["cell"], strategy.edge_weights(state, False)["cell"])
     d = strategy.forward_args(sub, for_arch=False)
     assert d.active["cell"][0] == [2] and torch.equal(d.weights["cell"][0], torch.eye(5)[2])
