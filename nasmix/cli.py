@@ -39,7 +39,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         table.add_column(col, overflow="fold")
     for kind in kinds:
         for e in registry.entries(kind):
-            spaces = "" if kind != "strategy" else ("all" if e.spaces is None else ", ".join(e.spaces))
+            if e.spaces is not None:
+                spaces = ", ".join(e.spaces)
+            else:
+                spaces = "all" if kind in ("strategy", "estimator") else ""
             table.add_row(kind, e.name, e.description, spaces)
     console.print(table)
     return 0

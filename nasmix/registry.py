@@ -54,7 +54,7 @@ class Entry:
 
     @property
     def spaces(self) -> tuple[str, ...] | None:
-        """For strategies: the spaces it supports (None for any)."""
+        """For strategies and estimators: the spaces it supports (None for any)."""
         return getattr(self.obj, "spaces", None)
 
 

@@ -211,6 +211,7 @@ class Tabular(Estimator):
     """
 
     kind = "tabular"
+    spaces = ("nb201",)  # studies skip this estimator on other spaces (nasmix.study.grid.compatible)
 
     @dataclass(frozen=True)
     class Config:

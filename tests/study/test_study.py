@@ -227,3 +227,19 @@ def test_ray_backend(tmp_path):
     assert sorted(summary.states.values()) == ["finished"] * 4
     store = Store(cfg.store, readonly=True)
     assert all(sum(1 for e in store.events(c.id) if e.kind == "eval_epoch") == 1 for c in store.cells())
+
+
+def test_grid_gives_oneshot_one_cell_and_skips_what_makes_no_sense():
+    from nasmix.config import study_from_dict
+
+    cfg = study_from_dict({"study": {"spaces": ["nb201", "chain"], "strategies": ["gdas", "random"],
+                                     "estimators": ["train", "tabular"], "seeds": [0, 1]}})  # fmt: skip
+    cells, dropped = expand(cfg)
+    labels = sorted(c.label for c in cells)
+    assert len(cells) == 10 and len({c.id for c in cells}) == 10
+    assert sum(1 for c in cells if c.strategy == "gdas") == 4 and all(
+        c.estimator == "supernet" for c in cells if c.strategy == "gdas")  # fmt: skip
+    assert "chain / random / tabular / cifar10 / seed 0" not in labels
+    assert dropped == ["chain x random x tabular: estimator tabular works only on nb201"]
+    again, _ = expand(cfg)
+    assert [c.id for c in again] == [c.id for c in cells]  # ids are stable
