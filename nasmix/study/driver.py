@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from nasmix.config import StudyConfig
 from nasmix.console import console, progress_bar
+from nasmix.data import load_dataset
 from nasmix.study.backends import make_backend
 from nasmix.study.grid import expand
 from nasmix.study.run import Resume
@@ -45,6 +46,8 @@ def run_study(cfg: StudyConfig, data_path: str | None = None, backend: str = "in
     """
     cells, dropped = expand(cfg)
     runner = make_backend(backend, workers, address)
+    for dataset in cfg.datasets:  # a missing or corrupt dataset stops here, before the store is touched
+        load_dataset(dataset, data_path or cfg.data.path)
     store = Store(cfg.store)
     try:
         store.add_cells(cells)

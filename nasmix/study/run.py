@@ -6,11 +6,13 @@ resumes from what the store already holds (`Resume`): a chosen arch skips
 the search, and the evaluation restarts from its last checkpoint. A cap
 stops a phase early; its full runtime is then projected from the measured
 pace and the cell ends as `projected`. Out-of-memory and NaN losses end the
-cell as `failed` with the reason; the study goes on.
+cell as `failed` with the reason; the study goes on. User errors (a bad
+dataset, a full disk) stop the study instead and leave the cell resumable.
 """
 
 from __future__ import annotations
 
+import errno
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ import torch
 from nasmix import registry
 from nasmix.arch import Arch
 from nasmix.data import DatasetArrays, load_dataset, search_split, subset
+from nasmix.errors import NasmixError
 from nasmix.study.grid import ONESHOT_ESTIMATOR, Cell
 from nasmix.timing import Timer, count_flops, count_params
 from nasmix.train import DivergedError, TrainConfig, train
@@ -96,19 +99,28 @@ def run_cell(cell: Cell, files: Path, emit: Emit, resume: Resume = Resume(), dat
             arch, chosen = Arch.from_str(resume.arch, space), resume.chosen
         return _evaluate(cell, space, arch, chosen, data, device, timer, folder, emit, progress, peak,
                          resume.eval_history)  # fmt: skip
-    except (KeyboardInterrupt, SystemExit):
-        raise
+    except (KeyboardInterrupt, SystemExit, NasmixError):
+        raise  # interrupted, or the user's input is wrong: the cell stays resumable
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise NasmixError(f"disk full while running cell {cell.id} ({err}); free space and run the same "
+                              "command again: the study resumes where it stopped") from None  # fmt: skip
+        return _fail(cell, emit, device, peak, err)
     except Exception as err:  # a failure stays local to its cell
-        if _oom(err):
-            reached = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-            reason = "out of GPU memory"
-            data = {"reason": reason, "error": str(err)[:500], "peak_gpu_bytes": max(reached or 0, peak["gpu"])}
-        elif isinstance(err, DivergedError):
-            data = {"reason": f"NaN loss: {err}"}
-        else:
-            data = {"reason": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()[-3000:]}
-        emit("end", "failed", "end", data)
-        return "failed"
+        return _fail(cell, emit, device, peak, err)
+
+
+def _fail(cell: Cell, emit: Emit, device: torch.device, peak: dict, err: BaseException) -> str:
+    """End a cell as failed, with the reason (and the peak memory it reached on out-of-memory)."""
+    if _oom(err):
+        reached = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+        data = {"reason": "out of GPU memory", "error": str(err)[:500], "peak_gpu_bytes": max(reached or 0, peak["gpu"])}
+    elif isinstance(err, DivergedError):
+        data = {"reason": f"NaN loss: {err}"}
+    else:
+        data = {"reason": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()[-3000:]}
+    emit("end", "failed", "end", data)
+    return "failed"
 
 
 def _search(cell, space, data, device, timer, emit, progress, peak):

@@ -243,3 +243,34 @@ def test_grid_gives_oneshot_one_cell_and_skips_what_makes_no_sense():
     assert dropped == ["chain x random x tabular: estimator tabular works only on nb201"]
     again, _ = expand(cfg)
     assert [c.id for c in again] == [c.id for c in cells]  # ids are stable
+
+
+def test_missing_dataset_exits_2_before_the_store_exists(tmp_path, capsys):
+    path = write_study(tmp_path)
+    path.write_text(path.read_text().replace('datasets = ["synthetic"]', 'datasets = ["cifar10"]'))
+    assert main(["study", str(path), "--data", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_full_disk_stops_the_study_and_the_cell_resumes(tmp_path, monkeypatch):
+    import errno
+
+    import nasmix.train as train_mod
+    from nasmix.errors import NasmixError
+
+    cfg = load_study(write_study(tmp_path, epochs=2))
+    real_save = train_mod.torch.save
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(train_mod.torch, "save", full)
+    with pytest.raises(NasmixError, match="disk full"):
+        run_study(cfg, quiet=True)
+    store = Store(cfg.store, readonly=True)
+    first = store.cells()[0].id
+    assert store.state(first) == "running" and not store.events(kind="failed")
+    monkeypatch.setattr(train_mod.torch, "save", real_save)
+    summary = run_study(cfg, quiet=True)
+    assert sorted(summary.states.values()) == ["finished"] * 4
