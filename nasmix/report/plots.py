@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import ScalarFormatter
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from nasmix.report.metrics import CellMetrics, Curve
 
@@ -144,6 +144,7 @@ def draw_cell(ax, curve: Curve, m: CellMetrics | None = None, xlim: float | None
     fmt = ScalarFormatter(useOffset=False)
     fmt.set_powerlimits((-3, 4))
     ax.xaxis.set_major_formatter(fmt)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # small panels: few, readable ticks
     ax.grid(alpha=0.3)
     if legend and ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=6, loc="lower right", framealpha=0.8)
