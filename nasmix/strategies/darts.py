@@ -14,7 +14,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +46,30 @@ def softmax_weights(state: SearchState, for_arch: bool) -> dict[str, torch.Tenso
         return {g: a.softmax(-1) for g, a in state.alphas.items()}
 
 
+@contextlib.contextmanager
+def ieee_fp32() -> Iterator[None]:
+    """Full fp32 in convolutions and matrix products inside the block (no TF32, which
+    cuDNN convolutions use by default on Ampere and later); the settings are restored after."""
+    new_api = [k for k in (getattr(torch.backends.cudnn, "conv", None), getattr(torch.backends.cuda, "matmul", None))
+               if k is not None and hasattr(k, "fp32_precision")]  # fmt: skip
+    if new_api:  # torch >= 2.9; reading the legacy flags as well would raise once these are set
+        saved = [k.fp32_precision for k in new_api]
+        for k in new_api:
+            k.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            for k, value in zip(new_api, saved):
+                k.fp32_precision = value
+        return
+    legacy = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = legacy
+
+
 def darts_hypergradient(loss_fn: LossFn, arch_params: Sequence[torch.Tensor], weight_params: Sequence[torch.Tensor],
                         train: tuple, valid: tuple, xi: float, scale: float = 0.01,
                         amp: bool = False) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:  # fmt: skip
@@ -64,8 +89,8 @@ def darts_hypergradient(loss_fn: LossFn, arch_params: Sequence[torch.Tensor], we
         xi: the virtual step's learning rate (DARTS: the weights' current lr).
         scale: DARTS's 0.01 in eps = 0.01 / ||v||.
         amp: autocast for the virtual step and the validation gradient; the
-            finite difference always runs in full precision, where bf16 rounding
-            would swamp the tiny weight perturbation.
+            finite difference always runs in IEEE fp32 (no autocast, no TF32),
+            where bf16 or TF32 rounding would swamp the tiny weight perturbation.
 
     Returns:
         (one gradient per architecture parameter, the validation loss at w', its logits).
@@ -78,28 +103,31 @@ def darts_hypergradient(loss_fn: LossFn, arch_params: Sequence[torch.Tensor], we
         -0.8925
     """
     arch_params, weight_params = list(arch_params), list(weight_params)
+    # The weight updates below are multi-tensor (foreach) kernels: a supernet has a thousand
+    # parameter tensors, and one kernel each per update would dominate a GPU step.
     loss_t, _ = loss_fn(train, amp)
     g_w = torch.autograd.grad(loss_t, weight_params, allow_unused=True)
-    backup = [p.detach().clone() for p in weight_params]
     with torch.no_grad():
-        for p, g in zip(weight_params, g_w):
-            if g is not None:
-                p.sub_(xi * g.to(p.dtype))
+        backup = [torch.empty_like(p) for p in weight_params]
+        torch._foreach_copy_(backup, weight_params)
+        stepped = [(p, g.to(p.dtype)) for p, g in zip(weight_params, g_w) if g is not None]
+        if stepped:
+            torch._foreach_sub_([p for p, _ in stepped], torch._foreach_mul([g for _, g in stepped], xi))
     loss_v, logits_v = loss_fn(valid, amp)
     grads = torch.autograd.grad(loss_v, arch_params + weight_params, allow_unused=True)
     d_arch = [torch.zeros_like(a) if g is None else g for a, g in zip(arch_params, grads[: len(arch_params)])]
     v = [torch.zeros_like(p) if g is None else g.to(p.dtype) for p, g in zip(weight_params, grads[len(arch_params) :])]
-    eps = scale / torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in v])).clamp_min(1e-12)
+    eps = scale / torch.linalg.vector_norm(torch.stack(torch._foreach_norm(v))).clamp_min(1e-12)
     sides = []
-    for sign in (1.0, -1.0):
-        with torch.no_grad():
-            for p, b, t in zip(weight_params, backup, v):
-                p.copy_(b + sign * eps * t)
-        loss, _ = loss_fn(train, False)
-        sides.append(torch.autograd.grad(loss, arch_params, allow_unused=True))
+    with ieee_fp32():
+        for sign in (1.0, -1.0):
+            with torch.no_grad():
+                torch._foreach_copy_(weight_params, backup)
+                torch._foreach_add_(weight_params, torch._foreach_mul(v, sign * eps))  # w + sign * eps * v
+            loss, _ = loss_fn(train, False)
+            sides.append(torch.autograd.grad(loss, arch_params, allow_unused=True))
     with torch.no_grad():
-        for p, b in zip(weight_params, backup):
-            p.copy_(b)
+        torch._foreach_copy_(weight_params, backup)
     hyper = []
     for a, d, gp, gn in zip(arch_params, d_arch, *sides):
         hvp = (torch.zeros_like(a) if gp is None else gp) - (torch.zeros_like(a) if gn is None else gn)
@@ -126,9 +154,12 @@ class Darts(OneShot):
 
     Departures: the second-order virtual step is the paper's formula
     w - xi * grad_w L_train (DARTS's code also adds the momentum buffer and
-    weight decay to it); its finite-difference Hessian-vector product runs
-    in full precision even under bf16 autocast; batch norm running statistics
-    are updated by every forward, the unrolled ones included, as in DARTS's code.
+    weight decay to it); under bf16 autocast the virtual step and the
+    validation gradient run in bf16, the finite-difference Hessian-vector
+    product in IEEE fp32 (TF32 off too: DARTS ran in fp32); batch norm
+    running statistics are updated by every forward, the unrolled ones
+    included, as in DARTS's code. (See nasmix.strategies.oneshot for the
+    departures of the shared loop.)
     """
 
     @dataclass(frozen=True)

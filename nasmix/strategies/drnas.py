@@ -56,6 +56,23 @@ def dirichlet_sample(alpha: torch.Tensor, keep: torch.Tensor | None = None) -> t
     return w
 
 
+def _carry_momentum(old_net: nn.Module, old_opt: torch.optim.Optimizer, net: nn.Module,
+                    opt: torch.optim.Optimizer) -> None:  # fmt: skip
+    """Give the widened network's parameters the momentum of their predecessors (same name),
+    in the leading slice; the new channels start at 0, which SGD's first step treats as a fresh buffer."""
+    previous = dict(old_net.named_parameters())
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            src = previous.get(name)
+            buf = None if src is None else old_opt.state.get(src, {}).get("momentum_buffer")
+            if buf is None or buf.dim() != p.dim():
+                continue
+            new = torch.zeros_like(p)
+            region = tuple(slice(0, min(a, b)) for a, b in zip(buf.shape, p.shape))
+            new[region].copy_(buf[region])
+            opt.state[p]["momentum_buffer"] = new
+
+
 @registry.register("strategy", "drnas")
 class Drnas(OneShot):
     """DrNAS (Chen et al. 2021): op weights sampled from a learned Dirichlet, KL-regularised toward a prior.
@@ -63,32 +80,38 @@ class Drnas(OneShot):
     Each edge's op weights are a reparameterised sample (pathwise gradient)
     of Dirichlet(ELU(alpha) + 1), drawn anew for every forward; the
     architecture loss adds reg_scale x sum over edges of KL(Dirichlet(ELU(alpha)
-    + 1) || Dirichlet(prior)). Steps alternate as in DARTS (first order).
-    Decoding reads softmax(alpha) of the ops still in the space, as DrNAS's
-    genotype does.
+    + 1) || Dirichlet(prior)). Steps alternate as in DARTS (first order,
+    architecture step first). Decoding reads softmax(alpha) of the ops still
+    in the space, as DrNAS's genotype does.
 
-    Defaults are DrNAS's NAS-Bench-201 search (which is also its
-    non-progressive DARTS-space recipe apart from the learning rate): weights
-    SGD lr 0.025 cosine to 0.001, momentum 0.9, weight decay 3e-4, clip 5;
-    architecture Adam lr 3e-4, betas (0.5, 0.999), weight decay 1e-3; the KL
-    regulariser with scale 1e-3 and prior concentration 1 (its code's
-    "kl" option; its default is an L2 penalty); all channels (partial 1).
+    Defaults are DrNAS's NAS-Bench-201 search (201-space/train_search.py)
+    with its "kl" regulariser: weights SGD lr 0.025 cosine to 0.001, momentum
+    0.9, weight decay 3e-4, clip 5; architecture Adam lr 3e-4, betas (0.5,
+    0.999) and no weight decay (DrNAS's architect sets Adam's weight decay to
+    reg_scale for its default "l2" regulariser and to 0 for "kl"); the KL
+    with scale 1e-3 and prior concentration 1; all channels (partial 1).
+    DrNAS's "l2" variant is reg_scale=0 with arch_weight_decay=1e-3.
 
     Progressive learning (`progressive=True`, the paper's DARTS-space
     recipe): the epochs split into two equal stages. Stage 1 runs partial
     channels K = stage_partial[0] (6) with every op; then each edge keeps
     its `keep` (4) strongest ops, the others leave the space (their weight
-    is 0 and they are not computed), and stage 2 runs K = stage_partial[1]
-    (4): wider ops. In each stage the architecture steps start after
-    `arch_warmup` of its epochs (DrNAS: 10 of 25). The learning rate's
-    cosine schedule spans both stages; the weight optimizer restarts at stage 2.
+    is 0, they are not computed, and their alphas are set to 0 as DrNAS's
+    `prune` does), and stage 2 runs K = stage_partial[1] (4): wider ops. In
+    each stage the architecture steps start after `arch_warmup` of its
+    epochs (DrNAS: 10 of 25). The learning rate's cosine schedule spans both
+    stages; Adam's state carries on, and so do the weights' momentum buffers
+    (DrNAS's `configure_optimizer`).
 
-    Departures: widening copies each learned tensor into the leading slice of
-    its wider successor and initialises the rest afresh (DrNAS's Net2Net
-    widening replicates channels so that the function is preserved); a K
-    that does not divide a space's channels falls back to the largest one
-    that does (a "partial_fallback" event); progressive search runs at the
-    budget's size (DrNAS searches its 20-cell, 36-channel network directly).
+    Departures: widening copies each learned tensor, and its momentum buffer,
+    into the leading slice of its wider successor and initialises the rest
+    afresh (DrNAS's Net2Net widening replicates channels so that the function
+    is preserved); a K that does not divide a space's channels falls back to
+    the largest one that does (a "partial_fallback" event); progressive
+    search runs at the budget's size (DrNAS searches its 20-cell, 36-channel
+    network directly) and keeps the defaults above, where DrNAS's
+    DARTS-space script uses weights lr 0.1 cosine to 0 and architecture lr
+    6e-4 (set lr, lr_min and arch_lr for that recipe).
     """
 
     @dataclass(frozen=True)
@@ -96,6 +119,7 @@ class Drnas(OneShot):
         """DrNAS options (the shared bilevel ones, see BilevelConfig, plus these).
 
         Attributes:
+            arch_weight_decay: Adam's weight decay of the architecture (0, as DrNAS with its KL).
             reg_scale: weight of the KL regulariser (0: none).
             prior: concentration of the Dirichlet prior (the "anchor").
             partial: PC-DARTS's K when not progressive (1: all channels).
@@ -105,6 +129,7 @@ class Drnas(OneShot):
             arch_warmup: share of each stage's epochs before architecture steps start.
         """
 
+        arch_weight_decay: float = 0.0  # DrNAS's "kl" option: the KL replaces Adam's weight decay
         reg_scale: float = 1e-3
         prior: float = 1.0
         partial: int = 1
@@ -155,7 +180,9 @@ class Drnas(OneShot):
                 mask = torch.zeros_like(p, dtype=torch.bool)
                 mask.scatter_(1, p.topk(k, dim=1).indices, True)
                 keep[g] = mask
-        old = state.net.state_dict()
+                state.alphas[g].masked_fill_(~mask, 0.0)  # as DrNAS's prune(): the KL still sees these entries
+        old_net, old_opt = state.net, state.w_opt
+        old = old_net.state_dict()
         net, k = build_supernet(state.space, state.data, self.config.stage_partial[1], state.seed + 1, log)
         with torch.no_grad():
             for name, t in net.state_dict().items():
@@ -172,9 +199,10 @@ class Drnas(OneShot):
                                                         for g, mask in keep.items()})  # fmt: skip
         a_state = state.a_opt.state_dict()
         self.make_optimizers(state)
-        state.a_opt.load_state_dict(a_state)  # the architecture parameters carry on; the weights' SGD restarts
+        state.a_opt.load_state_dict(a_state)  # the architecture parameters and Adam's state carry on
         for group in state.w_opt.param_groups:
             group["lr"] = state.lr
+        _carry_momentum(old_net, old_opt, state.net, state.w_opt)
 
     def drive(self, state: SearchState, for_arch: bool) -> Drive:
         keep = state.extra.get("keep")

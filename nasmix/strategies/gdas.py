@@ -40,21 +40,30 @@ class Gdas(OneShot):
     straight-through gradient h - stop_grad(p) + p. Only the sampled op of
     each edge is computed, forward and backward (the supernet's `active`
     lists), so the unsampled ops' weights get no gradient and no update.
-    tau falls linearly from tau_max to tau_min over the epochs. Decoding takes
-    softmax(alpha), as GDAS's genotype does.
+    tau falls linearly from tau_max (first epoch) to tau_min (last epoch), as
+    GDAS's `set_tau`. Each step trains the weights on a train batch, then the
+    architecture on a valid batch (GDAS's order: `weights_first`), each with
+    its own Gumbel sample. Decoding takes softmax(alpha), as GDAS's genotype does.
 
-    Defaults: tau 10 -> 0.1 (the paper); weights SGD lr 0.025 cosine to 0.001,
-    momentum 0.9, weight decay 3e-4, clip 5; architecture Adam lr 3e-4, betas
-    (0.5, 0.999), weight decay 1e-3 (DARTS's, which GDAS's code adopts);
-    epochs and batch from the Budget (the paper: 240 epochs, batch 128).
+    Defaults: tau 10 -> 0.1 (the paper and its scripts); weights SGD lr 0.025
+    cosine to 0.001, momentum 0.9, weight decay 3e-4, clip 5 (DARTS's values;
+    GDAS's released configs use weight decay 5e-4 with Nesterov momentum);
+    architecture Adam lr 3e-4, betas (0.5, 0.999), weight decay 1e-3 (GDAS's
+    code); epochs and batch from the Budget (the paper: 240 epochs, batch 128).
 
-    Departures: each step draws the architecture step's and the weight step's
-    samples together at its start (two independent Gumbel draws), so the
-    host reads the sampled indices once per step; the weight step's sample
-    therefore comes from alpha before that step's Adam update rather than
-    after it. The DARTS space's reduction cell is searched too (GDAS fixes a
-    hand-designed one). Gumbel noise is clamped instead of redrawn when
-    infinite.
+    Departures: both samples of a step (independent Gumbel draws) are drawn
+    at its start, so the host reads the sampled indices once per step; as
+    alpha changes only in the architecture step, which comes last, they are
+    drawn from the same alpha as in GDAS's code. The gradient reaches alpha
+    only through the sampled op's weight, as in GDAS's DARTS-space code
+    (`MixedOp.forward_gdas`); its NAS-Bench-201 cell also adds the unsampled
+    ops' hard weights (zeros) to the edge output, which passes them the sum
+    of the output's gradient. The learning rate follows the cosine per epoch
+    (GDAS's scheduler per step). The DARTS space's reduction cell is
+    searched too (GDAS fixes a hand-designed one), and it is decoded by the
+    space's DARTS rule (two distinct input edges per node; GDAS's genotype
+    keeps the two strongest (op, input) pairs, which may share an input).
+    Gumbel noise is clamped instead of redrawn when infinite.
     """
 
     @dataclass(frozen=True)
@@ -72,6 +81,8 @@ class Gdas(OneShot):
             check_bilevel(self)
             if not 0 < self.tau_min <= self.tau_max:
                 raise ConfigError(f"gdas needs 0 < tau_min <= tau_max, got {self.tau_min} and {self.tau_max}")
+
+    weights_first = True  # GDAS's search_func: w_optimizer.step(), then a_optimizer.step()
 
     def begin_epoch(self, state: SearchState, epoch: int, log: Log) -> dict:
         c, total = self.config, state.total_epochs
@@ -108,7 +119,8 @@ class Gdas(OneShot):
             active[g] = [[i] for i in idx]
             if for_arch:
                 probs = ((a.float().log_softmax(-1) + state.extra["noise"][g][0]) / state.extra["tau"]).softmax(-1)
-                hard = nn.functional.one_hot(probs.detach().argmax(-1), a.shape[1]).to(probs.dtype)
+                # The one-hot of the computed op: argmax of p itself can differ where two logits tie after the softmax.
+                hard = nn.functional.one_hot(state.extra["pick_tensors"][g][0], a.shape[1]).to(probs.dtype)
                 weights[g] = hard - probs.detach() + probs  # straight-through: forward h, gradient of p
             else:
                 weights[g] = nn.functional.one_hot(state.extra["pick_tensors"][g][1], a.shape[1]).float()

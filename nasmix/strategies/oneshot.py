@@ -1,10 +1,18 @@
 """The shared bilevel loop of the one-shot strategies (not registered itself).
 
-Every step takes one batch from each half of the search split: first an
-architecture step on the valid batch, then a weight step on the train batch
-(DARTS's alternation). Subclasses say how the architecture parameters become
-the supernet's inputs (`drive`), how they are decoded (`probs`) and, where
-the paper says so, how the architecture step differs (`arch_step`).
+Every step takes one batch from each half of the search split: an
+architecture step on the valid batch and a weight step on the train batch,
+in the order of the method's code (`OneShot.weights_first`: DARTS, PC-DARTS
+and DrNAS step the architecture first, GDAS the weights). Subclasses say how
+the architecture parameters become the supernet's inputs (`drive`), how
+they are decoded (`probs`) and, where the paper says so, how the
+architecture step differs (`arch_step`).
+
+Departures shared by every strategy: each epoch walks a fresh permutation of
+the valid half (DARTS's code draws every valid batch afresh, with
+replacement); the learning rate of epoch e (1-based) is the cosine value at
+e - 1 (DARTS's and PC-DARTS's code step their scheduler before the first
+epoch, so they start one step down the cosine and end at lr_min).
 
 The loop keeps the data on the device (`DeviceLoader`), sums losses and
 correct counts on the device and reads them once per epoch, runs bf16
@@ -45,6 +53,7 @@ from nasmix.strategies.base import Budget, Log, SearchData, Strategy
 from nasmix.train import DivergedError, _autocast, accuracy_counts, cosine_lr, epoch_seed
 
 Progress = Callable[[int, int], None]
+Pair = tuple[torch.Tensor, torch.Tensor]  # (loss, logits) of one batch, detached
 CAP_CHECK_EVERY = 50  # steps between time-cap checks (each one synchronises the device)
 
 
@@ -165,6 +174,7 @@ class OneShot(Strategy):
     kind: ClassVar[str] = "oneshot"
     spaces: ClassVar[tuple[str, ...] | None] = None
     progress: Progress | None = None  # (steps done, steps planned), called per step without a device sync
+    weights_first: ClassVar[bool] = False  # the weight step before the architecture step (GDAS's order)
 
     def __init__(self, config: BilevelConfig | None = None):
         self.config = config if config is not None else self.Config()  # type: ignore[attr-defined]
@@ -266,8 +276,10 @@ class OneShot(Strategy):
         state.tag = dict(parent.tag)
         state.seed = seed
         self.make_optimizers(state)
-        state.w_opt.load_state_dict(parent.w_opt.state_dict())
-        state.a_opt.load_state_dict(parent.a_opt.state_dict())
+        # load_state_dict keeps the very tensors it is given (same device and dtype), and the optimizers
+        # update them in place: without copies every sibling would start from the previous one's state.
+        state.w_opt.load_state_dict(copy.deepcopy(parent.w_opt.state_dict()))
+        state.a_opt.load_state_dict(copy.deepcopy(parent.a_opt.state_dict()))
         return state
 
     def forward_args(self, state: SearchState, for_arch: bool) -> Drive:
@@ -345,6 +357,23 @@ class OneShot(Strategy):
         state.w_opt.step()
         return loss.detach(), logits.detach()
 
+    def step(self, state: SearchState, train: tuple, valid: tuple, arch_on: bool = True) -> tuple[Pair, Pair | None]:
+        """One search step: `begin_step`, then the architecture step on the valid batch
+        (when `arch_on`) and the weight step on the train batch, in the method's order
+        (`weights_first`). The search loop and bench/search.py both run this.
+
+        Returns:
+            ((train loss, train logits), (valid loss, valid logits) or None), all detached.
+        """
+        self.begin_step(state)
+        arch = None
+        if arch_on and not self.weights_first:
+            arch = self.arch_step(state, train, valid)
+        weight = self.weight_step(state, *train)
+        if arch_on and self.weights_first:
+            arch = self.arch_step(state, train, valid)
+        return weight, arch
+
     def steps_per_epoch(self, state: SearchState) -> int:
         return min(len(state.train), len(state.valid))
 
@@ -376,18 +405,16 @@ class OneShot(Strategy):
                 batches = zip(state.train.batches(epoch_seed(state.seed, epoch)),
                               state.valid.batches(epoch_seed(state.seed, epoch) + 7))  # fmt: skip
                 for i, (train, valid) in enumerate(batches, start=1):
-                    self.begin_step(state)
-                    if arch_on:
-                        loss, logits = self.arch_step(state, train, valid)
-                        sums[2:] += torch.stack(
-                            [loss.double() * len(valid[1]), accuracy_counts(logits, valid[1])[0].double()]
-                        )
-                        seen[1] += len(valid[1])
-                    loss, logits = self.weight_step(state, *train)
+                    (loss, logits), arch = self.step(state, train, valid, arch_on)
                     sums[:2] += torch.stack(
                         [loss.double() * len(train[1]), accuracy_counts(logits, train[1])[0].double()]
                     )
                     seen[0] += len(train[1])
+                    if arch is not None:
+                        sums[2:] += torch.stack(
+                            [arch[0].double() * len(valid[1]), accuracy_counts(arch[1], valid[1])[0].double()]
+                        )
+                        seen[1] += len(valid[1])
                     if self.progress is not None:
                         self.progress(i, steps)
                     check = budget.max_seconds is not None and i % CAP_CHECK_EVERY == 0 and i < steps

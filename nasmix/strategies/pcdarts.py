@@ -54,14 +54,17 @@ class Pcdarts(OneShot):
     space). First-order steps, as the paper.
 
     Defaults are the paper's CIFAR-10 search: K = 4; weights SGD lr 0.1
-    cosine to 0, momentum 0.9, weight decay 3e-4, clip 5; architecture Adam lr
-    6e-4, betas (0.5, 0.999), weight decay 1e-3; architecture steps start
-    after 30% of the epochs (15 of the paper's 50). The batch size comes from
-    the Budget (the paper: 256, which its lr 0.1 assumes).
+    cosine to 0 (the paper; its code's default lr_min is 0.001), momentum
+    0.9, weight decay 3e-4, clip 5; architecture Adam lr 6e-4, betas (0.5,
+    0.999), weight decay 1e-3; architecture steps start after 30% of the
+    epochs (15 of the paper's 50, as its code's `epoch >= 15`). The batch
+    size comes from the Budget (the paper: 256, which its lr 0.1 assumes).
 
     Departures: where K does not divide a space's channels, the largest K
-    below it that does is used (a "partial_fallback" event). Which edges share
-    a node is read from the supernet's `edge_nodes` attribute; a space without
+    below it that does is used (a "partial_fallback" event); a space's edges
+    that change the channel count (simple_cell's reduction edges) compute all
+    their channels. Which edges share a node is read from the supernet's
+    `edge_nodes` attribute (every built-in space has it); a supernet without
     it gets one softmax over all edges of each group (an "edge_norm_fallback"
     event), which keeps the edges' relative weights but not the per-node scale.
     """

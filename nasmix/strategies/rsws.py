@@ -33,7 +33,7 @@ from nasmix.train import _autocast, accuracy_counts, epoch_seed
 
 @torch.no_grad()
 def shared_weight_scores(state: SearchState, archs: list[Arch], batches: int | None = None,
-                         one_batch_each: bool = False) -> torch.Tensor:  # fmt: skip
+                         stream: int = 0) -> torch.Tensor:  # fmt: skip
     """Validation loss and top-1 of archs with the supernet's shared weights, on the device.
 
     Each arch runs only its own ops (`space.active`). Batch normalisation uses
@@ -41,9 +41,10 @@ def shared_weight_scores(state: SearchState, archs: list[Arch], batches: int | N
 
     Args:
         archs: the archs to score.
-        batches: score on at most this many validation batches (None: the whole half).
-        one_batch_each: give arch i the i-th batch of a cycling stream instead
-            (Li and Talwalkar's cheap first round).
+        batches: score each arch on at most this many validation batches from
+            the start of the half (None: the whole half).
+        stream: instead give each arch the next `stream` batches of one stream
+            cycling over the half (Li and Talwalkar's cheap first round: 10).
 
     Returns:
         A (len(archs), 2) float64 device tensor of [mean loss, top-1].
@@ -56,17 +57,15 @@ def shared_weight_scores(state: SearchState, archs: list[Arch], batches: int | N
     out = torch.zeros(len(archs), 2, device=device, dtype=torch.float64)
     seen = np.zeros(len(archs))
 
-    def stream():
-        epoch = 0
+    def cycle():
         while True:
-            yield from loader.batches(epoch)
-            epoch += 1
+            yield from loader.batches()
 
-    feed = stream()
+    feed = cycle()
     for i, arch in enumerate(archs):
         weights = {g: w.to(device, non_blocking=True) for g, w in space.arch_weights(arch).items()}
         active = space.active(arch)
-        source = [next(feed)] if one_batch_each else loader.batches()
+        source = [next(feed) for _ in range(stream)] if stream else loader.batches()
         for b, (x, y) in enumerate(source):
             if batches is not None and b >= batches:
                 break
@@ -85,21 +84,26 @@ class Rsws(OneShot):
     Training: every weight step trains one arch drawn uniformly from the
     space (`space.sample`; only its ops run, through the `active` lists).
     There are no architecture parameters and no architecture steps.
-    Selection: `candidates` random archs (the paper: 1,000; by default the
-    Budget's `candidates`, 100 unless set) are scored with the shared
-    weights, each on one validation batch; the `finalists` (5) best by top-1
-    (then loss) are scored on the whole validation half, and the best wins.
-    Batch norm uses batch statistics when scoring.
+    Selection, as randomNAS_release's `get_eval_arch`: `candidates` random
+    archs (the paper: 1,000; by default the Budget's `candidates`, 100 unless
+    set) are scored with the shared weights, each on the next `first_batches`
+    (10) validation batches of a stream cycling over the validation half;
+    the `finalists` (10) best by top-1 (then loss) are scored on the whole
+    validation half, and the best wins.
 
     Defaults: weights SGD lr 0.025 cosine to 0.001, momentum 0.9, weight
     decay 3e-4, clip 5 (DARTS's, as the paper); epochs and batch from the Budget.
 
     Departures: the number of ranked archs follows the Budget unless
-    `candidates` is set (so that a study's candidate budget governs it); a path is an arch of the space, so in the DARTS space it is a
-    whole DARTS cell (two inputs per node), as in the paper, and in spaces
-    with one op per edge it is one op per edge. The arch in its search_epoch
-    events is the uniform decode (there is no distribution to decode), and
-    their entropy that of the uniform distribution.
+    `candidates` is set (so that a study's candidate budget governs it).
+    Scoring uses batch statistics in batch normalisation (the code scores in
+    eval mode, with running statistics that mix every path trained). A path
+    is an arch of the space, so in the DARTS space it is a whole DARTS cell
+    (two inputs per node), as in the paper, but never with `none` on a kept
+    edge (the code's sampler may draw it); in spaces with one op per edge it
+    is one op per edge. The arch in its search_epoch events is the uniform
+    decode (there is no distribution to decode), and their entropy that of
+    the uniform distribution.
     """
 
     @dataclass(frozen=True)
@@ -107,18 +111,21 @@ class Rsws(OneShot):
         """RSWS options (the weights' ones of BilevelConfig; its arch_* options are unused).
 
         Attributes:
-            candidates: random archs scored on one validation batch each (None:
-                the Budget's `candidates`; the paper: 1000).
+            candidates: random archs scored on `first_batches` validation batches each
+                (None: the Budget's `candidates`; the paper: 1000).
+            first_batches: validation batches per candidate in the first round.
             finalists: the best of them scored on the whole validation half.
         """
 
         candidates: int | None = None
-        finalists: int = 5
+        first_batches: int = 10
+        finalists: int = 10
 
         def __post_init__(self) -> None:
             check_bilevel(self)
-            if (self.candidates is not None and self.candidates < 1) or self.finalists < 1:
-                raise ConfigError(f"rsws needs candidates and finalists >= 1, got {self.candidates}, {self.finalists}")
+            if (self.candidates is not None and self.candidates < 1) or self.finalists < 1 or self.first_batches < 1:
+                raise ConfigError(f"rsws needs candidates, first_batches and finalists >= 1, got {self.candidates}, "
+                                  f"{self.first_batches}, {self.finalists}")  # fmt: skip
 
     def updates_arch(self, state: SearchState, epoch: int) -> bool:
         return False
@@ -147,7 +154,7 @@ class Rsws(OneShot):
         c = self.config
         n = c.candidates if c.candidates is not None else state.budget.candidates
         archs = [self.candidate(state, rng) for _ in range(n)]
-        first = shared_weight_scores(state, archs, one_batch_each=True).tolist()
+        first = shared_weight_scores(state, archs, stream=c.first_batches).tolist()
         ranked = sorted(range(len(archs)), key=lambda i: (-first[i][1], first[i][0], i))
         finalists = [archs[i] for i in ranked[: c.finalists]]
         final = shared_weight_scores(state, finalists).tolist()

@@ -243,3 +243,123 @@ def test_tiny_supernet_double_check():  # the test network itself is a valid sup
     net = _TinySupernet()
     out = net(torch.randn(2, *TINY_TASK.shape), net.uniform_weights())
     assert out.shape == (2, 3)
+
+
+# ---- fidelity to the reference implementations ------------------------------------------------------------------
+
+
+def test_gdas_steps_weights_before_architecture():  # GDAS's search_func: w_optimizer.step(), then a_optimizer.step()
+    orders = {}
+    for name in ("gdas", "darts"):
+        strategy, order = registry.create("strategy", name), []
+        arch_step, weight_step = strategy.arch_step, strategy.weight_step
+        strategy.arch_step = lambda *a, f=arch_step, o=order: (o.append("arch"), f(*a))[1]
+        strategy.weight_step = lambda *a, f=weight_step, o=order: (o.append("weight"), f(*a))[1]
+        strategy.search(registry.create("space", "nb201"), None, tiny_search_data(), Budget(epochs=1, batch_size=16),
+                        lambda e: None, np.random.default_rng(0))  # fmt: skip
+        orders[name] = order[:4]
+    assert orders["gdas"] == ["weight", "arch", "weight", "arch"]
+    assert orders["darts"] == ["arch", "weight", "arch", "weight"]  # DARTS's train(): architect.step first
+
+
+def test_gdas_hard_weights_match_the_computed_ops(monkeypatch):
+    """Two Gumbel logits one float apart tie after the softmax; the one-hot must still be the computed op."""
+    import nasmix.strategies.gdas as gdas_module
+
+    strategy, state = _prepared("gdas")
+    alpha = state.alphas["cell"]
+    with torch.no_grad():
+        alpha.zero_()
+    logp = alpha.detach().float().log_softmax(-1)[0, 0]
+    row = torch.full((alpha.shape[1],), -10.0)
+    row[0] = -logp  # logit exactly 0
+    row[1] = torch.nextafter(-logp, torch.tensor(float("inf")))  # one float above: the argmax
+    monkeypatch.setattr(gdas_module, "gumbel", lambda shape, device: row.expand(shape).clone())
+    state.extra["tau"] = 10.0
+    strategy.begin_step(state)
+    d = strategy.drive(state, for_arch=True)
+    for e, ops in enumerate(d.active["cell"]):
+        assert ops == [1]
+        assert d.weights["cell"][e, 1].item() == 1.0, "the computed op must carry the forward weight 1"
+
+
+def test_drnas_kl_option_has_no_adam_weight_decay():
+    """DrNAS's architect: Adam weight decay = reg_scale for its "l2" option and 0 for "kl" (the KL replaces it)."""
+    strategy, state = _prepared("drnas")
+    assert strategy.config.reg_scale > 0
+    assert all(group["weight_decay"] == 0 for group in state.a_opt.param_groups)
+
+
+def test_drnas_pruning_zeroes_pruned_alphas_and_keeps_momentum():
+    """DrNAS's prune() sets the pruned alphas to 0; configure_optimizer() carries the momentum buffers over."""
+    strategy = registry.create("strategy", "drnas", progressive=True, keep=3)
+    budget = Budget(epochs=2, batch_size=16)
+    state = strategy.prepare(registry.create("space", "nb201"), tiny_search_data(), budget, np.random.default_rng(0),
+                             lambda e: None, total_epochs=2)  # fmt: skip
+    strategy.train_epochs(state, 1, 1, budget, lambda e: None, 0.0)
+    momentum = {n: state.w_opt.state[p]["momentum_buffer"].clone() for n, p in state.net.named_parameters()
+                if "momentum_buffer" in state.w_opt.state.get(p, {})}  # fmt: skip
+    assert momentum
+    strategy.begin_epoch(state, 2, lambda e: None)  # stage 2: prune and widen
+    keep = state.extra["keep"]["cell"]
+    assert (state.alphas["cell"].detach()[~keep] == 0).all()
+    carried = 0
+    for n, p in state.net.named_parameters():
+        if n in momentum:
+            buf = state.w_opt.state[p]["momentum_buffer"]
+            region = tuple(slice(0, min(a, b)) for a, b in zip(buf.shape, momentum[n].shape))
+            assert torch.equal(buf[region], momentum[n][region]), n
+            carried += 1
+    assert carried == len(momentum)
+
+
+def test_rsws_ranks_on_ten_batches_then_the_top_ten():
+    """randomNAS_release: each of the random archs is scored on 10 validation minibatches of a cycling
+    stream, then the best 10 on the whole validation split."""
+    strategy = registry.create("strategy", "rsws", candidates=3)
+    assert strategy.config.finalists == 10 and strategy.config.first_batches == 10
+    state = strategy.prepare(registry.create("space", "nb201"), tiny_search_data(), Budget(epochs=1, batch_size=16),
+                             np.random.default_rng(0), lambda e: None, total_epochs=1)  # fmt: skip
+    calls = []
+    state.net.register_forward_hook(lambda mod, inp, out: calls.append(len(inp[0])))
+    strategy.finish(state, lambda e: None, np.random.default_rng(1))
+    valid_batches = -(-len(tiny_search_data().valid) // 16)
+    assert len(calls) == 3 * 10 + 3 * valid_batches
+
+
+def test_darts_finite_difference_runs_in_ieee_fp32():
+    """No TF32 in the Hessian-vector product: its eps perturbation is below TF32's rounding."""
+    torch.manual_seed(0)
+    net = _TinySupernet()
+    alpha = (0.5 * torch.randn(3, 4)).requires_grad_()
+    seen = []
+
+    def loss_fn(batch, amp):
+        seen.append((amp, torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision))
+        logits = net(batch[0], {"cell": alpha.softmax(-1)})
+        return nn.functional.cross_entropy(logits, batch[1]), logits
+
+    batch = (torch.randn(4, 3, 6, 6), torch.randint(0, 3, (4,)))
+    before = (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
+    darts_hypergradient(loss_fn, [alpha], list(net.parameters()), batch, batch, 0.1, amp=True)
+    fd = [s for s in seen if not s[0]]
+    assert len(fd) == 2 and all(s[1:] == ("ieee", "ieee") for s in fd)
+    assert (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision) == before
+
+
+def test_branch_does_not_share_optimizer_state():
+    """Each few-shot sub-supernet starts from the parent's optimizer state, not from the previous sibling's."""
+    strategy, state = _prepared("darts")
+    train, valid = next(state.train.batches(0)), next(state.valid.batches(0))
+    strategy.step(state, train, valid)  # momentum buffers and Adam moments now exist
+
+    def snapshot(opt):
+        return [{k: v.clone() for k, v in s.items() if torch.is_tensor(v)} for s in opt.state.values()]
+
+    before = snapshot(state.w_opt), snapshot(state.a_opt)
+    sub = strategy.branch(state, {"cell": {0: 1}}, seed=1)
+    strategy.step(sub, train, valid)
+    for old, new in zip(before, (snapshot(state.w_opt), snapshot(state.a_opt))):
+        assert len(old) == len(new) and all(
+            torch.equal(a[k], b[k]) for a, b in zip(old, new) for k in a
+        ), "training a sub-supernet changed its parent's optimizer state"
