@@ -19,9 +19,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
 def _kind(text: str) -> str:
-    kind = text[:-1] if text.endswith("s") and text[:-1] in registry.KINDS else text
-    if kind == "strategie":
-        kind = "strategy"
+    """A module kind, singular or plural (spaces, strategies, proxies)."""
+    singular = text[:-3] + "y" if text.endswith("ies") else text[:-1] if text.endswith("s") else text
+    kind = singular if singular in registry.KINDS else text
     if kind not in registry.KINDS:
         raise UnknownNameError("module kind", text, registry.KINDS)
     return kind
@@ -128,6 +128,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     model_spec = registry.create("model", args.model, **_parse_options(args.model_opt, f"model {args.model!r}"))
     config = dataclass_from_flags(args, TrainConfig, base=getattr(model_spec, "recipe", None))
+    if args.checkpoint_dir and not config.checkpoint_every and args.checkpoint_every is None:
+        config = dataclasses.replace(config, checkpoint_every=1)  # a checkpoint folder is for resuming
     device = pick_device(args.device)
     data = load_data(args)
     net = model_spec.build(data.task)
@@ -166,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--model-opt", action="append", metavar="KEY=VALUE", help="a model option (repeatable)")
     add_data_flags(p)
-    p.add_argument("--checkpoint-dir", default=None, help="checkpoint folder; an existing one resumes")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="checkpoint folder (every epoch unless --checkpoint-every); an existing one resumes")
     p.add_argument("--json", default=None, help="also write the per-epoch history to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_dataclass_flags(p, TrainConfig)

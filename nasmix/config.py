@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,12 @@ def _check_size(size: str, where: str) -> None:
 
     if size not in SIZES:
         raise ConfigError(UnknownNameError(f"{where} value", size, SIZES).__str__())
+
+
+def _check_device(name: str) -> None:
+    """auto, cpu, cuda or cuda:N (whether this machine has it is checked when a cell runs)."""
+    if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", name):
+        raise ConfigError(f"[study] device must be auto, cpu, cuda or cuda:N, got {name!r}")
 
 
 def _check_positive(obj: Any, names: tuple[str, ...], where: str) -> None:
@@ -203,7 +210,10 @@ def _names(study: dict, key: str, kind: str, default: list | None = None) -> tup
     value = study.pop(key, default)
     if value is None:
         raise ConfigError(f"[study] needs {key} = [...]; valid: {', '.join(registry.names(kind))}")
-    value = [value] if isinstance(value, str) else list(value)
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"[study] {key} must be a list of names, got {value!r}; "
+                          f"valid: {', '.join(registry.names(kind))}")  # fmt: skip
     if not value:
         raise ConfigError(f"[study] {key} is empty")
     for name in value:
@@ -233,9 +243,12 @@ def study_from_dict(raw: Mapping[str, Any], default_name: str = "study") -> Stud
     estimators = _names(study, "estimators", "estimator", ["train"])
     datasets = _names(study, "datasets", "dataset", ["cifar10"])
     seeds = study.pop("seeds", [0])
-    seeds = (seeds,) if isinstance(seeds, int) else tuple(seeds)
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise ConfigError(f"[study] seeds must be a list of integers, got {seeds!r}")
+    seeds = [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
+    if (not isinstance(seeds, (list, tuple)) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63 for s in seeds)):  # fmt: skip
+        raise ConfigError(f"[study] seeds must be a list of integers in [0, 2**63), got {seeds!r}")
+    seeds = tuple(seeds)
+    _check_device(device)
     if study:
         valid = ["name", "store", "device", "spaces", "strategies", "estimators", "datasets", "seeds"]
         raise ConfigError(UnknownNameError("key of [study]", sorted(study)[0], valid).__str__())
@@ -247,6 +260,8 @@ def study_from_dict(raw: Mapping[str, Any], default_name: str = "study") -> Stud
         raise ConfigError(UnknownNameError("eval preset", str(preset), EVAL_PRESETS).__str__())
     base = EVAL_PRESETS[preset]
     phase = {k: ev.pop(k) for k in ("size", "max_seconds", "max_gpu_seconds") if k in ev}
+    if "seed" in ev:  # it would be overridden without a word
+        raise ConfigError("[eval] seed: each cell trains with its own seed; set [study] seeds = [...] instead")
     recipe = {**base["train"], **ev}  # the remaining keys are TrainConfig fields
     train_cfg = build_config(TrainConfig, recipe, "[eval]")
     evaluation = build_config(EvalSettings, {"preset": preset, "size": base["size"], **phase}, "[eval]")

@@ -72,7 +72,8 @@ def register(kind: str, name: str) -> Callable[[Any], Any]:
         if not doc:
             raise TypeError(f"{kind} {name!r} needs a docstring: its first line is its description")
         old = _ENTRIES[kind].get(name)
-        if old is not None and old.obj.__qualname__ != obj.__qualname__:
+        same = lambda a, b: (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)  # noqa: E731
+        if old is not None and not same(old.obj, obj):  # the same definition again is a re-import
             raise ValueError(f"{kind} {name!r} is registered twice ({old.obj!r} and {obj!r})")
         _ENTRIES[kind][name] = Entry(kind, name, obj, doc.splitlines()[0].strip())
         obj.registry_name = name

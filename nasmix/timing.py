@@ -115,6 +115,10 @@ class _Energy:
 
             pynvml.nvmlInit()
             index = device.index if device.index is not None else torch.cuda.current_device()
+            try:  # NVML numbers every GPU of the machine; CUDA only the visible ones (CUDA_VISIBLE_DEVICES)
+                index = torch.cuda._get_nvml_device_index(index)
+            except Exception:
+                pass
             self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
             pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
             self.nvml = pynvml
@@ -127,8 +131,41 @@ class _Energy:
         return self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
 
 
+@dataclass(eq=False)  # told apart by identity: two open measurements may hold equal values
+class _Open:
+    """A measurement in progress, and the peaks it saw before a nested one reset the counters."""
+
+    device: torch.device
+    host: int = 0
+    gpu: int = 0
+
+
+# Measurements in progress in this process, outermost first. Peak counters are global
+# (host: the process; GPU: the device), so a nested measurement's reset would erase
+# the enclosing ones' peaks: they are folded in here first.
+_OPEN: list[_Open] = []
+
+
+def _fold_open_peaks(device: torch.device) -> None:
+    host = host_peak_bytes()
+    gpu = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+    for span in _OPEN:
+        span.host = max(span.host, host)
+        if gpu is not None and span.device == device:
+            span.gpu = max(span.gpu, gpu)
+
+
+def _device_key(device: torch.device) -> torch.device:
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
 class Timer:
     """Measures blocks of work on one device.
+
+    Measurements may nest (an epoch inside a search): each reports the peaks
+    of its whole block.
 
     Args:
         device: the torch device doing the work.
@@ -155,25 +192,32 @@ class Timer:
         """Time the block; the yielded Measurement is filled in at its end."""
         m = Measurement(device=self.name)
         cuda = self.device.type == "cuda"
+        device = _device_key(self.device)
+        if _OPEN:
+            _fold_open_peaks(device)
         lifetime = not _reset_host_peak()
         if cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
             start_event = torch.cuda.Event(enable_timing=True)
             end_event = torch.cuda.Event(enable_timing=True)
+            stream = torch.cuda.current_stream(self.device)  # this device's, not the current device's
         energy0 = self._energy.read_j()
         t0 = self.now()
         if cuda:
-            start_event.record()
+            start_event.record(stream)
+        span = _Open(device)
+        _OPEN.append(span)
         try:
             yield m
         finally:
+            _OPEN.remove(span)
             if cuda:
-                end_event.record()
+                end_event.record(stream)
             m.wall_s = self.now() - t0
             if cuda:
                 m.gpu_s = start_event.elapsed_time(end_event) / 1000.0
-                m.peak_gpu_bytes = int(torch.cuda.max_memory_allocated(self.device))
-            m.peak_host_bytes = host_peak_bytes()
+                m.peak_gpu_bytes = max(int(torch.cuda.max_memory_allocated(self.device)), span.gpu)
+            m.peak_host_bytes = max(host_peak_bytes(), span.host)
             m.host_peak_is_lifetime = lifetime
             energy1 = self._energy.read_j()
             if energy0 is not None and energy1 is not None:

@@ -58,3 +58,21 @@ def test_reference_net_reaches_40_percent_on_real_cifar10(cifar_path, capsys, al
     top1 = float(re.search(r"final test top-1 ([\d.]+)%", out).group(1))
     assert "10,000 test images" in out
     assert top1 >= 40.0
+
+
+@pytest.mark.parametrize("kind,name", [("strategies", "random"), ("proxies", "synflow"), ("spaces", "nb201")])
+def test_list_takes_plural_kinds(capsys, kind, name):
+    assert main(["list", kind]) == 0, capsys.readouterr().err
+    assert name in capsys.readouterr().out
+
+
+def test_train_with_a_checkpoint_dir_checkpoints_and_resumes(capsys, tmp_path):
+    argv = ["train", "--model", "resnet20", "--model-opt", "width=4", "--dataset", "synthetic", "--epochs", "2",
+            "--batch-size", "50", "--checkpoint-dir", str(tmp_path / "ck"), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert sorted(p.name for p in (tmp_path / "ck").glob("*.pt")) == ["epoch-0001.pt", "epoch-0002.pt"]
+    first = capsys.readouterr().out
+    assert main(argv) == 0  # the finished run is read back, not retrained
+    again = capsys.readouterr().out
+    top1 = lambda out: re.search(r"final test top-1 ([\d.]+)%", out).group(1)  # noqa: E731
+    assert top1(first) == top1(again) and "epoch   1/2" not in again

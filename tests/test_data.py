@@ -169,3 +169,34 @@ def test_real_cifar10_copy(cifar):
     assert cifar.train.x.shape == (50000, 32, 32, 3) and cifar.test.x.shape == (10000, 32, 32, 3)
     assert np.all(np.bincount(cifar.train.y) == 5000) and np.all(np.bincount(cifar.test.y) == 1000)
     assert 0.4 < cifar.task.mean[0] < 0.55
+
+
+def test_imagefolder_with_too_few_images_for_a_test_split_is_a_data_error(tmp_path):
+    for c in ("cats", "dogs"):
+        for i in range(3):  # every 5th image of a class is a test image: none here
+            p = tmp_path / "pets" / c / f"{i}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(_png(_image(len(c), i, 8)))
+    with pytest.raises(DataError, match=r"pets.*no test images"):
+        load_dataset("imagefolder", tmp_path / "pets")
+
+
+def test_imagefolder_mixed_case_extensions_and_split_names(tmp_path):
+    for split in ("Train", "TEST"):
+        for c in ("a", "b"):
+            for i, ext in enumerate((".PNG", ".Png", ".png")):
+                p = tmp_path / "d" / split / c / f"{i}{ext}"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_bytes(_png(_image(len(c), i, 8)))
+    data = load_dataset("imagefolder", tmp_path / "d")
+    assert len(data.train) == 6 and len(data.test) == 6 and data.classes == ("a", "b")
+
+
+def test_a_truncated_cache_is_decoded_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("NASMIX_CACHE", str(tmp_path / "cache"))
+    path = write_folder(tmp_path / "c")
+    first = load_dataset("cifar10", path)
+    (victim,) = (tmp_path / "cache").glob("cifar10-*/train_x.npy")
+    victim.write_bytes(b"")  # a crash after the rename, before the data reached the disk
+    again = load_dataset("cifar10", path)
+    assert np.array_equal(first.train.x, again.train.x)

@@ -59,3 +59,17 @@ def test_build_config_coerces_simple_types():
     assert got == Opts(3, 2.0, True, None, (1, 2))
     with pytest.raises(ConfigError, match="true or false"):
         build_config(Opts, {"flag": "maybe"}, "demo")
+
+
+def test_two_modules_registering_one_name_is_an_error():
+    """Two files that register the same name with the same class name must not silently replace each other."""
+    first = type("Demo", (), {"__doc__": "One demo.", "__module__": "plugin_a"})
+    second = type("Demo", (), {"__doc__": "Another demo.", "__module__": "plugin_b"})
+    try:
+        registry.register("model", "duplicate_test_model")(first)
+        with pytest.raises(ValueError, match="registered twice"):
+            registry.register("model", "duplicate_test_model")(second)
+        assert registry.get("model", "duplicate_test_model").obj is first
+        registry.register("model", "duplicate_test_model")(first)  # the same class again (a re-import) is fine
+    finally:
+        registry._ENTRIES["model"].pop("duplicate_test_model", None)

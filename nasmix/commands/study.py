@@ -62,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None:
             raw[table][key] = value
-    if args.checkpoint_every is not None:
+    if args.checkpoint_every:  # evaluate at each checkpoint; 0 (never checkpoint) keeps the preset's eval_every
         raw["eval"]["eval_every"] = args.checkpoint_every
     return _run(study_from_dict(raw, args.name), args)
 

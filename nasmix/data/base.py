@@ -110,7 +110,7 @@ class Dataset(ABC):
         if (folder / "meta.json").exists():
             try:
                 return _read_cache(folder)
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, EOFError):  # EOFError: a truncated .npy
                 shutil.rmtree(folder, ignore_errors=True)
         data = self.read()
         _write_cache(folder, data, key)

@@ -152,6 +152,10 @@ def read_image_folder(
                 ys = [label[c] for c in classes for _ in per_class[c]]
                 listing[split] = (names, ys)
         for split, (names, ys) in listing.items():
+            if not names:
+                hint = (f": without split folders every {step}th image of a class is a test image, so a class needs "
+                        f"at least {step} images" if set(splits) == {"all"} else "")  # fmt: skip
+                raise DataError(f"no {split} images{hint}")
             x = _decode(source, names, size)
             size = x.shape[1:3]
             arrays[split] = ImageArrays(x, np.asarray(ys, dtype=np.int64))

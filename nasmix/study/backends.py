@@ -4,6 +4,12 @@ event back to the driver, which alone writes the store.
 
 On a Ray cluster the store's file folder (checkpoints) must be on a file
 system all nodes share, and the dataset path must be valid on every node.
+
+A user error (NasmixError: a full disk, a bad dataset, a checkpoint of another
+recipe) in any cell stops the study, as it does in-process: cells not started
+yet are not run, the cell stays resumable, and the error is raised once the
+cells already running have stopped (local processes let them finish; Ray
+cancels them).
 """
 
 from __future__ import annotations
@@ -65,11 +71,20 @@ def _init_worker(events, devices, threads: int) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
 
 
-def _run_in_worker(cell_json: str, study: str, resume: Resume, files: str, data_path: str | None) -> str:
+def _run_remote(cell_json: str, study: str, resume: Resume, files: str, data_path: str | None, put) -> str:
+    """run_cell in a worker, its events and progress sent through `put`."""
     cell = Cell.from_json(cell_json, study)
-    emit = lambda k, kd, ph, d: _QUEUE.put(("event", cell.id, k, kd, ph, d))  # noqa: E731
-    prog = lambda ph, n, t: _QUEUE.put(("progress", cell.id, ph, n, t))  # noqa: E731
-    return run_cell(cell, Path(files), emit, resume, data_path, prog)
+    emit = lambda k, kd, ph, d: put(("event", cell.id, k, kd, ph, d))  # noqa: E731
+    prog = lambda ph, n, t: put(("progress", cell.id, ph, n, t))  # noqa: E731
+    try:
+        return run_cell(cell, Path(files), emit, resume, data_path, prog)
+    except NasmixError as err:
+        # Sent back as a plain NasmixError: subclasses with their own __init__ do not unpickle.
+        raise NasmixError(str(err)) from None
+
+
+def _run_in_worker(cell_json: str, study: str, resume: Resume, files: str, data_path: str | None) -> str:
+    return _run_remote(cell_json, study, resume, files, data_path, _QUEUE.put)
 
 
 def _drain(q, write: Write, progress: Progress, block: float = 0.0) -> None:
@@ -104,18 +119,30 @@ class LocalProcesses(Backend):
         events, devices = manager.Queue(), manager.Queue()
         for g in self.gpus[: self.workers]:
             devices.put(g)
-        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(events, devices, max(1, (os.cpu_count() or 1) // self.workers))) as pool:  # fmt: skip
-            futures = {pool.submit(_run_in_worker, c.to_json(), c.study, resumes[c.id], str(files), data_path): c
-                       for c in cells}  # fmt: skip
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(events, write, progress)
-                for f in done:
+        error = None
+        try:
+            with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(events, devices, max(1, (os.cpu_count() or 1) // self.workers))) as pool:  # fmt: skip
+                futures = {pool.submit(_run_in_worker, c.to_json(), c.study, resumes[c.id], str(files), data_path): c
+                           for c in cells}  # fmt: skip
+                pending = set(futures)
+                while pending:
+                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                     _drain(events, write, progress)
-                    finished(futures[f], _result(f, futures[f]))
-        manager.shutdown()
+                    for f in done:
+                        _drain(events, write, progress)
+                        if f.cancelled():
+                            continue
+                        if isinstance(f.exception(), NasmixError):  # stop the study; the cell stays resumable
+                            error = error or f.exception()
+                            for other in pending:
+                                other.cancel()  # those not started yet; running ones finish
+                            continue
+                        finished(futures[f], _result(f, futures[f]))
+        finally:
+            manager.shutdown()
+        if error is not None:
+            raise error
 
 
 def _result(future, cell: Cell) -> str:
@@ -128,10 +155,7 @@ def _result(future, cell: Cell) -> str:
 
 # ---- Ray ----------------------------------------------------------------------
 def _ray_task(cell_json, study, resume, files, data_path, q):
-    cell = Cell.from_json(cell_json, study)
-    emit = lambda k, kd, ph, d: q.put(("event", cell.id, k, kd, ph, d))  # noqa: E731
-    prog = lambda ph, n, t: q.put(("progress", cell.id, ph, n, t))  # noqa: E731
-    return run_cell(cell, Path(files), emit, resume, data_path, prog)
+    return _run_remote(cell_json, study, resume, files, data_path, q.put)
 
 
 class RayBackend(Backend):
@@ -170,6 +194,7 @@ class RayBackend(Backend):
                 for item in items:
                     (write if item[0] == "event" else progress)(*item[1:])
 
+        error = None
         while pending:
             ready, pending = ray.wait(pending, timeout=0.2)
             drain()
@@ -178,9 +203,18 @@ class RayBackend(Backend):
                 try:
                     state = ray.get(ref)
                 except Exception as err:  # a crashed task: the cell stays resumable
+                    cause = getattr(err, "cause", None) or err
+                    if error is None and isinstance(cause, NasmixError):  # stop the study
+                        error = NasmixError(str(cause))
+                        for other in pending:
+                            ray.cancel(other)
+                    if error is not None:
+                        continue
                     print(f"nasmix: cell {refs[ref].id} did not finish: {err!r}")
                     state = "interrupted"
                 finished(refs[ref], state)
+        if error is not None:
+            raise error
 
 
 def make_backend(name: str, workers: int | None = None, address: str | None = None) -> Backend:

@@ -15,7 +15,7 @@ from nasmix.console import console, progress_bar
 from nasmix.data import load_dataset
 from nasmix.study.backends import make_backend
 from nasmix.study.grid import expand
-from nasmix.study.run import Resume
+from nasmix.study.run import Resume, pick_device
 from nasmix.study.store import Store
 
 
@@ -46,6 +46,8 @@ def run_study(cfg: StudyConfig, data_path: str | None = None, backend: str = "in
     """
     cells, dropped = expand(cfg)
     runner = make_backend(backend, workers, address)
+    if backend != "ray":  # a device this machine lacks stops here too (Ray nodes may differ from this one)
+        pick_device(cfg.device)
     for dataset in cfg.datasets:  # a missing or corrupt dataset stops here, before the store is touched
         load_dataset(dataset, data_path or cfg.data.path)
     store = Store(cfg.store)

@@ -5,9 +5,11 @@ events through `emit`, and the driver (the one writer) appends them. It
 resumes from what the store already holds (`Resume`): a chosen arch skips
 the search, and the evaluation restarts from its last checkpoint. A cap
 stops a phase early; its full runtime is then projected from the measured
-pace and the cell ends as `projected`. Out-of-memory and NaN losses end the
-cell as `failed` with the reason; the study goes on. User errors (a bad
-dataset, a full disk) stop the study instead and leave the cell resumable.
+pace and the cell ends as `projected`. A GPU-seconds cap counts CUDA-event
+seconds; on a device without them (a CPU) it counts the device's wall
+seconds. Out-of-memory and NaN losses end the cell as `failed` with the
+reason; the study goes on. User errors (a bad dataset, a full disk, a device
+this machine lacks) stop the study instead and leave the cell resumable.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ import torch
 from nasmix import registry
 from nasmix.arch import Arch
 from nasmix.data import DatasetArrays, load_dataset, search_split, subset
-from nasmix.errors import NasmixError
+from nasmix.errors import ConfigError, NasmixError
 from nasmix.study.grid import ONESHOT_ESTIMATOR, Cell
 from nasmix.timing import Timer, count_flops, count_params
-from nasmix.train import DivergedError, TrainConfig, train
+from nasmix.train import DivergedError, TrainConfig, load_checkpoint, train
 
 Emit = Callable[[str, str, str, dict], None]  # key, kind, phase, data
 
@@ -40,6 +42,7 @@ class Resume:
     chosen: dict | None = None  # the arch_chosen event's data
     attempts: int = 0
     eval_history: tuple = ()  # the eval_epoch events' data stored so far
+    search_capped: dict | None = None  # the search's capped event, when killed before arch_chosen
 
     @staticmethod
     def from_events(events: list) -> "Resume":
@@ -47,7 +50,8 @@ class Resume:
         chosen = next((e.data for e in events if e.key == "arch_chosen"), None)
         attempts = sum(1 for e in events if e.kind == "attempt")
         history = tuple(e.data for e in events if e.kind == "eval_epoch")
-        return Resume(chosen["arch"] if chosen else None, chosen, attempts, history)
+        capped = next((e.data for e in events if e.key == "search/capped"), None)
+        return Resume(chosen["arch"] if chosen else None, chosen, attempts, history, capped)
 
 
 class _Capped(Exception):
@@ -55,9 +59,23 @@ class _Capped(Exception):
 
 
 def pick_device(name: str) -> torch.device:
+    """The device a cell runs on; a CUDA device this machine lacks is a ConfigError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"unknown device {name!r} (auto, cpu, cuda or cuda:N): {err}") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ConfigError(f"device {name!r} asked for, but this machine (or worker) sees {count} CUDA GPU(s)")
+    return device
+
+
+def _has_gpu_clock(timer: Timer) -> bool:
+    """Whether the timer's device has CUDA events (else GPU-seconds caps count wall seconds)."""
+    return timer.device.type == "cuda"
 
 
 def prepare_data(cell: Cell, data_path: str | None) -> DatasetArrays:
@@ -94,7 +112,7 @@ def run_cell(cell: Cell, files: Path, emit: Emit, resume: Resume = Resume(), dat
         data = prepare_data(cell, data_path)
         space = registry.create("space", cell.space, **cell.settings["options"]["space"])
         if resume.arch is None:
-            arch, chosen = _search(cell, space, data, device, timer, emit, progress, peak)
+            arch, chosen = _search(cell, space, data, device, timer, emit, progress, peak, resume.search_capped)
         else:
             arch, chosen = Arch.from_str(resume.arch, space), resume.chosen
         return _evaluate(cell, space, arch, chosen, data, device, timer, folder, emit, progress, peak,
@@ -123,7 +141,7 @@ def _fail(cell: Cell, emit: Emit, device: torch.device, peak: dict, err: BaseExc
     return "failed"
 
 
-def _search(cell, space, data, device, timer, emit, progress, peak):
+def _search(cell, space, data, device, timer, emit, progress, peak, stored_cap=None):
     from nasmix.strategies.base import Budget, SearchData
 
     s = cell.settings["search"]
@@ -136,8 +154,9 @@ def _search(cell, space, data, device, timer, emit, progress, peak):
     if cell.estimator != ONESHOT_ESTIMATOR:
         estimator = registry.create("estimator", cell.estimator, **cell.settings["options"]["estimator"])
     budget = Budget(epochs=s["epochs"], candidates=s["candidates"], batch_size=s["batch_size"])
-    total = budget.epochs if strategy.kind == "oneshot" else budget.candidates
-    state = {"last": None, "gpu_s": 0.0, "done": 0, "capped": False}
+    state = {"last": None, "gpu_s": 0.0, "done": 0, "capped": False,
+             "total": budget.epochs if strategy.kind == "oneshot" else budget.candidates}  # fmt: skip
+    gpu_clock = _has_gpu_clock(timer)
     t0 = timer.now()
 
     def log(event: dict) -> None:
@@ -146,9 +165,11 @@ def _search(cell, space, data, device, timer, emit, progress, peak):
         elapsed = timer.now() - t0
         if kind in ("search_epoch", "candidate"):
             body["elapsed_s"] = elapsed  # wall seconds since the search started
+            state["gpu_s"] += event.get("gpu_s") or 0.0  # candidates carry their estimate's GPU seconds
         if kind == "search_epoch":
             key, state["done"] = f"search/epoch/{event['epoch']}", event["epoch"]
-            state["gpu_s"] += event.get("gpu_s") or 0.0
+            # few-shot numbers its epochs over all sub-supernets: more than budget.epochs
+            state["total"] = max(state["total"], event.get("epochs") or 0)
             peak["gpu"] = max(peak["gpu"], event.get("peak_gpu_bytes") or 0)
             state["last"] = event.get("arch")
         elif kind == "candidate":
@@ -159,10 +180,13 @@ def _search(cell, space, data, device, timer, emit, progress, peak):
             key = f"search/{kind}/{state[kind]}"
         emit(key, kind, "search", body)
         if progress and kind in ("search_epoch", "candidate"):
-            progress("search", state["done"], total)
+            progress("search", state["done"], state["total"])
         over_wall = s["max_seconds"] is not None and elapsed >= s["max_seconds"]
-        over_gpu = s["max_gpu_seconds"] is not None and state["gpu_s"] >= s["max_gpu_seconds"]
-        if (over_wall or over_gpu) and state["done"] < total and state["last"] is not None:
+        gpu_s = state["gpu_s"] if gpu_clock else elapsed
+        over_gpu = s["max_gpu_seconds"] is not None and gpu_s >= s["max_gpu_seconds"]
+        # A search capped before (then killed before arch_chosen) stops where it stopped then.
+        over = over_wall or over_gpu if stored_cap is None else state["done"] >= stored_cap["done"]
+        if over and state["done"] < state["total"] and state["last"] is not None:
             state["capped"] = True
             raise _Capped
 
@@ -172,12 +196,16 @@ def _search(cell, space, data, device, timer, emit, progress, peak):
             arch = strategy.search(space, estimator, sdata, budget, log, np.random.default_rng(seed))
         except _Capped:
             arch = Arch.from_str(state["last"], space)
+    search_s = m.wall_s
     if state["capped"]:
+        total = state["total"]
         projected = m.wall_s * total / max(state["done"], 1)
-        emit("search/capped", "capped", "search", {"done": state["done"], "total": total, "elapsed_s": m.wall_s,
+        if stored_cap is not None:  # the figures of the attempt that was capped
+            search_s, projected = stored_cap["elapsed_s"], stored_cap["projected_s"]
+        emit("search/capped", "capped", "search", {"done": state["done"], "total": total, "elapsed_s": search_s,
                                                    "projected_s": projected})  # fmt: skip
     net = space.build(arch, data.task, cell.settings["eval"]["size"])
-    chosen = {"arch": arch.to_str(), "search_s": m.wall_s, "search_gpu_s": m.gpu_s or state["gpu_s"] or None,
+    chosen = {"arch": arch.to_str(), "search_s": search_s, "search_gpu_s": m.gpu_s or state["gpu_s"] or None,
               "search_projected_s": projected, "peak_gpu_bytes": m.peak_gpu_bytes, "peak_host_bytes": m.peak_host_bytes,
               "energy_j": m.energy_j, "device": m.device, "params": count_params(net),
               "flops": count_flops(net, data.task.shape), "kind": strategy.kind,
@@ -193,6 +221,24 @@ def _evaluate(cell, space, arch, chosen, data, device, timer, folder, emit, prog
     net = space.build(arch, data.task, e["size"])
     history = {h["epoch"]: h for h in prior}  # every epoch trained so far, in any attempt
     capped = False
+    gpu_clock = _has_gpu_clock(timer)
+    checkpoints = folder / "eval"
+    saved = load_checkpoint(checkpoints, config)
+    # Epochs a checkpoint holds but the store lacks (killed between the checkpoint and its
+    # event, or the driver died with events in flight): train() will not redo them.
+    for h in saved["history"] if saved else ():
+        if h["epoch"] not in history:
+            emit(f"eval/epoch/{h['epoch']}", "eval_epoch", "eval", h)
+            history[h["epoch"]] = h
+
+    def over_cap(epoch: int) -> bool:
+        """Whether the epochs up to this one, as first stored, reach a cap."""
+        done = [history[k] for k in sorted(history) if k <= epoch]
+        wall = sum(h["train_s"] + h["eval_s"] for h in done)
+        gpu = sum((h.get("train_gpu_s") or 0.0) if gpu_clock else h["train_s"] for h in done)
+        return epoch < config.epochs and (
+            (e["max_seconds"] is not None and wall >= e["max_seconds"])
+            or (e["max_gpu_seconds"] is not None and gpu >= e["max_gpu_seconds"]))  # fmt: skip
 
     def on_event(event: dict) -> None:
         nonlocal capped
@@ -204,21 +250,23 @@ def _evaluate(cell, space, arch, chosen, data, device, timer, folder, emit, prog
         emit(f"eval/epoch/{event['epoch']}", "eval_epoch", "eval", body)
         peak["gpu"] = max(peak["gpu"], event.get("peak_gpu_bytes") or 0)
         history.setdefault(event["epoch"], body)
-        done = [history[k] for k in sorted(history) if k <= event["epoch"]]
-        wall = sum(h["train_s"] + h["eval_s"] for h in done)
-        gpu = sum(h.get("train_gpu_s") or 0.0 for h in done)
-        over = (e["max_seconds"] is not None and wall >= e["max_seconds"]) or (
-            e["max_gpu_seconds"] is not None and gpu >= e["max_gpu_seconds"])  # fmt: skip
-        if over and event["epoch"] < config.epochs:
+        if over_cap(event["epoch"]):
             capped = True
             raise _Capped
 
-    try:
-        train(net, data.train, data.task, config, device, test=data.test,
-              checkpoint_dir=folder / "eval", callback=on_event, timer=timer)  # fmt: skip
-    except _Capped:
-        pass
-    epochs = [history[k] for k in sorted(history)]
+    # Killed before `end` with every epoch up to the last or to a cap stored: nothing to train again.
+    stop = next((k for k in sorted(history) if set(range(1, k + 1)) <= history.keys()
+                 and (k == config.epochs or over_cap(k))), None)  # fmt: skip
+    if stop is not None:
+        capped = over_cap(stop)
+    else:
+        try:
+            train(net, data.train, data.task, config, device, test=data.test,
+                  checkpoint_dir=checkpoints, callback=on_event, timer=timer)  # fmt: skip
+        except _Capped:
+            pass
+        stop = max(history)
+    epochs = [history[k] for k in sorted(history) if k <= stop]
     done = epochs[-1]["epoch"]
     tested = [h for h in epochs if "test_top1" in h]
     final = tested[-1] if tested else {}

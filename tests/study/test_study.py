@@ -274,3 +274,238 @@ def test_full_disk_stops_the_study_and_the_cell_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod.torch, "save", real_save)
     summary = run_study(cfg, quiet=True)
     assert sorted(summary.states.values()) == ["finished"] * 4
+
+
+# ---- resume at awkward moments, caps, backends (run_cell driven directly) ----------------------
+class _Kill(BaseException):
+    """Stands for SIGKILL at one event: the event is not stored."""
+
+
+def _run_cell_killed_at(tmp_path: Path, name: str, kill_key: str | None, epochs: int = 3, eval_extra: str = "",
+                        extra: str = "", text=None) -> tuple[str, dict, Store, str]:  # fmt: skip
+    """Run the first cell of a study, 'killed' when it emits kill_key, then resumed; its end kind and data."""
+    from nasmix.study.run import Resume, run_cell
+
+    path = write_study(tmp_path, name, epochs=epochs, eval_extra=eval_extra, extra=extra)
+    if text is not None:
+        path.write_text(text(path.read_text()))
+    cfg = load_study(path)
+    cell = expand(cfg)[0][0]
+    store = Store(cfg.store)
+    store.add_cells([cell])
+
+    def emit(key, kind, phase, data):
+        if key == kill_key:
+            raise _Kill
+        store.append(cell.id, key, kind, phase, data)
+
+    try:
+        run_cell(cell, store.files, emit, Resume.from_events(store.events(cell.id)))
+    except _Kill:
+        kill_key = None
+        run_cell(cell, store.files, emit, Resume.from_events(store.events(cell.id)))
+    end = next(e for e in store.events(cell.id) if e.key == "end")
+    return end.kind, end.data, store, cell.id
+
+
+def _same_results(a: dict, b: dict) -> None:
+    for key in ("arch", "epochs_done", "epochs", "test_top1", "test_top5"):
+        assert a.get(key) == b.get(key), key
+
+
+@pytest.mark.parametrize("epochs,kill", [(3, "eval/epoch/3"), (1, "eval/epoch/1")])
+def test_killed_between_a_checkpoint_and_its_event_resumes_to_the_uninterrupted_result(tmp_path, epochs, kill):
+    """The checkpoint of the last epoch was written but its event never reached the store."""
+    kind, full, _, _ = _run_cell_killed_at(tmp_path, "full", None, epochs=epochs)
+    kind2, resumed, store, cell = _run_cell_killed_at(tmp_path, "killed", kill, epochs=epochs)
+    assert kind == kind2 == "finished"
+    _same_results(full, resumed)
+    assert [e.data["epoch"] for e in store.events(cell, "eval_epoch")] == list(range(1, epochs + 1))
+
+
+def test_capped_eval_killed_before_its_end_resumes_to_the_same_cap(tmp_path):
+    """The cap fell on a checkpointed epoch: the resumed cell must not train past it."""
+    extra = "max_seconds = 1e-6"
+    kind, full, _, _ = _run_cell_killed_at(tmp_path, "full", None, epochs=4, eval_extra=extra)
+    kind2, resumed, store, cell = _run_cell_killed_at(tmp_path, "killed", "end", epochs=4, eval_extra=extra)
+    assert kind == kind2 == "projected" and full["epochs_done"] == 1
+    _same_results(full, resumed)
+    assert [e.data["epoch"] for e in store.events(cell, "eval_epoch")] == [1]
+
+
+def test_gpu_second_caps_apply_on_a_device_without_cuda_events(tmp_path):
+    """On a CPU there are no CUDA events: a GPU-seconds cap counts the device's wall seconds."""
+    kind, end, store, cell = _run_cell_killed_at(tmp_path, "g", None, epochs=4, eval_extra="max_gpu_seconds = 1e-6")
+    assert kind == "projected" and end["epochs_done"] == 1
+    capped = lambda t: t.replace("candidates = 2", "candidates = 5\nmax_gpu_seconds = 1e-6")  # noqa: E731
+    kind, end, store, cell = _run_cell_killed_at(tmp_path, "h", None, epochs=1, text=capped)
+    assert kind == "projected"
+    assert sum(1 for e in store.events(cell) if e.kind == "candidate") == 1
+
+
+def test_discrete_search_gpu_cap_counts_the_candidates_gpu_seconds(tmp_path, monkeypatch):
+    """Candidates report their GPU seconds (on a GPU): the search's GPU cap must add them up."""
+    import nasmix.study.run as run_mod
+    from nasmix.strategies.base import AskTell
+
+    real = AskTell.search
+
+    def search_with_gpu_clock(self, space, estimator, data, budget, log, rng):
+        return real(self, space, estimator, data, budget, lambda e: log({**e, "gpu_s": 10.0}), rng)
+
+    monkeypatch.setattr(AskTell, "search", search_with_gpu_clock)
+    monkeypatch.setattr(run_mod, "_has_gpu_clock", lambda timer: True)
+    capped = lambda t: t.replace("candidates = 2", "candidates = 5\nmax_gpu_seconds = 25")  # noqa: E731
+    kind, end, store, cell = _run_cell_killed_at(tmp_path, "g", None, epochs=1, text=capped)
+    assert kind == "projected"
+    assert sum(1 for e in store.events(cell) if e.kind == "candidate") == 3
+
+
+def test_fewshot_search_cap_projects_over_all_its_supernet_epochs(tmp_path):
+    def fewshot(text):
+        text = text.replace('strategies = ["random"]', 'strategies = ["fewshot"]').replace('spaces = ["nb201", "chain"]',
+                                                                                         'spaces = ["chain"]')  # fmt: skip
+        return text.replace("candidates = 2", "epochs = 2\nmax_seconds = 1e-6") + (
+            '\n[strategy.fewshot]\nbase = "gdas"\nwarmup = 0.0\n')  # fmt: skip
+
+    kind, end, store, cell = _run_cell_killed_at(tmp_path, "f", None, epochs=1, text=fewshot)
+    events = store.events(cell)
+    first = next(e.data for e in events if e.kind == "search_epoch")
+    capped = next(e.data for e in events if e.key == "search/capped")
+    assert first["epochs"] > 2  # one sequence over every sub-supernet's epochs
+    assert capped["done"] == 1 and capped["total"] == first["epochs"]
+    assert capped["projected_s"] == pytest.approx(capped["elapsed_s"] * first["epochs"])
+
+
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_a_user_error_in_a_worker_stops_the_study_and_leaves_the_cell_resumable(tmp_path, backend, capsys):
+    if backend == "ray":
+        ray = pytest.importorskip("ray")
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        path = write_study(tmp_path, epochs=1)
+        cfg = load_study(path)
+        victim = expand(cfg)[0][0]
+        folder = Path(cfg.store + ".files") / victim.id / "eval"
+        folder.mkdir(parents=True)
+        torch.save({"config": {"another": "recipe"}}, folder / "epoch-0001.pt")
+        argv = ["study", str(path), "--quiet", "--backend", backend] + (["--workers", "2"] if backend == "local" else [])
+        assert main(argv) == 2
+        assert "different training config" in capsys.readouterr().err
+        store = Store(cfg.store, readonly=True)
+        assert store.state(victim.id) == "running" and not store.events(kind="failed")
+    finally:
+        if backend == "ray":
+            ray.shutdown()
+
+
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("seeds = 1.5", "seeds must be"),
+        ("seeds = [-1]", "seeds must be"),
+        ("seeds = [18446744073709551616]", "seeds must be"),
+        ('spaces = 3', "spaces must be"),
+        ('spaces = [1]', "spaces must be"),
+        ('device = "cdua"', "device"),
+        ('device = "cuda:x"', "device"),
+    ],
+)
+def test_bad_axis_values_exit_2(tmp_path, capsys, line, message):
+    key = line.split(" ")[0]
+    path = tmp_path / "bad.toml"
+    body = {"seeds": "seeds = [0]", "spaces": "spaces = ['nb201']", "device": 'device = "cpu"'}
+    body[key] = line
+    path.write_text(f"[study]\nstore='{tmp_path / 'bad.db'}'\nstrategies=['random']\n" + "\n".join(body.values()))
+    assert main(["study", str(path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad.db").exists()
+
+
+def test_seeds_as_one_integer(tmp_path):
+    from nasmix.config import study_from_dict
+
+    cfg = study_from_dict({"study": {"spaces": ["nb201"], "strategies": ["random"], "seeds": 3}})
+    assert cfg.seeds == (3,)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_a_gpu_exits_2_before_the_store_exists(tmp_path, capsys):
+    path = write_study(tmp_path)
+    path.write_text(path.read_text().replace('device = "cpu"', 'device = "cuda"'))
+    assert main(["study", str(path), "--quiet"]) == 2
+    assert "cuda" in capsys.readouterr().err
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_run_with_checkpoint_every_0_never_checkpoints(tmp_path, capsys):
+    argv = ["run", "--space", "chain", "--strategy", "random", "--estimator", "zero_cost", "--dataset", "synthetic",
+            "--candidates", "1", "--search-size", "tiny", "--eval-epochs", "1", "--eval-size", "tiny",
+            "--checkpoint-every", "0", "--device", "cpu", "--store", str(tmp_path / "r.db"), "--quiet"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    assert Store(tmp_path / "r.db", readonly=True).events(kind="finished")
+    assert not list((tmp_path / "r.db.files").rglob("*.pt"))
+
+
+def test_capped_search_killed_before_arch_chosen_stops_where_it_was_capped(tmp_path, monkeypatch):
+    """The resumed search must cap where the stored capped event says, whatever its own clock says."""
+    import nasmix.study.run as run_mod
+    from nasmix.timing import Timer
+
+    slow = {"on": True}
+
+    class SlowFirstAttempt(Timer):
+        def now(self):  # an hour passes between two readings in the first attempt
+            now = super().now()
+            if slow["on"]:
+                slow["t"] = slow.get("t", now) + 3600.0
+                return slow["t"]
+            return now
+
+    monkeypatch.setattr(run_mod, "Timer", SlowFirstAttempt)
+    text = lambda t: t.replace("candidates = 2", "candidates = 4\nmax_seconds = 5000")  # noqa: E731
+    path = write_study(tmp_path, "c", epochs=1)
+    path.write_text(text(path.read_text()))
+    cfg = load_study(path)
+    cell = expand(cfg)[0][0]
+    store = Store(cfg.store)
+    store.add_cells([cell])
+    from nasmix.study.run import Resume, run_cell
+
+    def emit(key, kind, phase, data):
+        if key == "arch_chosen" and slow["on"]:
+            raise _Kill
+        store.append(cell.id, key, kind, phase, data)
+
+    with pytest.raises(_Kill):
+        run_cell(cell, store.files, emit, Resume.from_events(store.events(cell.id)))
+    capped = next(e.data for e in store.events(cell.id) if e.key == "search/capped")
+    assert capped["done"] < 4
+    slow["on"] = False
+    assert run_cell(cell, store.files, emit, Resume.from_events(store.events(cell.id))) == "projected"
+    events = store.events(cell.id)
+    chosen = next(e.data for e in events if e.key == "arch_chosen")
+    best = [e.data["best_arch"] for e in events if e.kind == "candidate"][capped["done"] - 1]
+    assert chosen["arch"] == best and chosen["search_projected_s"] == capped["projected_s"]
+    assert chosen["search_s"] == capped["elapsed_s"]
+    assert sum(1 for e in events if e.kind == "candidate") == capped["done"]
+
+
+def test_cell_killed_after_its_last_epoch_without_checkpoints_is_not_retrained(tmp_path, monkeypatch):
+    import nasmix.study.run as run_mod
+
+    no_ckpt = lambda t: t.replace("checkpoint_every = 1", "checkpoint_every = 0")  # noqa: E731
+    kind, full, _, _ = _run_cell_killed_at(tmp_path, "full", None, epochs=3, text=no_ckpt)
+    calls = []
+    real_train = run_mod.train
+    monkeypatch.setattr(run_mod, "train", lambda *a, **k: calls.append(1) or real_train(*a, **k))
+    kind2, resumed, store, cell = _run_cell_killed_at(tmp_path, "killed", "end", epochs=3, text=no_ckpt)
+    assert kind == kind2 == "finished" and len(calls) == 1  # the first attempt only: every epoch was stored
+    _same_results(full, resumed)
+
+
+def test_an_eval_seed_is_refused_because_the_cell_seed_rules(tmp_path, capsys):
+    path = tmp_path / "seed.toml"
+    path.write_text(f"[study]\nstore='{tmp_path / 'seed.db'}'\nspaces=['nb201']\nstrategies=['random']\n[eval]\nseed = 3\n")
+    assert main(["study", str(path)]) == 2
+    assert "[study] seeds" in capsys.readouterr().err
