@@ -12,8 +12,8 @@ real search loop does not pay, so the figure is slightly conservative.
 Peak memory is torch.cuda.max_memory_allocated over the timed steps, after
 resetting the peak once the warm-up is done; it includes everything then on
 the device: the supernet, both optimizers' states and, as in a real search,
-both halves of the search split held on the device as padded uint8
-(`--images` per half, 25,000 by default: about 229 MiB that NASLib, whose
+both halves of the search split held on the device as uint8
+(`--images` per half, 25,000 by default: about 147 MiB that NASLib, whose
 data stays on the host, does not hold).
 
 On a GPU the table adds NASLib's epoch time and peak memory from `--anchors`
