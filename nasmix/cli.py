@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from nasmix import registry
+from nasmix.config import pick_device
 from nasmix.errors import ConfigError, NasmixError, UnknownNameError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -86,21 +87,6 @@ def dataclass_from_flags(args: argparse.Namespace, config_type: type, base: dict
     return build_config(config_type, values, config_type.__name__)
 
 
-def pick_device(name: str):
-    """'auto' -> cuda when available, else cpu."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError(f"unknown device {name!r}: {err}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda asked for, but no CUDA GPU is available")
-    return device
-
-
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
     """--dataset, --data, subsets: the same in every command."""
     parser.add_argument("--dataset", default="cifar10", help="dataset name (nasmix list dataset)")
@@ -112,12 +98,9 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
 
 def load_data(args: argparse.Namespace):
     """The dataset of the flags, with its subsets applied."""
-    from nasmix.data import DatasetArrays, load_dataset, subset
+    from nasmix.data import load_dataset, with_subsets
 
-    data = load_dataset(args.dataset, args.data)
-    k = len(data.classes)
-    return DatasetArrays(data.name, subset(data.train, args.train_subset, k), subset(data.test, args.test_subset, k),
-                         data.classes)  # fmt: skip
+    return with_subsets(load_dataset(args.dataset, args.data), args.train_subset, args.test_subset)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -294,3 +294,21 @@ def load_study(path: str) -> StudyConfig:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"study file {path!r} is not valid TOML: {err}") from None
     return study_from_dict(raw, os.path.splitext(os.path.basename(path))[0])
+
+
+def pick_device(name: str):
+    """The torch device of a setting (auto, cpu, cuda, cuda:N): auto is CUDA when
+    present; an unknown device, or a CUDA device this machine lacks, is a ConfigError."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"unknown device {name!r} (auto, cpu, cuda or cuda:N): {err}") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ConfigError(f"device {name!r} asked for, but this machine (or worker) sees {count} CUDA GPU(s)")
+    return device

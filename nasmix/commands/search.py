@@ -57,7 +57,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from nasmix.cli import _parse_options, load_data, pick_device
+    from nasmix.cli import _parse_options, load_data
+    from nasmix.config import pick_device
     from nasmix.console import console, progress_bar
     from nasmix.data import search_split
     from nasmix.spaces.base import check_size

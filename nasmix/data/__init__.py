@@ -16,6 +16,7 @@ from nasmix.data.base import (
     resolve_path,
     search_split,
     subset,
+    with_subsets,
 )
 from nasmix.data.loader import Augment, DeviceLoader
 
@@ -30,4 +31,5 @@ __all__ = [
     "resolve_path",
     "search_split",
     "subset",
+    "with_subsets",
 ]

@@ -210,6 +210,12 @@ def subset(images: ImageArrays, n: int | None, num_classes: int) -> ImageArrays:
     return images.take(np.sort(np.concatenate(picks)))
 
 
+def with_subsets(data: DatasetArrays, train: int | None, test: int | None) -> DatasetArrays:
+    """The dataset with class-balanced subsets of its training and test images (None: all)."""
+    k = len(data.classes)
+    return DatasetArrays(data.name, subset(data.train, train, k), subset(data.test, test, k), data.classes)
+
+
 def search_split(images: ImageArrays, num_classes: int, portion: float = 0.5) -> tuple[ImageArrays, ImageArrays]:
     """The search split: weights train on one part, architectures on the other.
 

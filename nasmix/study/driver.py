@@ -15,7 +15,8 @@ from nasmix.console import console, progress_bar
 from nasmix.data import load_dataset
 from nasmix.study.backends import make_backend
 from nasmix.study.grid import expand
-from nasmix.study.run import Resume, pick_device
+from nasmix.config import pick_device
+from nasmix.study.run import Resume
 from nasmix.study.store import Store
 
 

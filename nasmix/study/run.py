@@ -25,8 +25,9 @@ import torch
 
 from nasmix import registry
 from nasmix.arch import Arch
-from nasmix.data import DatasetArrays, load_dataset, search_split, subset
-from nasmix.errors import ConfigError, NasmixError
+from nasmix.config import pick_device
+from nasmix.data import DatasetArrays, load_dataset, search_split, with_subsets
+from nasmix.errors import NasmixError
 from nasmix.study.grid import ONESHOT_ESTIMATOR, Cell
 from nasmix.timing import Timer, count_flops, count_params
 from nasmix.train import DivergedError, TrainConfig, load_checkpoint, train
@@ -58,21 +59,6 @@ class _Capped(Exception):
     """A phase reached its cap (raised from a progress callback)."""
 
 
-def pick_device(name: str) -> torch.device:
-    """The device a cell runs on; a CUDA device this machine lacks is a ConfigError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError(f"unknown device {name!r} (auto, cpu, cuda or cuda:N): {err}") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if (device.index or 0) >= count:
-            raise ConfigError(f"device {name!r} asked for, but this machine (or worker) sees {count} CUDA GPU(s)")
-    return device
-
-
 def _has_gpu_clock(timer: Timer) -> bool:
     """Whether the timer's device has CUDA events (else GPU-seconds caps count wall seconds)."""
     return timer.device.type == "cuda"
@@ -81,10 +67,7 @@ def _has_gpu_clock(timer: Timer) -> bool:
 def prepare_data(cell: Cell, data_path: str | None) -> DatasetArrays:
     """The cell's dataset with its subsets applied."""
     d = cell.settings["data"]
-    data = load_dataset(cell.dataset, data_path)
-    k = len(data.classes)
-    return DatasetArrays(data.name, subset(data.train, d["train_subset"], k), subset(data.test, d["test_subset"], k),
-                         data.classes)  # fmt: skip
+    return with_subsets(load_dataset(cell.dataset, data_path), d["train_subset"], d["test_subset"])
 
 
 def _oom(err: BaseException) -> bool:
