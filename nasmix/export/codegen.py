@@ -31,8 +31,10 @@ from __future__ import annotations
 import builtins
 import importlib
 import inspect
+import json
 import math
 import re
+import struct
 import textwrap
 import types
 from dataclasses import dataclass
@@ -118,7 +120,8 @@ def _generate(net: nn.Module, example: torch.Tensor, constants: dict, doc: str) 
     body = textwrap.indent("\n".join(lines), " " * 8) if lines else " " * 8 + "pass"
     doc = (doc.strip() or "A network exported by nasmix.").replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     constants = {**constants, "WEIGHTS": constants.get("WEIGHTS")}
-    source = _TEMPLATE.format(doc=doc, prelude=prelude, constants=_constants(constants), init=body, forward=forward)
+    source = _TEMPLATE.format(doc=doc, prelude=prelude, constants=_constants(constants), init=body, forward=forward,
+                              reader=_READER.strip())
     generated = build(source)
     keys = list(generated.state_dict().keys())
     full = net.state_dict()
@@ -291,6 +294,37 @@ def _constants(constants: dict) -> str:
     return "\n".join(f"{name} = {_literal(value, name)}" for name, value in constants.items())
 
 
+_READER = '''
+_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+           "BOOL": torch.bool}
+
+
+def read_safetensors(path):
+    """The tensors of a .safetensors file (the format is little-endian), without the safetensors package."""
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + size].decode("utf-8"))
+    start = 8 + size
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype, shape = _DTYPES[info["dtype"]], info["shape"]
+        begin, end = info["data_offsets"]
+        if end == begin:
+            out[name] = torch.empty(shape, dtype=dtype)
+            continue
+        flat = torch.frombuffer(data, dtype=torch.uint8, count=end - begin, offset=start + begin)
+        out[name] = flat.clone().view(dtype).reshape(shape)  # the copy is aligned for any dtype
+    return out
+'''
+
+_reader_namespace: dict = {"torch": torch, "json": json, "struct": struct}
+exec(_READER, _reader_namespace)  # one reader for nasmix and the generated files
+read_safetensors = _reader_namespace["read_safetensors"]
+
 _TEMPLATE = '''\
 """{doc}
 """
@@ -335,31 +369,7 @@ class Network(nn.Module):
 {forward}
 
 
-_DTYPES = {{"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-           "BOOL": torch.bool}}
-
-
-def read_safetensors(path):
-    """The tensors of a .safetensors file (little-endian, as the format defines), without the safetensors package."""
-    with open(path, "rb") as f:
-        data = bytearray(f.read())
-    (size,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8 : 8 + size].decode("utf-8"))
-    start = 8 + size
-    out = {{}}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        dtype, shape = _DTYPES[info["dtype"]], info["shape"]
-        begin, end = info["data_offsets"]
-        if end == begin:
-            out[name] = torch.empty(shape, dtype=dtype)
-            continue
-        flat = torch.frombuffer(data, dtype=torch.uint8, count=end - begin, offset=start + begin)
-        out[name] = flat.view(dtype).reshape(shape).clone()
-    return out
-
+{reader}
 
 def load(weights=None, device="cpu"):
     """The network in eval mode, with the weights beside this file (or those given).
