@@ -22,7 +22,7 @@ from nasmix.data.base import Task
 from nasmix.errors import ConfigError, NasmixError
 from nasmix.export import create_model, export_arch, export_cell, load_model
 from nasmix.export.codegen import ExportError, build, generate, read_safetensors
-from nasmix.export.source import read_checkpoint, read_cell
+from nasmix.export.source import read_cell, read_checkpoint
 
 TASK = Task("t", 10, (3, 32, 32))
 SPACES = registry.names("space")
@@ -94,8 +94,10 @@ def test_generated_modules_run_with_nasmix_hidden(exports, tmp_path):
     for name, (folder, _) in exports.items():
         with torch.no_grad():
             expected[name] = load_model(folder)(x)
-    torch.save({"x": x, "expected": expected, "folders": {n: str(f) for n, (f, _) in exports.items()}},
-               tmp_path / "case.pt")  # fmt: skip
+    torch.save(
+        {"x": x, "expected": expected, "folders": {n: str(f) for n, (f, _) in exports.items()}},
+        tmp_path / "case.pt",
+    )
     script = textwrap.dedent("""
         import importlib.util, sys
         sys.modules["nasmix"] = None  # any import of nasmix now fails
@@ -114,11 +116,18 @@ def test_generated_modules_run_with_nasmix_hidden(exports, tmp_path):
                 logits = model.load()(case["x"])
             assert torch.equal(logits, case["expected"][name]), name
             print("same logits", name)
-        assert not any(m == "nasmix" or m.startswith("nasmix.") for m in sys.modules if sys.modules[m] is not None)
+        loaded = [m for m in sys.modules if m.split(".")[0] == "nasmix" and sys.modules[m] is not None]
+        assert not loaded, loaded
     """)
     env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}  # no PYTHONPATH: nasmix is not on the path either
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "case.pt")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "case.pt")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("same logits") == len(exports)
 
@@ -160,9 +169,15 @@ def test_a_failing_format_is_reported_and_the_export_goes_on(tmp_path, monkeypat
 
 def test_own_reader_reads_what_safetensors_writes(tmp_path):
     st = pytest.importorskip("safetensors.torch")
-    tensors = {"f": torch.randn(3, 4), "scalar": torch.tensor(7), "h": torch.randn(5).half(),
-               "b": torch.randn(3).bfloat16(), "mask": torch.tensor([True, False]), "empty": torch.zeros(0, 2),
-               "i16": torch.arange(5, dtype=torch.int16)}  # fmt: skip
+    tensors = {
+        "f": torch.randn(3, 4),
+        "scalar": torch.tensor(7),
+        "h": torch.randn(5).half(),
+        "b": torch.randn(3).bfloat16(),
+        "mask": torch.tensor([True, False]),
+        "empty": torch.zeros(0, 2),
+        "i16": torch.arange(5, dtype=torch.int16),
+    }
     st.save_file(tensors, str(tmp_path / "w.safetensors"))
     read = read_safetensors(tmp_path / "w.safetensors")
     assert read.keys() == tensors.keys()
@@ -296,9 +311,23 @@ def test_trained_cell_exports_with_its_weights_and_card(study, tmp_path):
     assert info.dropped and all(k.startswith("aux.") for k in info.dropped)  # the auxiliary head is left out
     card = (tmp_path / "e" / "README.md").read_text()
     top1 = next(h["test_top1"] for h in record.epochs if h["epoch"] == 2)
-    for fact in ("| strategy | random |", "| estimator | zero_cost |", "synthetic", "| seed | 0 |",
-                 f"{100 * top1:.2f}%", "(epoch 2)", "| parameters |", "| FLOPs |", "| search |", "| training |",
-                 "no GPU clock", record.end["arch"], "drop-path", "`aux`", "MEAN ="):  # fmt: skip
+    for fact in (
+        "| strategy | random |",
+        "| estimator | zero_cost |",
+        "synthetic",
+        "| seed | 0 |",
+        f"{100 * top1:.2f}%",
+        "(epoch 2)",
+        "| parameters |",
+        "| FLOPs |",
+        "| search |",
+        "| training |",
+        "no GPU clock",
+        record.end["arch"],
+        "drop-path",
+        "`aux`",
+        "MEAN =",
+    ):
         assert fact in card, fact
     config = json.loads((tmp_path / "e" / "config.json").read_text())
     assert config["cell"]["id"] == cell and config["mean"] is not None and len(config["classes"]) == 10
@@ -331,8 +360,10 @@ def _store_with_unfinished_cells(db: Path, tmp_path: Path) -> dict[str, str]:
     store = Store(tmp_path / db.name)
     first = store.cells()[0]
     base = Cell.from_json(first.config, first.study)
-    cells = {state: Cell(base.space, base.strategy, base.estimator, base.dataset, seed, base.study, base.settings)
-             for state, seed in (("pending", 11), ("running", 12), ("failed", 13))}  # fmt: skip
+    cells = {
+        state: Cell(base.space, base.strategy, base.estimator, base.dataset, seed, base.study, base.settings)
+        for state, seed in (("pending", 11), ("running", 12), ("failed", 13))
+    }
     store.add_cells(cells.values())
     store.append(cells["running"].id, "attempt/1", "attempt", "setup", {})
     store.append(cells["failed"].id, "end", "failed", "end", {"reason": "out of GPU memory"})
@@ -391,8 +422,23 @@ def test_cli_exports_an_arch_string(tmp_path, capsys):
     from nasmix.cli import main
     from nasmix.spaces.darts import DARTS_V2
 
-    argv = ["export", "--space", "darts", "--arch", DARTS_V2, "--size", "tiny", "--num-classes", "5",
-            "--skip", "pt2", "--skip", "onnx", "-o", str(tmp_path / "v2")]  # fmt: skip
+    argv = [
+        "export",
+        "--space",
+        "darts",
+        "--arch",
+        DARTS_V2,
+        "--size",
+        "tiny",
+        "--num-classes",
+        "5",
+        "--skip",
+        "pt2",
+        "--skip",
+        "onnx",
+        "-o",
+        str(tmp_path / "v2"),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "model.safetensors  written" in out and "skipped (--skip)" in out

@@ -14,25 +14,44 @@ from nasmix.errors import ConfigError
 
 def add_parser(sub) -> None:
     """Add the `export` subcommand to the `nasmix` parser."""
-    p = sub.add_parser("export", help="a finished cell's network (or an arch's) as standalone model files",
-                       description="Export a finished cell of a store (DB CELL), or the untrained network of an "
-                                   "arch (--space/--arch), as model.py (needs only torch), model.safetensors, "
-                                   "model.pt2, model.onnx and a model card.")  # fmt: skip
+    p = sub.add_parser(
+        "export",
+        help="a finished cell's network (or an arch's) as standalone model files",
+        description="Export a finished cell of a store (DB CELL), or the untrained network of an "
+        "arch (--space/--arch), as model.py (needs only torch), model.safetensors, "
+        "model.pt2, model.onnx and a model card.",
+    )
     p.add_argument("db", nargs="?", help="the study's store")
     p.add_argument("cell", nargs="?", help="a cell id, or its first characters (nasmix status DB lists them)")
     p.add_argument("-o", "--out", required=True, help="the export folder (new, empty, or an earlier export)")
-    p.add_argument("--data", default=None, help="the cell's dataset, to record its input normalisation "
-                                                "(default: $NASMIX_DATA)")  # fmt: skip
+    p.add_argument(
+        "--data",
+        default=None,
+        help="the cell's dataset, to record its input normalisation (default: $NASMIX_DATA)",
+    )
     p.add_argument("--space", default=None, help="with --arch: the search space (nasmix list space)")
-    p.add_argument("--arch", default=None, help="an arch string (with or without 'SPACE:'); exports it untrained")
-    p.add_argument("--space-opt", "--opt", action="append", metavar="KEY=VALUE", help="a space option (repeatable)")
+    p.add_argument(
+        "--arch", default=None, help="an arch string (with or without 'SPACE:'); exports it untrained"
+    )
+    p.add_argument(
+        "--space-opt", "--opt", action="append", metavar="KEY=VALUE", help="a space option (repeatable)"
+    )
     p.add_argument("--num-classes", type=int, default=10, help="with --arch: classes (default 10)")
-    p.add_argument("--image-size", type=int, default=32, help="with --arch: image height and width (default 32)")
+    p.add_argument(
+        "--image-size", type=int, default=32, help="with --arch: image height and width (default 32)"
+    )
     p.add_argument("--channels", type=int, default=3, help="with --arch: image channels (default 3)")
-    p.add_argument("--size", default="eval", help="with --arch: network size tiny, search or eval (default eval)")
+    p.add_argument(
+        "--size", default="eval", help="with --arch: network size tiny, search or eval (default eval)"
+    )
     p.add_argument("--seed", type=int, default=0, help="with --arch: seed of the initial weights (default 0)")
-    p.add_argument("--skip", action="append", default=[], choices=("pt2", "onnx"),
-                   help="do not write this format (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=("pt2", "onnx"),
+        help="do not write this format (repeatable)",
+    )
     p.set_defaults(func=cmd_export)
 
 
@@ -55,14 +74,24 @@ def cmd_export(args: argparse.Namespace) -> int:
             text = f"{args.space}:{text}"
         if min(args.image_size, args.channels) < 1:
             raise ConfigError("--image-size and --channels must be positive")
-        info = export_arch(text, args.out, _parse_options(args.space_opt, "space"), args.num_classes,
-                           (args.channels, args.image_size, args.image_size), args.size, args.seed, args.skip)  # fmt: skip
+        info = export_arch(
+            text,
+            args.out,
+            _parse_options(args.space_opt, "space"),
+            args.num_classes,
+            (args.channels, args.image_size, args.image_size),
+            args.size,
+            args.seed,
+            args.skip,
+        )
         source = f"arch {info.arch}"
     else:
         if args.db is None or args.cell is None:
             raise ConfigError("give DB CELL (a store and a cell id), or --space and --arch")
         if args.space_opt:
-            raise ConfigError("--space-opt applies to --arch; a cell's network uses the options it was run with")
+            raise ConfigError(
+                "--space-opt applies to --arch; a cell's network uses the options it was run with"
+            )
         info = export_cell(args.db, args.cell, args.out, args.data, args.skip)
         source = f"cell {info.record.id} ({info.record.label})"
     console.print(escape(f"exported {source} to {args.out}"))
@@ -71,7 +100,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         console.print(f"  {a.name:<18} {mark}  {escape(a.note)}")
     console.print("  config.json, README.md (the model card)")
     if info.weights == "absent":
-        console.print(f"[bold yellow]no weights: {escape(info.weights_note)}[/]: the files hold the architecture only")
+        console.print(
+            f"[bold yellow]no weights: {escape(info.weights_note)}[/]: the files hold the architecture only"
+        )
     else:
         console.print(f"weights: {escape(info.weights_note)}")
     return 0

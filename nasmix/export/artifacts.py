@@ -58,9 +58,13 @@ def write_weights(state: dict, path: Path, metadata: dict[str, str]) -> Artifact
     try:
         from safetensors.torch import save_file
     except ImportError:
-        raise NasmixError("writing weights needs the safetensors package: pip install 'nasmix[export]'") from None
+        raise NasmixError(
+            "writing weights needs the safetensors package: pip install 'nasmix[export]'"
+        ) from None
     save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata=metadata)
-    return Artifact(path.name, True, f"{len(state)} tensors, {sum(v.numel() for v in state.values()):,} values")
+    return Artifact(
+        path.name, True, f"{len(state)} tensors, {sum(v.numel() for v in state.values()):,} values"
+    )
 
 
 def _reason(err: BaseException) -> str:
@@ -122,19 +126,33 @@ def write_onnx(module: nn.Module, example: torch.Tensor, path: Path, program=Non
         import onnx
         import onnxscript  # noqa: F401  (the exporter needs it)
     except ImportError as err:
-        return Artifact(path.name, False, f"not written: {err.name} is not installed (pip install 'nasmix[export]')")
+        return Artifact(
+            path.name, False, f"not written: {err.name} is not installed (pip install 'nasmix[export]')"
+        )
     with torch.no_grad():
         want = module(example)
     try:
         chatter = io.StringIO()  # the exporter prints its progress
-        with warnings.catch_warnings(), contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(chatter),
+            contextlib.redirect_stderr(chatter),
+        ):
             warnings.simplefilter("ignore")
             with tempfile.TemporaryDirectory() as tmp:  # written whole, then moved: no half file on failure
                 tmp_path = Path(tmp) / path.name
                 dynamic = None if program is not None else ({0: torch.export.Dim("batch", min=1)},)
-                torch.onnx.export(program if program is not None else module, (example,), str(tmp_path),
-                                  dynamo=True, external_data=False, input_names=["images"],
-                                  output_names=["logits"], opset_version=ONNX_OPSET, dynamic_shapes=dynamic)  # fmt: skip
+                torch.onnx.export(
+                    program if program is not None else module,
+                    (example,),
+                    str(tmp_path),
+                    dynamo=True,
+                    external_data=False,
+                    input_names=["images"],
+                    output_names=["logits"],
+                    opset_version=ONNX_OPSET,
+                    dynamic_shapes=dynamic,
+                )
                 batch = _name_batch(onnx, tmp_path)
                 tmp_path.replace(path)
     except Exception as err:
@@ -155,7 +173,7 @@ def write_onnx(module: nn.Module, example: torch.Tensor, path: Path, program=Non
 
 
 def _name_batch(onnx, path: Path) -> int | None:
-    """Call the inputs' and outputs' symbolic first dimension `batch`; the fixed batch size if there is none."""
+    """Name the symbolic first dimension of inputs and outputs `batch`; the fixed batch size if none is."""
     model = onnx.load(str(path))
     fixed = None
     for value in list(model.graph.input) + list(model.graph.output):

@@ -86,28 +86,60 @@ def config_json(info: ExportInfo) -> dict:
     cell = None
     if rec is not None:
         end, chosen = rec.end or {}, rec.chosen or {}
-        cell = {"id": rec.id, "label": rec.label, "study": rec.study, "store": str(rec.store), "state": rec.state,
-                "strategy": rec.strategy, "estimator": rec.estimator, "dataset": rec.dataset, "seed": rec.seed,
-                "test_top1": top1, "test_top5": top5, "accuracy_epoch": at,
-                "epochs_done": end.get("epochs_done"), "epochs": end.get("epochs"),
-                "search_s": chosen.get("search_s"), "search_gpu_s": chosen.get("search_gpu_s"),
-                "search_device": chosen.get("device"), "train_s": end.get("eval_train_s"),
-                "train_gpu_s": end.get("eval_train_gpu_s"), "train_device": _train_device(rec)}  # fmt: skip
+        cell = {
+            "id": rec.id,
+            "label": rec.label,
+            "study": rec.study,
+            "store": str(rec.store),
+            "state": rec.state,
+            "strategy": rec.strategy,
+            "estimator": rec.estimator,
+            "dataset": rec.dataset,
+            "seed": rec.seed,
+            "test_top1": top1,
+            "test_top5": top5,
+            "accuracy_epoch": at,
+            "epochs_done": end.get("epochs_done"),
+            "epochs": end.get("epochs"),
+            "search_s": chosen.get("search_s"),
+            "search_gpu_s": chosen.get("search_gpu_s"),
+            "search_device": chosen.get("device"),
+            "train_s": end.get("eval_train_s"),
+            "train_gpu_s": end.get("eval_train_gpu_s"),
+            "train_device": _train_device(rec),
+        }
     from nasmix import __version__
 
     return {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "nasmix": __version__,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "nasmix": __version__,
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "arch": info.arch, "space": info.space, "space_options": info.space_options, "size": info.size,
-        "num_classes": info.task.num_classes, "input_shape": list(info.task.shape),
-        "mean": list(info.mean) if info.mean else None, "std": list(info.std) if info.std else None,
+        "arch": info.arch,
+        "space": info.space,
+        "space_options": info.space_options,
+        "size": info.size,
+        "num_classes": info.task.num_classes,
+        "input_shape": list(info.task.shape),
+        "mean": list(info.mean) if info.mean else None,
+        "std": list(info.std) if info.std else None,
         "classes": list(info.classes) if info.classes else None,
-        "weights": {"kind": info.weights, "file": "model.safetensors" if info.weights != "absent" else None,
-                    "note": info.weights_note, "epoch": info.epoch, "seed": info.seed},
-        "params": info.params, "flops": info.flops, "dropped": list(info.dropped), "train_only": list(info.train_only),
-        "files": {a.name: {"ok": a.ok, "note": a.note, "max_abs_diff": a.max_abs_diff} for a in info.artifacts},
+        "weights": {
+            "kind": info.weights,
+            "file": "model.safetensors" if info.weights != "absent" else None,
+            "note": info.weights_note,
+            "epoch": info.epoch,
+            "seed": info.seed,
+        },
+        "params": info.params,
+        "flops": info.flops,
+        "dropped": list(info.dropped),
+        "train_only": list(info.train_only),
+        "files": {
+            a.name: {"ok": a.ok, "note": a.note, "max_abs_diff": a.max_abs_diff} for a in info.artifacts
+        },
         "cell": cell,
-    }  # fmt: skip
+    }
 
 
 def _train_device(rec: CellRecord) -> str | None:
@@ -145,11 +177,17 @@ def render_card(info: ExportInfo) -> str:
     rec = info.record
     lines = [_title(info), ""]
     if rec is not None:
-        lines += [f"Exported by nasmix {__version__} from cell `{rec.id}` ({rec.label}) of study "
-                  f"`{rec.study}` (store `{rec.store.name}`).", ""]  # fmt: skip
+        lines += [
+            f"Exported by nasmix {__version__} from cell `{rec.id}` ({rec.label}) of study "
+            f"`{rec.study}` (store `{rec.store.name}`).",
+            "",
+        ]
     else:
-        lines += [f"Exported by nasmix {__version__} from an arch string, without a study: "
-                  "the network is untrained.", ""]  # fmt: skip
+        lines += [
+            f"Exported by nasmix {__version__} from an arch string, without a study: "
+            "the network is untrained.",
+            "",
+        ]
     if info.weights == "absent":
         lines += [f"**No weights: {info.weights_note}.** The files hold the architecture only.", ""]
     options = ", ".join(f"{k}={v}" for k, v in sorted(info.space_options.items())) or "defaults"
@@ -160,16 +198,27 @@ def render_card(info: ExportInfo) -> str:
         top1, top5, at = accuracy(info)
         data = rec.settings.get("data", {})
         subsets = ", ".join(f"{k} {data[k]}" for k in ("train_subset", "test_subset") if data.get(k))
-        rows += [("strategy", rec.strategy), ("estimator", rec.estimator + (" (one-shot)" if rec.estimator == "supernet" else "")),
-                 ("dataset", f"{rec.dataset}" + (f" ({subsets})" if subsets else "")), ("seed", str(rec.seed)),
-                 ("cell state", rec.state + (" (a cap stopped it; the rest was projected)" if rec.state == "projected" else "")),
-                 ("test top-1 / top-5", f"{_percent(top1)} / {_percent(top5)}" + (f" (epoch {at})" if at else "")),
-                 ("search", _hours(chosen.get("search_gpu_s"), chosen.get("search_s"), chosen.get("device"))),
-                 ("training", _hours(end.get("eval_train_gpu_s"), end.get("eval_train_s"), _train_device(rec)))]  # fmt: skip
-    rows += [("weights", info.weights_note), ("classes", str(info.task.num_classes)),
-             ("input", f"float tensor (N, {c}, {h}, {w})"),
-             ("parameters", f"{info.params:,} (inference network)"),
-             ("FLOPs", f"{info.flops / 1e6:,.2f} M per image (multiply-add = 2)")]  # fmt: skip
+        rows += [
+            ("strategy", rec.strategy),
+            ("estimator", rec.estimator + (" (one-shot)" if rec.estimator == "supernet" else "")),
+            ("dataset", f"{rec.dataset}" + (f" ({subsets})" if subsets else "")),
+            ("seed", str(rec.seed)),
+            (
+                "cell state",
+                rec.state
+                + (" (a cap stopped it; the rest was projected)" if rec.state == "projected" else ""),
+            ),
+            ("test top-1 / top-5", f"{_percent(top1)} / {_percent(top5)}" + (f" (epoch {at})" if at else "")),
+            ("search", _hours(chosen.get("search_gpu_s"), chosen.get("search_s"), chosen.get("device"))),
+            ("training", _hours(end.get("eval_train_gpu_s"), end.get("eval_train_s"), _train_device(rec))),
+        ]
+    rows += [
+        ("weights", info.weights_note),
+        ("classes", str(info.task.num_classes)),
+        ("input", f"float tensor (N, {c}, {h}, {w})"),
+        ("parameters", f"{info.params:,} (inference network)"),
+        ("FLOPs", f"{info.flops / 1e6:,.2f} M per image (multiply-add = 2)"),
+    ]
     lines += ["| | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows] + [""]
     lines += ["## Architecture", "", "```text", info.arch, "```", "", "```text", info.description, "```", ""]
     lines += _use(info) + _files(info)
@@ -183,24 +232,46 @@ def _use(info: ExportInfo) -> list[str]:
     if info.mean and info.std:
         mean = ", ".join(f"{m:.4f}" for m in info.mean)
         std = ", ".join(f"{s:.4f}" for s in info.std)
-        norm = (f"Inputs are images scaled to [0, 1], then normalised per channel as `(x - MEAN) / STD` with "
-                f"MEAN = ({mean}) and STD = ({std}) (the training images' statistics; `model.MEAN`, `model.STD`).")  # fmt: skip
+        norm = (
+            f"Inputs are images scaled to [0, 1], then normalised per channel as `(x - MEAN) / STD` with "
+            f"MEAN = ({mean}) and STD = ({std}) (the training images' statistics; `model.MEAN`, `model.STD`)."
+        )
     elif info.record is not None:
-        norm = ("Inputs are images scaled to [0, 1], then normalised per channel with the mean and standard "
-                "deviation of the training images; they were not recorded here (export with `--data` to "
-                "record them).")  # fmt: skip
+        norm = (
+            "Inputs are images scaled to [0, 1], then normalised per channel with the mean and standard "
+            "deviation of the training images; they were not recorded here (export with `--data` to "
+            "record them)."
+        )
     else:
         norm = f"Inputs are float tensors with {c} channels; normalise them as you will train."
     return [
-        "## Use", "", norm, "", "Without nasmix (only PyTorch):", "", "```python",
-        "import importlib.util", "", 'spec = importlib.util.spec_from_file_location("model", "DIR/model.py")',
-        "model = importlib.util.module_from_spec(spec)", "spec.loader.exec_module(model)",
+        "## Use",
+        "",
+        norm,
+        "",
+        "Without nasmix (only PyTorch):",
+        "",
+        "```python",
+        "import importlib.util",
+        "",
+        'spec = importlib.util.spec_from_file_location("model", "DIR/model.py")',
+        "model = importlib.util.module_from_spec(spec)",
+        "spec.loader.exec_module(model)",
         "net = model.load()                 # eval mode, weights from model.safetensors",
-        "logits = net(images)", "```", "", "With nasmix:", "", "```python", "import nasmix", "",
+        "logits = net(images)",
+        "```",
+        "",
+        "With nasmix:",
+        "",
+        "```python",
+        "import nasmix",
+        "",
         'net = nasmix.load_model("DIR")                                   # the same module',
         f'net = nasmix.create_model("{info.arch.split(":")[0]}:...", num_classes={info.task.num_classes}, '
-        'pretrained="DIR")  # nasmix\'s own network, to train further', "```", "",
-    ]  # fmt: skip
+        'pretrained="DIR")  # nasmix\'s own network, to train further',
+        "```",
+        "",
+    ]
 
 
 def _files(info: ExportInfo) -> list[str]:

@@ -71,7 +71,9 @@ class GeneratedModule:
     max_abs_diff: float
 
 
-def generate(net: nn.Module, example: torch.Tensor, constants: dict | None = None, doc: str = "") -> GeneratedModule:
+def generate(
+    net: nn.Module, example: torch.Tensor, constants: dict | None = None, doc: str = ""
+) -> GeneratedModule:
     """The torch-only source of a network's inference forward pass.
 
     Args:
@@ -100,8 +102,10 @@ def _generate(net: nn.Module, example: torch.Tensor, constants: dict, doc: str) 
     try:
         gm = fx.symbolic_trace(net)
     except Exception as err:  # fx raises several types (TraceError, TypeError on proxies...)
-        raise ExportError(f"cannot trace {type(net).__name__} with torch.fx ({type(err).__name__}: {err}); "
-                          "its forward must not branch on tensor values") from None  # fmt: skip
+        raise ExportError(
+            f"cannot trace {type(net).__name__} with torch.fx ({type(err).__name__}: {err}); "
+            "its forward must not branch on tensor values"
+        ) from None
     leaves: dict[str, nn.Module] = {}
     tensors: dict[str, torch.Tensor] = {}
     for node in gm.graph.nodes:
@@ -120,8 +124,14 @@ def _generate(net: nn.Module, example: torch.Tensor, constants: dict, doc: str) 
     body = textwrap.indent("\n".join(lines), " " * 8) if lines else " " * 8 + "pass"
     doc = (doc.strip() or "A network exported by nasmix.").replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     constants = {**constants, "WEIGHTS": constants.get("WEIGHTS")}
-    source = _TEMPLATE.format(doc=doc, prelude=prelude, constants=_constants(constants), init=body, forward=forward,
-                              reader=_READER.strip())
+    source = _TEMPLATE.format(
+        doc=doc,
+        prelude=prelude,
+        constants=_constants(constants),
+        init=body,
+        forward=forward,
+        reader=_READER.strip(),
+    )
     generated = build(source)
     keys = list(generated.state_dict().keys())
     full = net.state_dict()
@@ -146,11 +156,15 @@ def _check(net: nn.Module, generated: nn.Module, example: torch.Tensor) -> float
     with torch.no_grad():
         want, got = net(example), generated(example)
     if not isinstance(want, torch.Tensor):
-        raise ExportError(f"{type(net).__name__} returns {type(want).__name__} in eval mode; export needs logits")
+        raise ExportError(
+            f"{type(net).__name__} returns {type(want).__name__} in eval mode; export needs logits"
+        )
     if want.shape != got.shape or not torch.allclose(want, got, rtol=1e-4, atol=1e-5):
         diff = (want - got).abs().max().item() if want.shape == got.shape else math.inf
-        raise ExportError(f"the generated module does not reproduce {type(net).__name__}'s logits "
-                          f"(max difference {diff:.3g}); please report this network")  # fmt: skip
+        raise ExportError(
+            f"the generated module does not reproduce {type(net).__name__}'s logits "
+            f"(max difference {diff:.3g}); please report this network"
+        )
     return float((want - got).abs().max()) if want.numel() else 0.0
 
 
@@ -180,8 +194,10 @@ def constructor(module: nn.Module, path: str = "?") -> str:
     cls = type(module)
     where = f"module {path!r} ({cls.__module__}.{cls.__qualname__})"
     if getattr(nn, cls.__name__, None) is not cls:
-        raise ExportError(f"{where} is not a torch.nn module: the exporter rebuilds only torch.nn modules; "
-                          "write it with torch.nn modules and tensor operations in forward")  # fmt: skip
+        raise ExportError(
+            f"{where} is not a torch.nn module: the exporter rebuilds only torch.nn modules; "
+            "write it with torch.nn modules and tensor operations in forward"
+        )
     positional, keywords = [], []
     for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in ("device", "dtype"):
@@ -219,10 +235,15 @@ def _same(value, default) -> bool:
 
 def _fingerprint(module: nn.Module) -> tuple:
     """What makes two torch.nn modules compute the same function with the same weights."""
-    attrs = {k: repr(v) for k, v in vars(module).items()
-             if not k.startswith("_") and k != "training" and not isinstance(v, torch.Tensor)}  # fmt: skip
-    tensors = {k: (tuple(v.shape), v.dtype, isinstance(v, nn.Parameter))
-               for k, v in module.state_dict(keep_vars=True).items()}  # fmt: skip
+    attrs = {
+        k: repr(v)
+        for k, v in vars(module).items()
+        if not k.startswith("_") and k != "training" and not isinstance(v, torch.Tensor)
+    }
+    tensors = {
+        k: (tuple(v.shape), v.dtype, isinstance(v, nn.Parameter))
+        for k, v in module.state_dict(keep_vars=True).items()
+    }
     return type(module), attrs, tensors, sorted(module._non_persistent_buffers_set)
 
 
@@ -258,7 +279,11 @@ def _globals_prelude(names: dict, src: str) -> str:
     """Lines binding the globals torch.fx's forward code names (torch objects only)."""
     lines, imports = [], []
     for name, obj in sorted(names.items()):
-        if not re.search(rf"\b{re.escape(name)}\b", src) or obj is torch or getattr(builtins, name, None) is obj:
+        if (
+            not re.search(rf"\b{re.escape(name)}\b", src)
+            or obj is torch
+            or getattr(builtins, name, None) is obj
+        ):
             continue
         if isinstance(obj, str):  # a type annotation fx keeps as text, e.g. 'torch.Tensor'
             resolved = obj.startswith("torch.") and _resolves("torch", obj[len("torch.") :])
@@ -267,15 +292,27 @@ def _globals_prelude(names: dict, src: str) -> str:
             lines.append(f"{name} = float({str(obj)!r})")
         elif obj is type(None):
             lines.append(f"{name} = type(None)")
-        elif isinstance(obj, types.ModuleType) and obj.__name__.split(".")[0] in ("torch", "operator", "math"):
+        elif isinstance(obj, types.ModuleType) and obj.__name__.split(".")[0] in (
+            "torch",
+            "operator",
+            "math",
+        ):
             imports.append(f"import {obj.__name__} as {name}")
         else:
-            module = {"_operator": "operator"}.get(getattr(obj, "__module__", None) or "", obj.__module__ or "")
+            module = {"_operator": "operator"}.get(
+                getattr(obj, "__module__", None) or "", obj.__module__ or ""
+            )
             qual = getattr(obj, "__qualname__", "")
-            if not (module.split(".")[0] in ("torch", "operator", "math") and qual and "<" not in qual
-                    and _resolves(module, qual, obj)):  # fmt: skip
-                raise ExportError(f"the traced forward calls {obj!r} (from {module or '?'}), which is not part "
-                                  "of torch; write it with torch operations")  # fmt: skip
+            if not (
+                module.split(".")[0] in ("torch", "operator", "math")
+                and qual
+                and "<" not in qual
+                and _resolves(module, qual, obj)
+            ):
+                raise ExportError(
+                    f"the traced forward calls {obj!r} (from {module or '?'}), which is not part "
+                    "of torch; write it with torch operations"
+                )
             if module != "torch":
                 imports.append(f"import {module}")
             lines.append(f"{name} = {module}.{qual}")

@@ -36,7 +36,7 @@ from nasmix.errors import ConfigError, NasmixError
 from nasmix.export.artifacts import Artifact, write_onnx, write_pt2, write_weights
 from nasmix.export.card import FORMAT, ExportInfo, config_json, render_card
 from nasmix.export.codegen import build, generate
-from nasmix.export.source import CellRecord, read_checkpoint, read_cell
+from nasmix.export.source import CellRecord, read_cell, read_checkpoint
 
 FORMATS = ("pt2", "onnx")
 FILES = ("model.py", "model.safetensors", "model.pt2", "model.onnx", "config.json", "README.md")
@@ -44,8 +44,13 @@ FILES = ("model.py", "model.safetensors", "model.pt2", "model.onnx", "config.jso
 KNOWN_SHAPES = {"cifar10": (3, 32, 32), "cifar100": (3, 32, 32)}
 
 
-def export_cell(db: str | os.PathLike, cell: str, out: str | os.PathLike, data_path: str | None = None,
-                skip: Sequence[str] = ()) -> ExportInfo:  # fmt: skip
+def export_cell(
+    db: str | os.PathLike,
+    cell: str,
+    out: str | os.PathLike,
+    data_path: str | None = None,
+    skip: Sequence[str] = (),
+) -> ExportInfo:
     """Export a finished (or projected) cell: its chosen arch with its trained weights.
 
     Args:
@@ -81,18 +86,47 @@ def export_cell(db: str | os.PathLike, cell: str, out: str | os.PathLike, data_p
         try:
             net.load_state_dict(checkpoint.state, strict=True)
         except RuntimeError as err:
-            raise NasmixError(f"checkpoint {checkpoint.path} does not fit the network of {arch.to_str()}: "
-                              f"{str(err).splitlines()[0]}") from None  # fmt: skip
+            raise NasmixError(
+                f"checkpoint {checkpoint.path} does not fit the network of {arch.to_str()}: "
+                f"{str(err).splitlines()[0]}"
+            ) from None
         planned = (record.end or {}).get("epochs")
         of = f" of {planned}" if planned else ""
-        weights, note, epoch = "trained", f"trained, epoch {checkpoint.epoch}{of} ({checkpoint.path.name})", checkpoint.epoch
-    return _export(folder, net, space, arch, options, size, task, mean, std, classes, weights, note, epoch,
-                   record.seed, record, skip)  # fmt: skip
+        weights, note, epoch = (
+            "trained",
+            f"trained, epoch {checkpoint.epoch}{of} ({checkpoint.path.name})",
+            checkpoint.epoch,
+        )
+    return _export(
+        folder,
+        net,
+        space,
+        arch,
+        options,
+        size,
+        task,
+        mean,
+        std,
+        classes,
+        weights,
+        note,
+        epoch,
+        record.seed,
+        record,
+        skip,
+    )
 
 
-def export_arch(arch: str | Arch, out: str | os.PathLike, options: dict | None = None, num_classes: int = 10,
-                input_shape: tuple[int, int, int] = (3, 32, 32), size: str = "eval", seed: int = 0,
-                skip: Sequence[str] = ()) -> ExportInfo:  # fmt: skip
+def export_arch(
+    arch: str | Arch,
+    out: str | os.PathLike,
+    options: dict | None = None,
+    num_classes: int = 10,
+    input_shape: tuple[int, int, int] = (3, 32, 32),
+    size: str = "eval",
+    seed: int = 0,
+    skip: Sequence[str] = (),
+) -> ExportInfo:
     """Export the untrained network of an arch, with the initial weights of `seed`.
 
     Args:
@@ -121,8 +155,24 @@ def export_arch(arch: str | Arch, out: str | os.PathLike, options: dict | None =
     torch.manual_seed(seed)
     net = space.build(value, task, size)
     note = f"untrained: initial weights of seed {seed}"
-    return _export(folder, net, space, value, options, size, task, None, None, None, "initial", note, None, seed,
-                   None, skip)  # fmt: skip
+    return _export(
+        folder,
+        net,
+        space,
+        value,
+        options,
+        size,
+        task,
+        None,
+        None,
+        None,
+        "initial",
+        note,
+        None,
+        seed,
+        None,
+        skip,
+    )
 
 
 def _check_skip(skip: Sequence[str]) -> None:
@@ -139,8 +189,10 @@ def _check_state(record: CellRecord) -> None:
     if record.state == "pending":
         raise NasmixError(f"{what} has not started: nothing to export yet")
     if record.state == "running":
-        raise NasmixError(f"{what} has not ended (it is running, or was interrupted: `nasmix study` resumes it); "
-                          "export it once it has finished")  # fmt: skip
+        raise NasmixError(
+            f"{what} has not ended (it is running, or was interrupted: `nasmix study` resumes it); "
+            "export it once it has finished"
+        )
     if record.state == "failed":
         reason = (record.end or {}).get("reason", "no reason recorded")
         raise NasmixError(f"{what} failed ({reason}): it has no trained network to export")
@@ -154,8 +206,10 @@ def _output_folder(out: str | os.PathLike) -> Path:
     if folder.exists() and not folder.is_dir():
         raise NasmixError(f"output {folder} is a file; give a folder for the export")
     if folder.is_dir() and any(folder.iterdir()) and not _is_export(folder):
-        raise NasmixError(f"output folder {folder} holds other files; give a new or empty folder "
-                          "(an earlier export's folder is replaced)")  # fmt: skip
+        raise NasmixError(
+            f"output folder {folder} holds other files; give a new or empty folder "
+            "(an earlier export's folder is replaced)"
+        )
     return folder
 
 
@@ -180,7 +234,9 @@ def _cell_task(record: CellRecord, data_path: str | None):
     num_classes = (record.chosen or {}).get("num_classes")
     shape = KNOWN_SHAPES.get(record.dataset)
     if shape is None or num_classes is None:
-        raise ConfigError(f"give --data: the image shape of dataset {record.dataset!r} is read from its files")
+        raise ConfigError(
+            f"give --data: the image shape of dataset {record.dataset!r} is read from its files"
+        )
     return Task(record.dataset, int(num_classes), shape), None, None, None
 
 
@@ -190,14 +246,32 @@ def _train_only(net: nn.Module, dropped: Sequence[str]) -> tuple[str, ...]:
     for key in dropped:
         prefix = key.rsplit(".", 1)[0].split(".")[0]
         groups[prefix] = groups.get(prefix, 0) + 1
-    out = [f"`{p}` ({n} tensors): not called in eval mode (e.g. an auxiliary head)" for p, n in groups.items()]
+    out = [
+        f"`{p}` ({n} tensors): not called in eval mode (e.g. an auxiliary head)" for p, n in groups.items()
+    ]
     if hasattr(net, "drop_path_prob"):
         out.append("drop-path (no weights; applied only in training)")
     return tuple(out)
 
 
-def _export(folder, net, space, arch, options, size, task, mean, std, classes, weights, note, epoch, seed, record,
-            skip) -> ExportInfo:  # fmt: skip
+def _export(
+    folder,
+    net,
+    space,
+    arch,
+    options,
+    size,
+    task,
+    mean,
+    std,
+    classes,
+    weights,
+    note,
+    epoch,
+    seed,
+    record,
+    skip,
+) -> ExportInfo:
     from nasmix.timing import count_flops, count_params
 
     try:
@@ -207,15 +281,23 @@ def _export(folder, net, space, arch, options, size, task, mean, std, classes, w
     except OSError as err:
         raise NasmixError(f"cannot write the output folder {folder}: {err.strerror or err}") from None
     example = torch.randn((2, *task.shape), generator=torch.Generator().manual_seed(0))
-    constants = {"ARCH": arch.to_str(), "NUM_CLASSES": task.num_classes, "INPUT_SHAPE": tuple(task.shape),
-                 "MEAN": tuple(mean) if mean else None, "STD": tuple(std) if std else None,
-                 "CLASSES": tuple(classes) if classes else None,
-                 "WEIGHTS": "model.safetensors" if weights != "absent" else None}  # fmt: skip
+    constants = {
+        "ARCH": arch.to_str(),
+        "NUM_CLASSES": task.num_classes,
+        "INPUT_SHAPE": tuple(task.shape),
+        "MEAN": tuple(mean) if mean else None,
+        "STD": tuple(std) if std else None,
+        "CLASSES": tuple(classes) if classes else None,
+        "WEIGHTS": "model.safetensors" if weights != "absent" else None,
+    }
     doc = _docstring(arch, record, note, task, weights)
     generated = generate(net, example, constants, doc)
     (folder / "model.py").write_text(generated.source)
-    artifacts = [Artifact("model.py", True, "torch-only source; its logits equal nasmix's network's",
-                          generated.max_abs_diff)]  # fmt: skip
+    artifacts = [
+        Artifact(
+            "model.py", True, "torch-only source; its logits equal nasmix's network's", generated.max_abs_diff
+        )
+    ]
     module = build(generated.source)
     module.load_state_dict(generated.state, strict=True)
     module.eval()
@@ -236,11 +318,27 @@ def _export(folder, net, space, arch, options, size, task, mean, std, classes, w
             artifacts.append(Artifact("model.onnx", False, "skipped (--skip)"))
         else:
             artifacts.append(write_onnx(module, example, folder / "model.onnx", program))
-    info = ExportInfo(arch.to_str(), space.registry_name, dict(options), size, task,
-                      tuple(mean) if mean else None, tuple(std) if std else None, tuple(classes) if classes else None,
-                      weights, note, epoch, seed, count_params(module), count_flops(module, task.shape),
-                      generated.dropped, _train_only(net, generated.dropped), tuple(artifacts), record,
-                      space.describe(arch))  # fmt: skip
+    info = ExportInfo(
+        arch.to_str(),
+        space.registry_name,
+        dict(options),
+        size,
+        task,
+        tuple(mean) if mean else None,
+        tuple(std) if std else None,
+        tuple(classes) if classes else None,
+        weights,
+        note,
+        epoch,
+        seed,
+        count_params(module),
+        count_flops(module, task.shape),
+        generated.dropped,
+        _train_only(net, generated.dropped),
+        tuple(artifacts),
+        record,
+        space.describe(arch),
+    )
     (folder / "config.json").write_text(json.dumps(config_json(info), indent=1) + "\n")
     (folder / "README.md").write_text(render_card(info))
     return info
@@ -252,7 +350,9 @@ def _docstring(arch: Arch, record: CellRecord | None, note: str, task: Task, wei
     use = "net = model.load()  # eval mode, weights from WEIGHTS beside this file"
     if weights == "absent":
         use = "net = model.load()  # eval mode; this export has no weights"
-    return (f"{arch.space} network exported by nasmix from {where}.\n\nWeights: {note}.\n"
-            f"Input: float tensor (N, {c}, {h}, {w}), normalised with MEAN and STD where they are known.\n"
-            f"Output: logits over {task.num_classes} classes.\n\n    {use}\n    logits = net(images)\n\n"
-            f"Arch: {arch.to_str()}")  # fmt: skip
+    return (
+        f"{arch.space} network exported by nasmix from {where}.\n\nWeights: {note}.\n"
+        f"Input: float tensor (N, {c}, {h}, {w}), normalised with MEAN and STD where they are known.\n"
+        f"Output: logits over {task.num_classes} classes.\n\n    {use}\n    logits = net(images)\n\n"
+        f"Arch: {arch.to_str()}"
+    )

@@ -79,9 +79,14 @@ def load_model(directory: str | os.PathLike, device: str = "cpu") -> nn.Module:
     return module.load(device=device)
 
 
-def create_model(name: str, num_classes: int | None = None, pretrained: str | os.PathLike | None = None,
-                 size: str | None = None, input_shape: tuple[int, int, int] | None = None,
-                 options: dict | None = None) -> nn.Module:  # fmt: skip
+def create_model(
+    name: str,
+    num_classes: int | None = None,
+    pretrained: str | os.PathLike | None = None,
+    size: str | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+    options: dict | None = None,
+) -> nn.Module:
     """nasmix's own network of an arch, untrained or with an export's weights.
 
     Args:
@@ -105,7 +110,9 @@ def create_model(name: str, num_classes: int | None = None, pretrained: str | os
     config = read_config(pretrained) if pretrained is not None else {}
     text = str(name).strip()
     if ":" not in text:
-        raise ConfigError(f"model name {text!r} must be an arch string 'space:payload', e.g. 'darts:normal=...'")
+        raise ConfigError(
+            f"model name {text!r} must be an arch string 'space:payload', e.g. 'darts:normal=...'"
+        )
     options = dict(options if options is not None else config.get("space_options", {}))
     space = registry.create("space", text.split(":", 1)[0].strip(), **options)
     arch = Arch.from_str(text, space)
@@ -113,11 +120,18 @@ def create_model(name: str, num_classes: int | None = None, pretrained: str | os
     num_classes = num_classes if num_classes is not None else config.get("num_classes", 10)
     shape = tuple(input_shape or config.get("input_shape") or (3, 32, 32))
     if pretrained is not None:
-        wanted = {"arch": arch.to_str(), "size": size, "num_classes": num_classes, "input_shape": list(shape),
-                  "space_options": options}  # fmt: skip
+        wanted = {
+            "arch": arch.to_str(),
+            "size": size,
+            "num_classes": num_classes,
+            "input_shape": list(shape),
+            "space_options": options,
+        }
         for key, value in wanted.items():
             if config.get(key) != value:
-                raise ConfigError(f"{key} {value!r} differs from the export's ({config.get(key)!r}) in {pretrained}")
+                raise ConfigError(
+                    f"{key} {value!r} differs from the export's ({config.get(key)!r}) in {pretrained}"
+                )
     net = space.build(arch, Task("custom", int(num_classes), shape), size)
     if pretrained is not None:
         _load_weights(net, Path(pretrained), config)
@@ -129,14 +143,20 @@ def _load_weights(net: nn.Module, folder: Path, config: dict) -> None:
 
     file = (config.get("weights") or {}).get("file")
     if not file or not (folder / file).is_file():
-        raise NasmixError(f"{folder} has no weights ({(config.get('weights') or {}).get('note', 'none written')})")
+        raise NasmixError(
+            f"{folder} has no weights ({(config.get('weights') or {}).get('note', 'none written')})"
+        )
     state = read_safetensors(folder / file)
     try:
         missing, unexpected = net.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shapes that differ
-        raise NasmixError(f"the weights in {folder / file} do not fit the network: {str(err).strip()[:300]}") from None
+        raise NasmixError(
+            f"the weights in {folder / file} do not fit the network: {str(err).strip()[:300]}"
+        ) from None
     extra = sorted(set(missing) - set(config.get("dropped", ())))
     if unexpected or extra:
-        raise NasmixError(f"the weights in {folder / file} do not fit the network: "
-                          f"unexpected {unexpected[:5]}, missing {extra[:5]}")  # fmt: skip
+        raise NasmixError(
+            f"the weights in {folder / file} do not fit the network: "
+            f"unexpected {unexpected[:5]}, missing {extra[:5]}"
+        )
     net.eval()

@@ -68,7 +68,9 @@ def read_cell(db: str | os.PathLike, cell: str) -> CellRecord:
 
     path = Path(db)
     if not path.is_file():
-        raise NasmixError(f"store {path} does not exist" if not path.exists() else f"store {path} is not a file")
+        raise NasmixError(
+            f"store {path} does not exist" if not path.exists() else f"store {path} is not a file"
+        )
     cell = cell.strip()
     if not cell:
         raise ConfigError("give a cell id (or its first characters); `nasmix status DB` lists them")
@@ -80,7 +82,9 @@ def read_cell(db: str | os.PathLike, cell: str) -> CellRecord:
             listed = "; ".join(f"{r.id} ({r.label})" for r in (matches or rows)[:8])
             more = "" if len(matches or rows) <= 8 else f" and {len(matches or rows) - 8} more"
             if matches:
-                raise NasmixError(f"cell prefix {cell!r} matches {len(matches)} cells of {path}: {listed}{more}")
+                raise NasmixError(
+                    f"cell prefix {cell!r} matches {len(matches)} cells of {path}: {listed}{more}"
+                )
             raise NasmixError(f"no cell {cell!r} in {path}; its cells: {listed or '(none)'}{more}")
         row = matches[0]
         events = store.events(row.id)
@@ -91,8 +95,24 @@ def read_cell(db: str | os.PathLike, cell: str) -> CellRecord:
     chosen = next((e.data for e in events if e.key == "arch_chosen"), None)
     end = next((e.data for e in events if e.key == "end"), None)
     epochs = tuple(e.data for e in events if e.kind == "eval_epoch")
-    return CellRecord(row.id, row.label, row.study, row.space, row.strategy, row.estimator, row.dataset, row.seed,
-                      row.config, json.loads(row.config)["settings"], state, chosen, end, epochs, files, path)  # fmt: skip
+    return CellRecord(
+        row.id,
+        row.label,
+        row.study,
+        row.space,
+        row.strategy,
+        row.estimator,
+        row.dataset,
+        row.seed,
+        row.config,
+        json.loads(row.config)["settings"],
+        state,
+        chosen,
+        end,
+        epochs,
+        files,
+        path,
+    )
 
 
 @dataclass(frozen=True)
@@ -125,7 +145,9 @@ def read_checkpoint(folder: str | os.PathLike) -> Checkpoint | None:
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torn, or not a checkpoint: try the one before
-            problems.append(f"{path.name}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+            problems.append(
+                f"{path.name}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            )
             continue
         model = saved.get("model") if isinstance(saved, dict) else None
         if not isinstance(model, dict):
@@ -135,5 +157,7 @@ def read_checkpoint(folder: str | os.PathLike) -> Checkpoint | None:
         epoch = int(epoch) if isinstance(epoch, int) else int(path.stem.split("-")[1])
         return Checkpoint(path, epoch, dict(model))
     if problems:
-        raise NasmixError(f"no checkpoint in {folder} can be read with weights_only=True: {'; '.join(problems[:3])}")
+        raise NasmixError(
+            f"no checkpoint in {folder} can be read with weights_only=True: {'; '.join(problems[:3])}"
+        )
     return None
