@@ -1,6 +1,6 @@
 """Found networks as standalone models: `nasmix export`, `load_model`, `create_model`.
 
-See docs/export.md. `codegen` writes the torch-only source, `artifacts` the
+See docs/export.md. `codegen` writes the torch-only source (into `template`), `artifacts` the
 weights, .pt2 and ONNX files, `card` the model card, `source` reads the store
 and checkpoints, `exporter` puts them together and `hub` loads the results.
 """

@@ -139,7 +139,7 @@ def create_model(
 
 
 def _load_weights(net: nn.Module, folder: Path, config: dict) -> None:
-    from nasmix.export.codegen import read_safetensors
+    from nasmix.export.template import read_safetensors
 
     file = (config.get("weights") or {}).get("file")
     if not file or not (folder / file).is_file():

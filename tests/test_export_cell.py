@@ -1,0 +1,179 @@
+"""`nasmix export DB CELL`: a trained cell of a tiny study store, a cell without checkpoints, and the
+refusals (unknown or unfinished cell, bad arch, bad output folder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import nasmix
+from nasmix import registry
+from nasmix.arch import Arch
+from nasmix.errors import NasmixError
+from nasmix.export import export_arch, export_cell, load_model
+from nasmix.export.source import read_cell, read_checkpoint
+
+STUDY = """
+[study]
+name = "tiny"
+store = "{store}"
+spaces = ["darts"]
+strategies = ["random"]
+estimators = ["zero_cost"]
+datasets = ["synthetic"]
+seeds = [0]
+device = "cpu"
+
+[data]
+train_subset = 40
+test_subset = 20
+
+[search]
+candidates = 2
+size = "tiny"
+batch_size = 20
+
+[eval]
+preset = "fast"
+size = "tiny"
+epochs = 2
+batch_size = 20
+checkpoint_every = 1
+drop_path = 0.2
+aux_weight = 0.4
+
+[estimator.zero_cost]
+proxy = "params"
+batch_size = 10
+"""
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A finished darts cell (tiny network with an auxiliary head and drop-path) with checkpoints."""
+    from nasmix.config import load_study
+    from nasmix.study.driver import run_study
+
+    root = tmp_path_factory.mktemp("study")
+    (root / "s.toml").write_text(STUDY.format(store=root / "s.db"))
+    summary = run_study(load_study(str(root / "s.toml")), quiet=True)
+    assert list(summary.states.values()) == ["finished"]
+    return root / "s.db", next(iter(summary.states))
+
+
+def test_trained_cell_exports_with_its_weights_and_card(study, tmp_path):
+    db, cell = study
+    info = export_cell(db, cell[:5], tmp_path / "e", skip=("pt2", "onnx"))
+    record = read_cell(db, cell)
+    checkpoint = read_checkpoint(record.checkpoints)
+    assert info.weights == "trained" and info.epoch == checkpoint.epoch == 2
+    # nasmix's own network with the checkpoint's weights, as the study built it
+    space = registry.create("space", "darts")
+    torch.manual_seed(0)
+    net = space.build(Arch.from_str(record.end["arch"], space), info.task, "tiny")
+    net.load_state_dict(checkpoint.state)
+    net.eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        want = net(x)
+        assert torch.equal(load_model(tmp_path / "e")(x), want)
+        again = nasmix.create_model(record.end["arch"], pretrained=tmp_path / "e")
+        assert torch.equal(again(x), want) and not again.training
+    assert info.dropped and all(k.startswith("aux.") for k in info.dropped)  # the auxiliary head is left out
+    card = (tmp_path / "e" / "README.md").read_text()
+    top1 = next(h["test_top1"] for h in record.epochs if h["epoch"] == 2)
+    for fact in (
+        "| strategy | random |",
+        "| estimator | zero_cost |",
+        "synthetic",
+        "| seed | 0 |",
+        f"{100 * top1:.2f}%",
+        "(epoch 2)",
+        "| parameters |",
+        "| FLOPs |",
+        "| search |",
+        "| training |",
+        "no GPU clock",
+        record.end["arch"],
+        "drop-path",
+        "`aux`",
+        "MEAN =",
+    ):
+        assert fact in card, fact
+    config = json.loads((tmp_path / "e" / "config.json").read_text())
+    assert config["cell"]["id"] == cell and config["mean"] is not None and len(config["classes"]) == 10
+
+
+def test_finished_cell_without_checkpoints_exports_the_arch_and_says_so(study, tmp_path, capsys):
+    db, cell = study
+    for f in db.parent.glob(db.name + "*"):  # the store without its .files folder
+        if f.is_file():
+            (tmp_path / f.name).write_bytes(f.read_bytes())
+    from nasmix.cli import main
+
+    assert main(["export", str(tmp_path / db.name), cell, "-o", str(tmp_path / "e")]) == 0
+    out = capsys.readouterr().out
+    assert "no weights: the cell kept no checkpoint" in out
+    assert (tmp_path / "e" / "model.py").exists() and not (tmp_path / "e" / "model.safetensors").exists()
+    assert "**No weights: the cell kept no checkpoint" in (tmp_path / "e" / "README.md").read_text()
+    with pytest.warns(UserWarning, match="no weights"):
+        load_model(tmp_path / "e")
+
+
+def _store_with_unfinished_cells(db: Path, tmp_path: Path) -> dict[str, str]:
+    """A copy of the store plus a pending, a running and a failed cell."""
+    from nasmix.study.grid import Cell
+    from nasmix.study.store import Store
+
+    for f in db.parent.glob(db.name + "*"):
+        if f.is_file():
+            (tmp_path / f.name).write_bytes(f.read_bytes())
+    store = Store(tmp_path / db.name)
+    first = store.cells()[0]
+    base = Cell.from_json(first.config, first.study)
+    cells = {
+        state: Cell(base.space, base.strategy, base.estimator, base.dataset, seed, base.study, base.settings)
+        for state, seed in (("pending", 11), ("running", 12), ("failed", 13))
+    }
+    store.add_cells(cells.values())
+    store.append(cells["running"].id, "attempt/1", "attempt", "setup", {})
+    store.append(cells["failed"].id, "end", "failed", "end", {"reason": "out of GPU memory"})
+    store.close()
+    return {state: c.id for state, c in cells.items()}
+
+
+def test_refusals_exit_2_with_a_clear_message(study, tmp_path, capsys):
+    from nasmix.cli import main
+
+    db, _ = study
+    ids = _store_with_unfinished_cells(db, tmp_path)
+    copy, out = str(tmp_path / db.name), str(tmp_path / "out")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    cases = [
+        (["export", copy, "zzzz", "-o", out], "no cell 'zzzz'"),
+        (["export", copy, ids["pending"], "-o", out], "has not started"),
+        (["export", copy, ids["running"], "-o", out], "has not ended"),
+        (["export", copy, ids["failed"], "-o", out], "failed (out of GPU memory)"),
+        (["export", str(tmp_path / "none.db"), "abc", "-o", out], "does not exist"),
+        (["export", "--space", "darts", "--arch", "normal=bogus", "-o", out], "bad"),
+        (["export", "--space", "nope", "--arch", "x", "-o", out], "unknown space 'nope'"),
+        (["export", "--space", "darts", "--arch", "x", "-o", str(a_file)], "is a file"),
+        (["export", copy, "-o", out], "give DB CELL"),
+        (["export", "--space", "nb201", "--arch", "x", copy, "c", "-o", out], "not both"),
+        (["export", "--space", "nb201", "--arch", "x", "--size", "huge", "-o", out], None),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("nasmix: error: ") and "Traceback" not in err, err
+        assert message is None or message in err, (argv, err)
+    assert not Path(out).exists()  # nothing was made for a refused export
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+    with pytest.raises(NasmixError, match="holds other files"):
+        export_arch(registry.create("space", "nb201").sample(np.random.default_rng(0)), tmp_path / "foreign")
