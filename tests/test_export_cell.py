@@ -3,7 +3,9 @@ refusals (unknown or unfinished cell, bad arch, bad output folder)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from nasmix import registry
 from nasmix.arch import Arch
 from nasmix.errors import NasmixError
 from nasmix.export import export_arch, export_cell, load_model
+from nasmix.export.card import render_card
 from nasmix.export.source import read_cell, read_checkpoint
 
 STUDY = """
@@ -108,11 +111,53 @@ def test_trained_cell_exports_with_its_weights_and_card(study, tmp_path):
     assert config["cell"]["id"] == cell and config["mean"] is not None and len(config["classes"]) == 10
 
 
+def _copy_store(db: Path, dest: Path, files: bool) -> Path:
+    """A copy of the store (SQLite files), with or without its checkpoints folder."""
+    for f in db.parent.glob(db.name + "*"):
+        if f.is_file():
+            (dest / f.name).write_bytes(f.read_bytes())
+        elif files:
+            shutil.copytree(f, dest / f.name)
+    return dest / db.name
+
+
+def test_a_gpu_cells_channels_last_checkpoint_and_gpu_clocks(study, tmp_path):
+    """What a CUDA run leaves: channels_last weights in the checkpoint and GPU seconds in its events."""
+    db, cell = study
+    copy = _copy_store(db, tmp_path, files=True)
+    record = read_cell(copy, cell)
+    path = sorted(record.checkpoints.glob("epoch-*.pt"))[-1]
+    saved = torch.load(path, weights_only=True)
+    reference = {k: v.clone() for k, v in saved["model"].items()}
+    saved["model"] = {
+        k: v.to(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in saved["model"].items()
+    }
+    torch.save(saved, path)
+    info = export_cell(copy, cell, tmp_path / "e", skip=("pt2", "onnx"))
+    space = registry.create("space", "darts")
+    net = space.build(Arch.from_str(record.end["arch"], space), info.task, "tiny")
+    net.load_state_dict(reference)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(load_model(tmp_path / "e")(x), net.eval()(x))
+    on_gpu = dataclasses.replace(
+        record,
+        chosen={
+            **record.chosen,
+            "search_gpu_s": 7200.0,
+            "search_s": 7300.0,
+            "device": "cuda:0 (NVIDIA H200)",
+        },
+        end={**record.end, "eval_train_gpu_s": 1800.0},
+    )
+    card = render_card(dataclasses.replace(info, record=on_gpu))
+    assert "| search | 2 GPU-hours (7,200.0 s) on cuda:0 (H200); 2.03 h wall |" in card
+    assert "| training | 0.5 GPU-hours (1,800.0 s) on " in card
+
+
 def test_finished_cell_without_checkpoints_exports_the_arch_and_says_so(study, tmp_path, capsys):
     db, cell = study
-    for f in db.parent.glob(db.name + "*"):  # the store without its .files folder
-        if f.is_file():
-            (tmp_path / f.name).write_bytes(f.read_bytes())
+    _copy_store(db, tmp_path, files=False)
     from nasmix.cli import main
 
     assert main(["export", str(tmp_path / db.name), cell, "-o", str(tmp_path / "e")]) == 0
@@ -129,10 +174,7 @@ def _store_with_unfinished_cells(db: Path, tmp_path: Path) -> dict[str, str]:
     from nasmix.study.grid import Cell
     from nasmix.study.store import Store
 
-    for f in db.parent.glob(db.name + "*"):
-        if f.is_file():
-            (tmp_path / f.name).write_bytes(f.read_bytes())
-    store = Store(tmp_path / db.name)
+    store = Store(_copy_store(db, tmp_path, files=False))
     first = store.cells()[0]
     base = Cell.from_json(first.config, first.study)
     cells = {

@@ -152,14 +152,14 @@ def _percent(value: float | None) -> str:
 
 
 def _hours(gpu_s: float | None, wall_s: float | None, device: str | None) -> str:
-    """'0.0123 GPU-hours on cuda:0 (NVIDIA H200); 0.0150 h wall' or, without a GPU clock, the wall hours."""
+    """'0.0123 GPU-hours (44.3 s) on cuda:0 (NVIDIA H200); 0.015 h wall', or the wall time without a GPU clock."""
     where = device or "unknown device"
     if gpu_s:
-        wall = f"; {wall_s / 3600:.4f} h wall" if wall_s is not None else ""
-        return f"{gpu_s / 3600:.4f} GPU-hours on {where}{wall}"
+        wall = f"; {wall_s / 3600:.3g} h wall" if wall_s is not None else ""
+        return f"{gpu_s / 3600:.3g} GPU-hours ({gpu_s:,.1f} s) on {where}{wall}"
     if wall_s is None:
         return "-"
-    return f"no GPU clock (ran on {where}); {wall_s / 3600:.4f} h wall"
+    return f"no GPU clock (ran on {where}); {wall_s / 3600:.3g} h ({wall_s:,.1f} s) wall"
 
 
 def _title(info: ExportInfo) -> str:
