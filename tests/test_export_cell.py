@@ -146,7 +146,7 @@ def test_a_gpu_cells_channels_last_checkpoint_and_gpu_clocks(study, tmp_path):
             **record.chosen,
             "search_gpu_s": 7200.0,
             "search_s": 7300.0,
-            "device": "cuda:0 (NVIDIA H200)",
+            "device": "cuda:0 (H200)",
         },
         end={**record.end, "eval_train_gpu_s": 1800.0},
     )

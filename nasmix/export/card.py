@@ -152,7 +152,7 @@ def _percent(value: float | None) -> str:
 
 
 def _hours(gpu_s: float | None, wall_s: float | None, device: str | None) -> str:
-    """'0.0123 GPU-hours (44.3 s) on cuda:0 (NVIDIA H200); 0.015 h wall', or the wall time without a GPU clock."""
+    """'0.0123 GPU-hours (44.3 s) on cuda:0; 0.015 h wall', or the wall time without a GPU clock."""
     where = device or "unknown device"
     if gpu_s:
         wall = f"; {wall_s / 3600:.3g} h wall" if wall_s is not None else ""
