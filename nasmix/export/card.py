@@ -162,6 +162,15 @@ def _hours(gpu_s: float | None, wall_s: float | None, device: str | None) -> str
     return f"no GPU clock (ran on {where}); {wall_s / 3600:.3g} h ({wall_s:,.1f} s) wall"
 
 
+def _epoch_note(at: int | None, weights_epoch: int | None) -> str:
+    """Which epoch the accuracy belongs to, and a warning when it is not the weights' epoch."""
+    if at is None:
+        return ""
+    if weights_epoch is None or at == weights_epoch:
+        return f" (epoch {at})"
+    return f" (epoch {at}; the exported weights are of epoch {weights_epoch}, which was not evaluated)"
+
+
 def _title(info: ExportInfo) -> str:
     rec = info.record
     if rec is None:
@@ -208,7 +217,7 @@ def render_card(info: ExportInfo) -> str:
                 rec.state
                 + (" (a cap stopped it; the rest was projected)" if rec.state == "projected" else ""),
             ),
-            ("test top-1 / top-5", f"{_percent(top1)} / {_percent(top5)}" + (f" (epoch {at})" if at else "")),
+            ("test top-1 / top-5", f"{_percent(top1)} / {_percent(top5)}" + _epoch_note(at, info.epoch)),
             ("search", _hours(chosen.get("search_gpu_s"), chosen.get("search_s"), chosen.get("device"))),
             ("training", _hours(end.get("eval_train_gpu_s"), end.get("eval_train_s"), _train_device(rec))),
         ]

@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -37,6 +38,7 @@ from nasmix.export.artifacts import Artifact, write_onnx, write_pt2, write_weigh
 from nasmix.export.card import FORMAT, ExportInfo, config_json, render_card
 from nasmix.export.codegen import build, generate
 from nasmix.export.source import CellRecord, read_cell, read_checkpoint
+from nasmix.spaces.base import SearchSpace
 
 FORMATS = ("pt2", "onnx")
 FILES = ("model.py", "model.safetensors", "model.pt2", "model.onnx", "config.json", "README.md")
@@ -81,7 +83,7 @@ def export_cell(
     checkpoint = read_checkpoint(record.checkpoints)
     if checkpoint is None:
         every = record.settings["eval"]["train"].get("checkpoint_every")
-        weights, note, epoch = "absent", f"the cell kept no checkpoint (checkpoint_every = {every})", None
+        weights, note = "absent", f"the cell kept no checkpoint (checkpoint_every = {every})"
     else:
         try:
             net.load_state_dict(checkpoint.state, strict=True)
@@ -92,13 +94,8 @@ def export_cell(
             ) from None
         planned = (record.end or {}).get("epochs")
         of = f" of {planned}" if planned else ""
-        weights, note, epoch = (
-            "trained",
-            f"trained, epoch {checkpoint.epoch}{of} ({checkpoint.path.name})",
-            checkpoint.epoch,
-        )
-    return _export(
-        folder,
+        weights, note = "trained", f"trained, epoch {checkpoint.epoch}{of} ({checkpoint.path.name})"
+    job = _Job(
         net,
         space,
         arch,
@@ -110,11 +107,11 @@ def export_cell(
         classes,
         weights,
         note,
-        epoch,
+        checkpoint.epoch if checkpoint else None,
         record.seed,
         record,
-        skip,
     )
+    return _export(folder, job, skip)
 
 
 def export_arch(
@@ -155,24 +152,8 @@ def export_arch(
     torch.manual_seed(seed)
     net = space.build(value, task, size)
     note = f"untrained: initial weights of seed {seed}"
-    return _export(
-        folder,
-        net,
-        space,
-        value,
-        options,
-        size,
-        task,
-        None,
-        None,
-        None,
-        "initial",
-        note,
-        None,
-        seed,
-        None,
-        skip,
-    )
+    job = _Job(net, space, value, options, size, task, None, None, None, "initial", note, None, seed, None)
+    return _export(folder, job, skip)
 
 
 def _check_skip(skip: Sequence[str]) -> None:
@@ -254,58 +235,59 @@ def _train_only(net: nn.Module, dropped: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _export(
-    folder,
-    net,
-    space,
-    arch,
-    options,
-    size,
-    task,
-    mean,
-    std,
-    classes,
-    weights,
-    note,
-    epoch,
-    seed,
-    record,
-    skip,
-) -> ExportInfo:
+@dataclass(frozen=True)
+class _Job:
+    """What to export: nasmix's network (with its weights loaded) and the facts about it."""
+
+    net: nn.Module
+    space: SearchSpace
+    arch: Arch
+    options: dict
+    size: str
+    task: Task
+    mean: tuple | None
+    std: tuple | None
+    classes: tuple | None
+    weights: str  # trained, initial or absent
+    note: str
+    epoch: int | None
+    seed: int
+    record: CellRecord | None
+
+
+def _export(folder: Path, job: _Job, skip: Sequence[str]) -> ExportInfo:
+    """Generate and check the source first, then write the folder."""
     from nasmix.timing import count_flops, count_params
 
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in FILES:  # an earlier export's files: none may outlive this one
-            (folder / name).unlink(missing_ok=True)
-    except OSError as err:
-        raise NasmixError(f"cannot write the output folder {folder}: {err.strerror or err}") from None
+    task, arch = job.task, job.arch
     example = torch.randn((2, *task.shape), generator=torch.Generator().manual_seed(0))
     constants = {
         "ARCH": arch.to_str(),
         "NUM_CLASSES": task.num_classes,
         "INPUT_SHAPE": tuple(task.shape),
-        "MEAN": tuple(mean) if mean else None,
-        "STD": tuple(std) if std else None,
-        "CLASSES": tuple(classes) if classes else None,
-        "WEIGHTS": "model.safetensors" if weights != "absent" else None,
+        "MEAN": tuple(job.mean) if job.mean else None,
+        "STD": tuple(job.std) if job.std else None,
+        "CLASSES": tuple(job.classes) if job.classes else None,
+        "WEIGHTS": "model.safetensors" if job.weights != "absent" else None,
     }
-    doc = _docstring(arch, record, note, task, weights)
-    generated = generate(net, example, constants, doc)
-    (folder / "model.py").write_text(generated.source)
-    artifacts = [
-        Artifact(
-            "model.py", True, "torch-only source; its logits equal nasmix's network's", generated.max_abs_diff
-        )
-    ]
+    generated = generate(job.net, example, constants, _docstring(job))
     module = build(generated.source)
     module.load_state_dict(generated.state, strict=True)
     module.eval()
-    if weights == "absent":
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in FILES:  # an earlier export's files: none may outlive this one
+            (folder / name).unlink(missing_ok=True)
+        (folder / "model.py").write_text(generated.source)
+    except OSError as err:
+        raise NasmixError(f"cannot write the output folder {folder}: {err.strerror or err}") from None
+    note = "torch-only source; its logits equal nasmix's network's"
+    artifacts = [Artifact("model.py", True, note, generated.max_abs_diff)]
+    if job.weights == "absent":
         why = "no weights to hold (the cell kept no checkpoint)"
         artifacts += [Artifact(f"model.{f}", False, why) for f in ("safetensors",) + FORMATS]
     else:
-        meta = {"format": "pt", "arch": arch.to_str(), "weights": note}
+        meta = {"format": "pt", "arch": arch.to_str(), "weights": job.note}
         artifacts.append(write_weights(generated.state, folder / "model.safetensors", meta))
         shutil.copymode(folder / "model.py", folder / "model.safetensors")  # safetensors writes it private
         program = None
@@ -319,39 +301,40 @@ def _export(
         else:
             artifacts.append(write_onnx(module, example, folder / "model.onnx", program))
     info = ExportInfo(
-        arch.to_str(),
-        space.registry_name,
-        dict(options),
-        size,
-        task,
-        tuple(mean) if mean else None,
-        tuple(std) if std else None,
-        tuple(classes) if classes else None,
-        weights,
-        note,
-        epoch,
-        seed,
-        count_params(module),
-        count_flops(module, task.shape),
-        generated.dropped,
-        _train_only(net, generated.dropped),
-        tuple(artifacts),
-        record,
-        space.describe(arch),
+        arch=arch.to_str(),
+        space=job.space.registry_name,
+        space_options=dict(job.options),
+        size=job.size,
+        task=task,
+        mean=tuple(job.mean) if job.mean else None,
+        std=tuple(job.std) if job.std else None,
+        classes=tuple(job.classes) if job.classes else None,
+        weights=job.weights,
+        weights_note=job.note,
+        epoch=job.epoch,
+        seed=job.seed,
+        params=count_params(module),
+        flops=count_flops(module, task.shape),
+        dropped=generated.dropped,
+        train_only=_train_only(job.net, generated.dropped),
+        artifacts=tuple(artifacts),
+        record=job.record,
+        description=job.space.describe(arch),
     )
     (folder / "config.json").write_text(json.dumps(config_json(info), indent=1) + "\n")
     (folder / "README.md").write_text(render_card(info))
     return info
 
 
-def _docstring(arch: Arch, record: CellRecord | None, note: str, task: Task, weights: str) -> str:
+def _docstring(job: _Job) -> str:
+    record, task, arch = job.record, job.task, job.arch
     where = f"cell {record.id} ({record.label}) of study {record.study}" if record else "an arch string"
     c, h, w = task.shape
     use = "net = model.load()  # eval mode, weights from WEIGHTS beside this file"
-    if weights == "absent":
+    if job.weights == "absent":
         use = "net = model.load()  # eval mode; this export has no weights"
     return (
-        f"{arch.space} network exported by nasmix from {where}.\n\nWeights: {note}.\n"
+        f"{arch.space} network exported by nasmix from {where}.\n\nWeights: {job.note}.\n"
         f"Input: float tensor (N, {c}, {h}, {w}), normalised with MEAN and STD where they are known.\n"
         f"Output: logits over {task.num_classes} classes.\n\n    {use}\n    logits = net(images)\n\n"
         f"Arch: {arch.to_str()}"
