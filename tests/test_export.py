@@ -1,5 +1,5 @@
-"""`nasmix export`: generated torch-only modules reproduce nasmix's networks, for every space and for a
-trained cell of a tiny study; they run with nasmix hidden; .pt2 and ONNX files give the same logits."""
+"""`nasmix export`: generated torch-only modules reproduce nasmix's networks for every space and run with
+nasmix hidden; .pt2 and ONNX files give the same logits; what the generator refuses; create_model."""
 
 from __future__ import annotations
 
@@ -129,6 +129,7 @@ def test_generated_modules_run_with_nasmix_hidden(exports, tmp_path):
     assert done.stdout.count("same logits") == len(exports)
 
 
+@pytest.mark.slow  # torch.export and the ONNX exporter take seconds to start
 def test_pt2_and_onnx_give_the_same_logits(tmp_path):
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime does not install here")
     arch = registry.create("space", "nb201").sample(np.random.default_rng(2))

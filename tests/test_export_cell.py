@@ -153,6 +153,9 @@ def test_a_gpu_cells_channels_last_checkpoint_and_gpu_clocks(study, tmp_path):
     card = render_card(dataclasses.replace(info, record=on_gpu))
     assert "| search | 2 GPU-hours (7,200.0 s) on cuda:0 (H200); 2.03 h wall |" in card
     assert "| training | 0.5 GPU-hours (1,800.0 s) on " in card
+    untested = dataclasses.replace(on_gpu, epochs=tuple(h for h in record.epochs if h["epoch"] != 1))
+    card = render_card(dataclasses.replace(info, epoch=1, record=untested))
+    assert "(epoch 2; the exported weights are of epoch 1, which was not evaluated)" in card
 
 
 def test_finished_cell_without_checkpoints_exports_the_arch_and_says_so(study, tmp_path, capsys):
