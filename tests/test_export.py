@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+import nasmix
 from nasmix import registry
 from nasmix.data.base import Task
 from nasmix.errors import ConfigError, NasmixError
@@ -251,6 +252,7 @@ def test_create_model_builds_nasmix_networks_and_checks_the_export(exports):
         create_model(other.to_str(), pretrained=folder)
     with pytest.raises(NasmixError, match="not an export folder"):
         load_model(folder / "model.py")
+    assert nasmix.load_model is load_model and nasmix.create_model is create_model  # lazy re-exports
 
 
 def test_cli_exports_an_arch_string(tmp_path, capsys):

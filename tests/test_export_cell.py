@@ -210,6 +210,7 @@ def test_refusals_exit_2_with_a_clear_message(study, tmp_path, capsys):
         (["export", "--space", "darts", "--arch", "x", "-o", str(a_file)], "is a file"),
         (["export", copy, "-o", out], "give DB CELL"),
         (["export", "--space", "nb201", "--arch", "x", copy, "c", "-o", out], "not both"),
+        (["export", copy, "abc", "--size", "tiny", "-o", out], "--size apply to --arch only"),
         (["export", "--space", "nb201", "--arch", "x", "--size", "huge", "-o", out], None),
     ]
     for argv, message in cases:

@@ -11,6 +11,14 @@ import argparse
 
 from nasmix.errors import ConfigError
 
+ARCH_FLAGS = (
+    ("--num-classes", int, 10, "classes"),
+    ("--image-size", int, 32, "image height and width"),
+    ("--channels", int, 3, "image channels"),
+    ("--size", str, "eval", "network size: tiny, search or eval"),
+    ("--seed", int, 0, "seed of the initial weights"),
+)
+
 
 def add_parser(sub) -> None:
     """Add the `export` subcommand to the `nasmix` parser."""
@@ -36,15 +44,9 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--space-opt", "--opt", action="append", metavar="KEY=VALUE", help="a space option (repeatable)"
     )
-    p.add_argument("--num-classes", type=int, default=10, help="with --arch: classes (default 10)")
-    p.add_argument(
-        "--image-size", type=int, default=32, help="with --arch: image height and width (default 32)"
-    )
-    p.add_argument("--channels", type=int, default=3, help="with --arch: image channels (default 3)")
-    p.add_argument(
-        "--size", default="eval", help="with --arch: network size tiny, search or eval (default eval)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="with --arch: seed of the initial weights (default 0)")
+    # The arch-only flags default to None, so that giving one with DB CELL can be refused.
+    for flag, kind, default, what in ARCH_FLAGS:
+        p.add_argument(flag, type=kind, default=None, help=f"with --arch: {what} (default {default})")
     p.add_argument(
         "--skip",
         action="append",
@@ -72,26 +74,30 @@ def cmd_export(args: argparse.Namespace) -> int:
         text = args.arch.strip()
         if args.space is not None and not text.startswith(args.space + ":"):
             text = f"{args.space}:{text}"
-        if min(args.image_size, args.channels) < 1:
+        if args.data is not None:
+            raise ConfigError("--data applies to DB CELL (the cell's dataset); an arch alone has none")
+        given = {f[2:].replace("-", "_"): v for f, _, v, _ in ARCH_FLAGS}
+        given.update({k: getattr(args, k) for k in given if getattr(args, k) is not None})
+        if min(given["image_size"], given["channels"]) < 1:
             raise ConfigError("--image-size and --channels must be positive")
         info = export_arch(
             text,
             args.out,
             _parse_options(args.space_opt, "space"),
-            args.num_classes,
-            (args.channels, args.image_size, args.image_size),
-            args.size,
-            args.seed,
+            given["num_classes"],
+            (given["channels"], given["image_size"], given["image_size"]),
+            given["size"],
+            given["seed"],
             args.skip,
         )
         source = f"arch {info.arch}"
     else:
         if args.db is None or args.cell is None:
             raise ConfigError("give DB CELL (a store and a cell id), or --space and --arch")
-        if args.space_opt:
-            raise ConfigError(
-                "--space-opt applies to --arch; a cell's network uses the options it was run with"
-            )
+        stray = [f for f, *_ in ARCH_FLAGS if getattr(args, f[2:].replace("-", "_")) is not None]
+        if args.space_opt or stray:
+            flags = ", ".join((["--space-opt"] if args.space_opt else []) + stray)
+            raise ConfigError(f"{flags} apply to --arch only: a cell's network is built as the cell ran")
         info = export_cell(args.db, args.cell, args.out, args.data, args.skip)
         source = f"cell {info.record.id} ({info.record.label})"
     console.print(escape(f"exported {source} to {args.out}"))

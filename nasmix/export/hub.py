@@ -67,10 +67,13 @@ def load_model(directory: str | os.PathLike, device: str = "cpu") -> nn.Module:
         >>> logits = net(images)               # doctest: +SKIP
     """
     folder = Path(directory)
-    read_config(folder)
+    config = read_config(folder)
     source = folder / "model.py"
     if not source.is_file():
         raise NasmixError(f"{folder} has no model.py")
+    weights = (config.get("weights") or {}).get("file")
+    if weights and not (folder / weights).is_file():
+        raise NasmixError(f"{folder} lacks its weights file {weights}")
     # A name per file, so that two exports loaded side by side stay apart.
     name = "nasmix_export_" + hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(name, source)
