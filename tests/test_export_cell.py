@@ -223,3 +223,14 @@ def test_refusals_exit_2_with_a_clear_message(study, tmp_path, capsys):
     (tmp_path / "foreign" / "notes.txt").write_text("mine")
     with pytest.raises(NasmixError, match="holds other files"):
         export_arch(registry.create("space", "nb201").sample(np.random.default_rng(0)), tmp_path / "foreign")
+
+
+def test_without_the_data_a_known_datasets_shape_is_used_and_the_normalisation_is_unknown(study, monkeypatch):
+    from nasmix.export.exporter import _cell_task
+
+    monkeypatch.delenv("NASMIX_DATA", raising=False)
+    record = read_cell(*study)
+    task, mean, std, classes = _cell_task(dataclasses.replace(record, dataset="cifar10"), None)
+    assert task.shape == (3, 32, 32) and task.num_classes == 10 and mean is std is classes is None
+    with pytest.raises(NasmixError, match="give --data"):
+        _cell_task(dataclasses.replace(record, dataset="imagefolder"), None)

@@ -68,6 +68,11 @@ def export_cell(
 
     Raises:
         NasmixError: unknown cell, a cell that has not ended well, a bad output folder.
+
+    Example:
+        >>> info = export_cell("runs/thesis-mini.db", "3f2a", "exports/best")  # doctest: +SKIP
+        >>> info.weights_note                                                   # doctest: +SKIP
+        'trained, epoch 3 of 3 (epoch-0003.pt)'
     """
     folder = _output_folder(out)
     _check_skip(skip)
@@ -137,6 +142,10 @@ def export_arch(
 
     Raises:
         ConfigError: a bad arch string, option or size.
+
+    Example:
+        >>> from nasmix.spaces.darts import DARTS_V2
+        >>> info = export_arch("darts:" + DARTS_V2, "exports/darts-v2", size="tiny")  # doctest: +SKIP
     """
     folder = _output_folder(out)
     _check_skip(skip)
