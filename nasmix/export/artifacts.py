@@ -9,9 +9,11 @@ difference from the generated module is recorded.
 Example:
     >>> from torch import nn
     >>> net = nn.Sequential(nn.Flatten(), nn.Linear(12, 2)).eval()
-    >>> a = write_pt2(net, torch.zeros(2, 3, 2, 2), Path(tempfile.mkdtemp()) / "m.pt2")  # doctest: +SKIP
-    >>> a.ok                                                                                # doctest: +SKIP
-    True
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> pt2, program = write_pt2(net, torch.zeros(2, 3, 2, 2), folder / "m.pt2")   # doctest: +SKIP
+    >>> onnx = write_onnx(net, torch.zeros(2, 3, 2, 2), folder / "m.onnx", program)  # doctest: +SKIP
+    >>> pt2.ok, onnx.ok                                                             # doctest: +SKIP
+    (True, True)
 """
 
 from __future__ import annotations

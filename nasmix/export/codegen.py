@@ -22,7 +22,7 @@ Example:
     >>> from torch import nn
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
     >>> gen = generate(net, torch.zeros(1, 3, 8, 8))
-    >>> "nn.Conv2d(3, 4, kernel_size=(3, 3)" in gen.source
+    >>> "_put(self, '0', nn.Conv2d(3, 4, (3, 3)))" in gen.source
     True
 """
 
