@@ -1,0 +1,114 @@
+"""`nasmix export`: a found network as standalone files (torch-only source, safetensors, .pt2, ONNX, card).
+
+Example:
+    nasmix export runs/thesis-mini.db 3f2a -o exports/best
+    nasmix export --space darts --arch "normal=...;reduce=..." -o exports/darts-v2 --num-classes 10
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from nasmix.errors import ConfigError
+
+ARCH_FLAGS = (
+    ("--num-classes", int, 10, "classes"),
+    ("--image-size", int, 32, "image height and width"),
+    ("--channels", int, 3, "image channels"),
+    ("--size", str, "eval", "network size: tiny, search or eval"),
+    ("--seed", int, 0, "seed of the initial weights"),
+)
+
+
+def add_parser(sub) -> None:
+    """Add the `export` subcommand to the `nasmix` parser."""
+    p = sub.add_parser(
+        "export",
+        help="a finished cell's network (or an arch's) as standalone model files",
+        description="Export a finished cell of a store (DB CELL), or the untrained network of an "
+        "arch (--space/--arch), as model.py (needs only torch), model.safetensors, "
+        "model.pt2, model.onnx and a model card.",
+    )
+    p.add_argument("db", nargs="?", help="the study's store")
+    p.add_argument("cell", nargs="?", help="a cell id, or its first characters (nasmix status DB lists them)")
+    p.add_argument("-o", "--out", required=True, help="the export folder (new, empty, or an earlier export)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="the cell's dataset, to record its input normalisation (default: $NASMIX_DATA)",
+    )
+    p.add_argument("--space", default=None, help="with --arch: the search space (nasmix list space)")
+    p.add_argument(
+        "--arch", default=None, help="an arch string (with or without 'SPACE:'); exports it untrained"
+    )
+    p.add_argument(
+        "--space-opt", "--opt", action="append", metavar="KEY=VALUE", help="a space option (repeatable)"
+    )
+    # The arch-only flags default to None, so that giving one with DB CELL can be refused.
+    for flag, kind, default, what in ARCH_FLAGS:
+        p.add_argument(flag, type=kind, default=None, help=f"with --arch: {what} (default {default})")
+    p.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=("pt2", "onnx"),
+        help="do not write this format (repeatable)",
+    )
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export, then list the files written, the formats that failed and why."""
+    from rich.markup import escape
+
+    from nasmix.cli import _parse_options
+    from nasmix.console import console
+    from nasmix.export import export_arch, export_cell
+
+    by_arch = args.arch is not None or args.space is not None
+    if by_arch and args.db is not None:
+        raise ConfigError("give either DB CELL (a study's cell) or --space/--arch (an arch alone), not both")
+    if by_arch:
+        if args.arch is None:
+            raise ConfigError("--space needs --arch STRING (the arch to export)")
+        text = args.arch.strip()
+        if args.space is not None and not text.startswith(args.space + ":"):
+            text = f"{args.space}:{text}"
+        if args.data is not None:
+            raise ConfigError("--data applies to DB CELL (the cell's dataset); an arch alone has none")
+        given = {f[2:].replace("-", "_"): v for f, _, v, _ in ARCH_FLAGS}
+        given.update({k: getattr(args, k) for k in given if getattr(args, k) is not None})
+        if min(given["image_size"], given["channels"]) < 1:
+            raise ConfigError("--image-size and --channels must be positive")
+        info = export_arch(
+            text,
+            args.out,
+            _parse_options(args.space_opt, "space"),
+            given["num_classes"],
+            (given["channels"], given["image_size"], given["image_size"]),
+            given["size"],
+            given["seed"],
+            args.skip,
+        )
+        source = f"arch {info.arch}"
+    else:
+        if args.db is None or args.cell is None:
+            raise ConfigError("give DB CELL (a store and a cell id), or --space and --arch")
+        stray = [f for f, *_ in ARCH_FLAGS if getattr(args, f[2:].replace("-", "_")) is not None]
+        if args.space_opt or stray:
+            flags = ", ".join((["--space-opt"] if args.space_opt else []) + stray)
+            raise ConfigError(f"{flags} apply to --arch only: a cell's network is built as the cell ran")
+        info = export_cell(args.db, args.cell, args.out, args.data, args.skip)
+        source = f"cell {info.record.id} ({info.record.label})"
+    console.print(escape(f"exported {source} to {args.out}"))
+    for a in info.artifacts:
+        mark = "[green]written[/]" if a.ok else "[yellow]not written[/]"
+        console.print(f"  {a.name:<18} {mark}  {escape(a.note)}")
+    console.print("  config.json, README.md (the model card)")
+    if info.weights == "absent":
+        console.print(
+            f"[bold yellow]no weights: {escape(info.weights_note)}[/]: the files hold the architecture only"
+        )
+    else:
+        console.print(f"weights: {escape(info.weights_note)}")
+    return 0
