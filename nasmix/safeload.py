@@ -127,8 +127,24 @@ def load(file, allowed: dict[tuple[str, str], Any], encoding: str = "ASCII") -> 
     return RestrictedUnpickler(file, allowed, encoding).load()
 
 
-def torch_load(path: str | os.PathLike) -> Any:
+def numpy_torch_globals() -> list:
+    """What weights_only loading must also allow for numpy arrays and scalars (plain data, no code)."""
+    out = [obj for (module, _), obj in _numpy_globals().items() if module.startswith("numpy")]
+    try:
+        import numpy.dtypes as dtypes  # numpy >= 1.25: a dtype pickles with its class
+
+        out += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
+    except ImportError:
+        pass
+    return list(dict.fromkeys(out))
+
+
+def torch_load(path: str | os.PathLike, extra_globals: list | tuple = ()) -> Any:
     """`torch.load(path, weights_only=True)` on the CPU, telling unsafe files from corrupt ones.
+
+    Args:
+        path: the file.
+        extra_globals: more plain-data types to accept (`numpy_torch_globals()`).
 
     Returns:
         The loaded object (tensors and plain Python values only).
@@ -141,7 +157,7 @@ def torch_load(path: str | os.PathLike) -> Any:
     """
     import torch
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch.serialization.safe_globals(list(extra_globals)):
         # torch warns about pickle protocols it did not write; the load decides
         warnings.simplefilter("ignore", UserWarning)
         try:
