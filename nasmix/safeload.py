@@ -61,9 +61,10 @@ def _numpy_globals() -> dict[tuple[str, str], Any]:
         "_frombuffer": numeric._frombuffer,  # ndarray.__reduce_ex__ with protocol 5
     }
     out: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric"):
-        for name, obj in found.items():
-            out[(module, name)] = obj
+    for package in ("numpy.core", "numpy._core"):  # numpy 1 and 2 names; numpy 2 reads both
+        for module in ("multiarray", "numeric"):
+            for name, obj in found.items():
+                out[(f"{package}.{module}", name)] = obj
     return out
 
 

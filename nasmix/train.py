@@ -96,7 +96,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # Types, NaN/inf and int64 first: a NaN passes no range test but would break the run only
         # after a whole search had been paid for.
-        problems = [p for p in field_problems(self) if not p.startswith("seed=")]  # seeds: their own rule below
+        problems = [p for p in field_problems(self) if not p.startswith("seed=")]  # seeds: their rule below
         if not problems:
             rules = {
                 "epochs": (self.epochs >= 1, ">= 1"),
@@ -115,7 +115,7 @@ class TrainConfig:
                 "cutout": (self.cutout >= 0, ">= 0"),
                 "checkpoint_every": (self.checkpoint_every >= 0, ">= 0"),
             }
-            problems = [f"{k}={getattr(self, k)!r} (must be {rule})" for k, (ok, rule) in rules.items() if not ok]
+            problems = [f"{k}={getattr(self, k)!r} (must be {r})" for k, (ok, r) in rules.items() if not ok]
         if seed_problem(self.seed):
             problems.append(f"seed={self.seed!r} ({SEED_RULE})")
         if problems:

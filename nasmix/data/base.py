@@ -142,11 +142,15 @@ def check_arrays(data: DatasetArrays, where: str) -> DatasetArrays:
         if len(y) == 0:
             raise DataError(f"{where}: no {split} images")
         if y.min() < 0 or y.max() >= k:
-            raise DataError(f"{where}: {split} labels outside [0, {k}) (found {int(y.min())}..{int(y.max())})")
+            found = f"{int(y.min())}..{int(y.max())}"
+            raise DataError(f"{where}: {split} labels outside [0, {k}) (found {found})")
     present = np.unique(data.train.y)
     if len(present) < 2:
-        raise DataError(f"{where}: every training image is of class {data.classes[int(present[0])]!r}; "
-                        "a classification dataset needs images of at least 2 classes")
+        only = data.classes[int(present[0])]
+        raise DataError(
+            f"{where}: every training image is of class {only!r}; "
+            "a classification dataset needs images of at least 2 classes"
+        )
     return data
 
 
@@ -238,8 +242,9 @@ def check_path_use(names: list[str] | tuple[str, ...], path: str | os.PathLike |
     """
     if path in (None, "") or any(takes_path(n) for n in names):
         return
-    raise ConfigError(f"{where} {str(path)!r} is given, but {', '.join(names)} reads no files "
-                      "(it is generated); remove it")
+    raise ConfigError(
+        f"{where} {str(path)!r} is given, but {', '.join(names)} reads no files (it is generated); remove it"
+    )
 
 
 def _fields(cls: type) -> set[str]:

@@ -119,33 +119,41 @@ class Cifar10(Dataset):
         try:
             batch = loads(blob, CIFAR_GLOBALS, encoding="latin1")
         except UnsafeContent as err:
-            raise DataError(f"refusing batch file {file}: it names {err} (a CIFAR batch holds only dicts, lists, "
-                            "str, bytes, int and numpy arrays); nothing in it was run") from None
+            raise DataError(
+                f"refusing batch file {file}: it names {err} (a CIFAR batch holds only dicts, lists, "
+                "str, bytes, int and numpy arrays); nothing in it was run"
+            ) from None
         except Exception as err:  # a corrupt pickle raises almost anything (UnpicklingError, EOFError, ...)
             raise DataError(f"corrupt batch file {file}: {type(err).__name__}: {str(err)[:200]}") from None
         if not isinstance(batch, dict) or "data" not in batch or self.label_key not in batch:
             found = sorted(map(str, batch))[:6] if isinstance(batch, dict) else type(batch).__name__
-            raise DataError(f"corrupt batch file {file}: expected a dict with 'data' and {self.label_key!r}, "
-                            f"found {found}")
+            raise DataError(
+                f"corrupt batch file {file}: expected a dict with 'data' and {self.label_key!r}, "
+                f"found {found}"
+            )
         raw, labels = batch["data"], batch[self.label_key]
         if not isinstance(raw, np.ndarray) or raw.dtype != np.uint8 or raw.size % 3072:
-            what = f"{raw.dtype} array of shape {raw.shape}" if isinstance(raw, np.ndarray) else type(raw).__name__
-            raise DataError(f"corrupt batch file {file}: 'data' must be a uint8 array of 3072 values per "
-                            f"image, found a {what}")
+            what = f"{raw.dtype} array of shape {raw.shape}" if isinstance(raw, np.ndarray) else type(raw)
+            raise DataError(
+                f"corrupt batch file {file}: 'data' must be a uint8 array of 3072 values per image, "
+                f"found {what}"
+            )
         if not isinstance(labels, (list, np.ndarray)) or len(labels) == 0:
-            raise DataError(f"corrupt batch file {file}: {self.label_key!r} is an empty or missing label list")
+            raise DataError(f"corrupt batch file {file}: {self.label_key!r} is an empty label list")
         try:
             y = np.asarray(labels)
             if y.ndim != 1 or y.dtype.kind not in "iu":
                 raise ValueError
         except ValueError:
-            raise DataError(f"corrupt batch file {file}: {self.label_key!r} must be a list of integers") from None
+            message = f"{self.label_key!r} must be a list of integers"
+            raise DataError(f"corrupt batch file {file}: {message}") from None
         data = raw.reshape(-1, 3, 32, 32)
         if len(data) != len(y):
             raise DataError(f"corrupt batch file {file}: {len(data)} images but {len(y)} labels")
         if y.min() < 0 or y.max() >= len(self.classes):
-            raise DataError(f"corrupt batch file {file}: labels outside [0, {len(self.classes)}) "
-                            f"(found {int(y.min())}..{int(y.max())})")
+            found = f"{int(y.min())}..{int(y.max())}"
+            k = len(self.classes)
+            raise DataError(f"corrupt batch file {file}: labels outside [0, {k}) (found {found})")
         return data, y.astype(np.int64)
 
     def _download(self) -> Path:

@@ -64,8 +64,10 @@ class _Source:
     def read(self, name: str) -> bytes:
         size = self.sizes.get(name, 0)
         if size > MAX_FILE_BYTES:
-            raise DataError(f"refusing {self.path}/{name}: it declares {size:,} bytes, over the "
-                            f"{MAX_FILE_BYTES:,}-byte limit for one image (a decompression bomb?)")
+            raise DataError(
+                f"refusing {self.path}/{name}: it declares {size:,} bytes, over the "
+                f"{MAX_FILE_BYTES:,}-byte limit for one image (a decompression bomb?)"
+            )
         try:
             if self.zip is not None:
                 return self.zip.read(name)
@@ -116,8 +118,10 @@ def _open_image(source: _Source, name: str, size: tuple[int, int] | None) -> np.
             with Image.open(io.BytesIO(blob)) as im:
                 w, h = im.size  # from the header: nothing decoded yet
                 if w * h > MAX_PIXELS:
-                    raise DataError(f"refusing {where}: it declares {w}x{h} pixels, over the {MAX_PIXELS:,}-pixel "
-                                    "limit for one image (a decompression bomb?)")
+                    raise DataError(
+                        f"refusing {where}: it declares {w}x{h} pixels, over the {MAX_PIXELS:,}-pixel "
+                        "limit for one image (a decompression bomb?)"
+                    )
                 if size is not None and (h, w) != tuple(size):
                     raise DataError(f"wrong image size in {where}: {w}x{h}, expected {size[1]}x{size[0]}")
                 return np.asarray(im.convert("RGB"), dtype=np.uint8)
@@ -141,8 +145,10 @@ def _decode(source: _Source, names: list[str], size: tuple[int, int] | None) -> 
                 out = np.empty((len(names), size[0], size[1], 3), dtype=np.uint8)
             except MemoryError:
                 need = len(names) * size[0] * size[1] * 3 / 2**30
-                raise DataError(f"{source.path}: {len(names):,} images of {size[1]}x{size[0]} need {need:,.1f} GiB "
-                                "of memory, more than this machine has") from None
+                raise DataError(
+                    f"{source.path}: {len(names):,} images of {size[1]}x{size[0]} need {need:,.1f} GiB "
+                    "of memory, more than this machine has"
+                ) from None
         if arr.shape[:2] != tuple(size):  # a header that lied about the size
             raise DataError(
                 f"wrong image size in {source.path}/{name}: {arr.shape[1]}x{arr.shape[0]}, "

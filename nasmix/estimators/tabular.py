@@ -62,13 +62,17 @@ def dataset_sets(dataset: str, metric: str) -> tuple[str, str]:
     return dataset, ("ori-test" if dataset in ("cifar10", "cifar10-valid") else "x-test")
 
 
-_TRUST_HINT = ("if you trust the file (downloaded from the benchmark's own source), set trusted = true in the "
-               "tabular estimator's options to load it with full unpickling, which can run code from it")
+_TRUST_HINT = (
+    "if you trust the file (downloaded from the benchmark's own source), set trusted = true in the "
+    "tabular estimator's options to load it with full unpickling, which can run code from it"
+)
 
 
 def _refused(path: Path, err: UnsafeContent) -> DataError:
-    return DataError(f"refusing {path}: it names {err}, beyond the plain values a benchmark file holds, and "
-                     f"nothing in it was run; {_TRUST_HINT}")
+    return DataError(
+        f"refusing {path}: it names {err}, beyond the plain values a benchmark file holds, and "
+        f"nothing in it was run; {_TRUST_HINT}"
+    )
 
 
 def _unpickle_bz2(path: Path, trusted: bool = False):
