@@ -199,7 +199,7 @@ def load_checkpoint(folder: Path, config: Any) -> dict | None:
             state = torch_load(path)
         except UnsafeContent as err:
             raise CheckpointError(
-                f"checkpoint {path} is not plain data ({err}); nasmix reads checkpoints with "
+                f"checkpoint {path} is not plain data (it names {', '.join(err.names)}); nasmix reads checkpoints with "
                 "weights_only=True and runs no code from them. Remove the file to resume from the "
                 "checkpoint before it, or use another checkpoint folder"
             ) from None

@@ -184,6 +184,13 @@ def read_image_folder(
         found = sorted(set().union(*[set(v) for v in splits.values()]))
         if classes is None:
             classes = tuple(found)
+            for split, per_class in splits.items():
+                absent = [c for c in classes if c not in per_class]
+                if absent:
+                    raise DataError(
+                        f"unknown class layout in {path}: {split} has no images of the classes {absent}, "
+                        "which the other split has"
+                    )
         elif sorted(classes) != found or any(set(v) != set(classes) for v in splits.values()):
             raise DataError(
                 f"unknown class layout in {path}: class folders {found} do not match the expected {sorted(classes)}"

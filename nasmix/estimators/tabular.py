@@ -70,7 +70,7 @@ _TRUST_HINT = (
 
 def _refused(path: Path, err: UnsafeContent) -> DataError:
     return DataError(
-        f"refusing {path}: it names {err}, beyond the plain values a benchmark file holds, and "
+        f"refusing {path}: it names {', '.join(err.names)}, beyond the plain values a benchmark file holds, and "
         f"nothing in it was run; {_TRUST_HINT}"
     )
 
