@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(err, DivergedError):
             raise
         # Outside a study a diverged run is the user's recipe (an lr of inf, or too high): no traceback.
-        message = f"training diverged ({err}); lower the learning rate, or clip gradients"
+        message = f"training diverged ({err}); lower the learning rate"
         print(f"nasmix: error: {message}", file=sys.stderr)
         return NasmixError.exit_code
     except KeyboardInterrupt:
