@@ -199,9 +199,9 @@ def load_checkpoint(folder: Path, config: Any) -> dict | None:
             state = torch_load(path)
         except UnsafeContent as err:
             raise CheckpointError(
-                f"checkpoint {path} is not plain data (it names {', '.join(err.names)}); nasmix reads checkpoints with "
-                "weights_only=True and runs no code from them. Remove the file to resume from the "
-                "checkpoint before it, or use another checkpoint folder"
+                f"checkpoint {path} is not plain data (it names {', '.join(err.names)}); nasmix reads "
+                "checkpoints with weights_only=True and runs no code from them. Remove the file to resume "
+                "from the checkpoint before it, or use another checkpoint folder"
             ) from None
         except Exception as err:  # torn, truncated or foreign: an older checkpoint still holds the run
             _skip(path, f"it cannot be read ({type(err).__name__}: {str(err)[:120]})")

@@ -46,7 +46,11 @@ class Fault:
     """
 
     def __init__(
-        self, at_byte: int | None = 0, error: int | str = errno.ENOSPC, match: str | None = None, times: int = 1
+        self,
+        at_byte: int | None = 0,
+        error: int | str = errno.ENOSPC,
+        match: str | None = None,
+        times: int = 1,
     ):
         self.at_byte, self.error, self.match, self.times = at_byte, error, match, times
         self.injected = 0

@@ -35,8 +35,9 @@ def data():
 
 def _net() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(4, 10))  # fmt: skip
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)
+    )
 
 
 def _train(data, folder, config=CFG):
@@ -70,11 +71,15 @@ def _stages(full_folder) -> list:
 @pytest.mark.parametrize("stage", range(5))
 def test_full_disk_while_checkpointing_stops_and_resumes(data, full, tmp_path, monkeypatch, stage):
     full_result, full_folder = full
-    fault = Fault(at_byte=_stages(full_folder)[stage], error=errno.ENOSPC, match="epoch-0002").install(monkeypatch)
+    fault = Fault(at_byte=_stages(full_folder)[stage], error=errno.ENOSPC, match="epoch-0002").install(
+        monkeypatch
+    )
     with pytest.raises(CheckpointError, match="disk full while writing checkpoint .*epoch-0002"):
         _train(data, tmp_path)
     assert fault.injected == 1
-    assert [e for e, _ in checkpoints(tmp_path)] == [1]  # the previous checkpoint is intact, the torn one gone
+    assert [e for e, _ in checkpoints(tmp_path)] == [
+        1
+    ]  # the previous checkpoint is intact, the torn one gone
     assert not list(tmp_path.glob("*.tmp"))
     monkeypatch.undo()
     _assert_resumes(data, tmp_path, full_result, resumed_from=1)
@@ -90,7 +95,9 @@ def test_other_write_errors_stop_with_a_clear_message(data, full, tmp_path, monk
 
 
 @pytest.mark.parametrize("stage", range(5))
-def test_crash_while_checkpointing_costs_at_most_the_epoch_in_flight(data, full, tmp_path, monkeypatch, stage):
+def test_crash_while_checkpointing_costs_at_most_the_epoch_in_flight(
+    data, full, tmp_path, monkeypatch, stage
+):
     full_result, full_folder = full
     Fault(at_byte=_stages(full_folder)[stage], error="crash", match="epoch-0002").install(monkeypatch)
     with pytest.raises(Crash):
@@ -135,10 +142,24 @@ def _bad_files(good: bytes) -> dict:
         "a list": saved([1, 2, 3]),
         "a tensor": saved(torch.zeros(3)),
         "a dict without a model": saved({"epoch": 2, "history": []}),
-        "another epoch": saved({"model": {}, "optimizer": {"state": {}, "param_groups": []},
-                                "history": [{"epoch": 1}], "epoch": 1, "config": {}}),  # fmt: skip
-        "a model of strings": saved({"model": {"w": "x"}, "optimizer": {"state": {}, "param_groups": []},
-                                     "history": [{"epoch": 2}], "epoch": 2, "config": {}}),  # fmt: skip
+        "another epoch": saved(
+            {
+                "model": {},
+                "optimizer": {"state": {}, "param_groups": []},
+                "history": [{"epoch": 1}],
+                "epoch": 1,
+                "config": {},
+            }
+        ),
+        "a model of strings": saved(
+            {
+                "model": {"w": "x"},
+                "optimizer": {"state": {}, "param_groups": []},
+                "history": [{"epoch": 2}],
+                "epoch": 2,
+                "config": {},
+            }
+        ),
         "plain pickle": pickle.dumps({"epoch": 2}),
     }
 
@@ -157,7 +178,9 @@ def test_a_bad_newest_checkpoint_falls_back_to_the_previous_one(data, full, tmp_
             again = _train(data, folder)
         assert again.resumed_from == 1, name
         assert _numbers(again) == _numbers(full_result), name
-        assert any(issubclass(w.category, CheckpointWarning) and "epoch-0002" in str(w.message) for w in seen), name
+        assert any(
+            issubclass(w.category, CheckpointWarning) and "epoch-0002" in str(w.message) for w in seen
+        ), name
     assert len(cases) == 10
 
 
@@ -230,8 +253,15 @@ def test_checkpoint_every_k_keeps_every_kth_and_resumes_from_the_latest_epoch(da
             raise Crash
 
     with pytest.raises(Crash):
-        train(_net(), data.train, data.task, cfg, test=data.test, checkpoint_dir=tmp_path / "b",
-              callback=kill_after_three)  # fmt: skip
+        train(
+            _net(),
+            data.train,
+            data.task,
+            cfg,
+            test=data.test,
+            checkpoint_dir=tmp_path / "b",
+            callback=kill_after_three,
+        )
     assert [e for e, _ in checkpoints(tmp_path / "b")] == [3, 2]
     again = train(_net(), data.train, data.task, cfg, test=data.test, checkpoint_dir=tmp_path / "b")
     assert again.resumed_from == 3  # not 2: the crash cost nothing but the epoch in flight

@@ -27,8 +27,12 @@ def _png(value: int, size: int = 8, fmt: str = "PNG") -> bytes:
 
 
 def _folder_files(classes=("a", "b"), per_class=2, size=8, fmt="PNG") -> dict[str, bytes]:
-    return {f"{split}/{c}/{i}.png": _png(40 * k + i, size, fmt) for split in ("train", "test")
-            for k, c in enumerate(classes) for i in range(per_class)}  # fmt: skip
+    return {
+        f"{split}/{c}/{i}.png": _png(40 * k + i, size, fmt)
+        for split in ("train", "test")
+        for k, c in enumerate(classes)
+        for i in range(per_class)
+    }
 
 
 def _write_dir(root, files):
@@ -76,18 +80,21 @@ def _batches(folder, make):
         (folder / name).write_bytes(pickle.dumps(make(name)))
 
 
-@pytest.mark.parametrize("case,message", [
-    ("empty labels", "data_batch_1: 'labels' is an empty label list"),
-    ("fewer labels", "data_batch_1: 2 images but 1 labels"),
-    ("label 10", r"data_batch_1: labels outside \[0, 10\)"),
-    ("negative label", r"data_batch_1: labels outside \[0, 10\)"),
-    ("float labels", "data_batch_1: 'labels' must be a list of integers"),
-    ("string labels", "data_batch_1: 'labels' must be a list of integers"),
-    ("no data key", "data_batch_1: expected a dict with 'data' and 'labels'"),
-    ("a list", "data_batch_1: expected a dict"),
-    ("float images", "data_batch_1: 'data' must be a uint8 array"),
-    ("odd image size", "data_batch_1: 'data' must be a uint8 array of 3072 values per image"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("empty labels", "data_batch_1: 'labels' is an empty label list"),
+        ("fewer labels", "data_batch_1: 2 images but 1 labels"),
+        ("label 10", r"data_batch_1: labels outside \[0, 10\)"),
+        ("negative label", r"data_batch_1: labels outside \[0, 10\)"),
+        ("float labels", "data_batch_1: 'labels' must be a list of integers"),
+        ("string labels", "data_batch_1: 'labels' must be a list of integers"),
+        ("no data key", "data_batch_1: expected a dict with 'data' and 'labels'"),
+        ("a list", "data_batch_1: expected a dict"),
+        ("float images", "data_batch_1: 'data' must be a uint8 array"),
+        ("odd image size", "data_batch_1: 'data' must be a uint8 array of 3072 values per image"),
+    ],
+)
 def test_malformed_batches_are_named(tmp_path, case, message):
     good = {"data": np.zeros((2, 3072), dtype=np.uint8), "labels": [0, 1]}
     bad = {
@@ -124,10 +131,13 @@ def _corrupt_member(path, name, how):
     path.write_bytes(bytes(blob))
 
 
-@pytest.mark.parametrize("how,method,error", [
-    ("deflate stream", zipfile.ZIP_DEFLATED, "error|invalid"),
-    ("crc", zipfile.ZIP_STORED, "CRC"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "how,method,error",
+    [
+        ("deflate stream", zipfile.ZIP_DEFLATED, "error|invalid"),
+        ("crc", zipfile.ZIP_STORED, "CRC"),
+    ],
+)
 def test_corrupt_zip_members_are_named(tmp_path, how, method, error):
     files = _folder_files()
     path = _write_zip(tmp_path / "d.zip", files, method)
@@ -149,11 +159,17 @@ def test_zlib_errors_are_data_errors(tmp_path):
 # ---- decompression bombs ---------------------------------------------------------------------------
 def _png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares width x height but holds almost no data (a decompression bomb's header)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("side", [5000, 100_000])
@@ -162,7 +178,9 @@ def test_an_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path,
     files = _folder_files()
     files["train/a/1.png"] = _png_header_only(side, side)
     for path in (_write_dir(tmp_path / "dir", files), _write_zip(tmp_path / "d.zip", files)):
-        with pytest.raises(DataError, match=rf"train/a/1\.png: it declares {side}x{side} pixels|train/a/1\.png"):
+        with pytest.raises(
+            DataError, match=rf"train/a/1\.png: it declares {side}x{side} pixels|train/a/1\.png"
+        ):
             _load(path)
 
 
@@ -215,8 +233,22 @@ def test_replacing_a_zip_member_is_noticed_even_with_the_same_size_and_time(tmp_
 
 # ---- a location for a dataset that reads none ------------------------------------------------------
 def test_data_path_for_synthetic_is_refused(tmp_path, capsys):
-    code = main(["train", "--model", "resnet20", "--dataset", "synthetic", "--data", str(tmp_path), "--epochs", "1",
-                 "--device", "cpu", "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--model",
+            "resnet20",
+            "--dataset",
+            "synthetic",
+            "--data",
+            str(tmp_path),
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--data" in err and "synthetic reads no files" in err and "Traceback" not in err
 

@@ -53,7 +53,7 @@ def _write(tmp_path: Path, name: str) -> Path:
 
 
 def _outcome(db: Path) -> tuple:
-    """(end kind, arch, final top-1, [(epoch, test top-1)]) of the study's one cell; also checks no duplicates."""
+    """(end kind, arch, final top-1, [(epoch, test top-1)]) of the one cell; checks nothing is doubled."""
     store = Store(db, readonly=True)
     try:
         (cell,) = store.cells()
@@ -75,7 +75,9 @@ def uninterrupted(tmp_path_factory):
     return _outcome(folder / "full.db")
 
 
-def test_full_disk_while_checkpointing_exits_2_and_the_cell_resumes(tmp_path, monkeypatch, capsys, uninterrupted):
+def test_full_disk_while_checkpointing_exits_2_and_the_cell_resumes(
+    tmp_path, monkeypatch, capsys, uninterrupted
+):
     path = _write(tmp_path, "disk")
     fault = Fault(at_byte=1000, error=errno.ENOSPC, match="epoch-0002").install(monkeypatch)
     assert main(["study", str(path), "--quiet"]) == 2
@@ -110,8 +112,9 @@ def test_a_garbage_checkpoint_never_fails_the_cell(tmp_path, uninterrupted):
     newest.write_bytes(b"\x80\x02 not a checkpoint")
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        state = run_cell(cell, store.files, lambda *e: store.append(cell.id, *e),
-                         Resume.from_events(store.events(cell.id)))  # fmt: skip
+        state = run_cell(
+            cell, store.files, lambda *e: store.append(cell.id, *e), Resume.from_events(store.events(cell.id))
+        )
     store.close()
     assert state == "finished"
     assert any(issubclass(w.category, CheckpointWarning) for w in seen)
