@@ -206,15 +206,16 @@ def load_checkpoint(folder: Path, config: Any) -> dict | None:
         except Exception as err:  # torn, truncated or foreign: an older checkpoint still holds the run
             _skip(path, f"it cannot be read ({type(err).__name__}: {str(err)[:120]})")
             continue
-        problem = malformed(state, epoch)
-        if problem:
-            _skip(path, problem)
-            continue
-        if state["config"] != config_key(config):
+        recipe = state.get("config") if isinstance(state, dict) else None
+        if isinstance(recipe, dict) and recipe != config_key(config):  # the user's mistake, not damage
             raise ConfigError(
                 f"checkpoint {path} was made with a different training config; "
                 "use another checkpoint folder or the same config"
             )
+        problem = malformed(state, epoch)
+        if problem:
+            _skip(path, problem)
+            continue
         return state
     return None
 

@@ -214,6 +214,9 @@ def train(
 
     Raises:
         DivergedError: the loss became NaN or infinite.
+        CheckpointError: a checkpoint could not be written (a full disk) or names
+            code; the run resumes from its last good checkpoint once fixed.
+        ConfigError: the newest checkpoint was made with another recipe.
     """
     device = torch.device(device)
     timer = timer or Timer(device)
