@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import io
+import os
 import re
 import warnings
 from pathlib import Path
@@ -177,6 +178,25 @@ def _prune(folder: Path, epoch: int, config: Any) -> None:
                 p.unlink()
             except OSError:  # gone already, or not ours to remove: harmless
                 pass
+
+
+def prepare_folder(folder: Path) -> None:
+    """Create the checkpoint folder, or raise CheckpointError if it cannot hold checkpoints.
+
+    Called before training starts, so that a file in the way or a read-only
+    folder costs a message rather than an epoch.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(
+            f"checkpoint folder {folder} is a file; give a folder (it is created if missing)"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CheckpointError(f"cannot create checkpoint folder {folder}: {err}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CheckpointError(f"checkpoint folder {folder} is not writable")
 
 
 def load_checkpoint(folder: Path, config: Any) -> dict | None:

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nasmix.checkpoint import checkpoint_path, load_checkpoint, restore_rng, save_checkpoint
+from nasmix.checkpoint import checkpoint_path, load_checkpoint, prepare_folder, restore_rng, save_checkpoint
 from nasmix.data.base import ImageArrays, Task
 from nasmix.data.loader import Augment, DeviceLoader
 from nasmix.errors import CheckpointError, ConfigError
@@ -240,6 +240,8 @@ def train(
     start = 0
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
+        if config.checkpoint_every:
+            prepare_folder(ckpt)  # a folder that cannot hold checkpoints fails now, not after an epoch
         state = load_checkpoint(ckpt, config)
         if state is not None:
             try:

@@ -18,9 +18,9 @@ import torch
 from faults import Crash, Fault
 from torch import nn
 
-from nasmix.checkpoint import CheckpointWarning, checkpoints, load_checkpoint
+from nasmix.checkpoint import CheckpointWarning, checkpoints, config_key, load_checkpoint
 from nasmix.data import load_dataset
-from nasmix.errors import CheckpointError, NasmixError
+from nasmix.errors import CheckpointError, ConfigError, NasmixError
 from nasmix.safeload import torch_load
 from nasmix.train import TrainConfig, train
 
@@ -148,7 +148,7 @@ def _bad_files(good: bytes) -> dict:
                 "optimizer": {"state": {}, "param_groups": []},
                 "history": [{"epoch": 1}],
                 "epoch": 1,
-                "config": {},
+                "config": config_key(CFG),
             }
         ),
         "a model of strings": saved(
@@ -157,7 +157,7 @@ def _bad_files(good: bytes) -> dict:
                 "optimizer": {"state": {}, "param_groups": []},
                 "history": [{"epoch": 2}],
                 "epoch": 2,
-                "config": {},
+                "config": config_key(CFG),
             }
         ),
         "plain pickle": pickle.dumps({"epoch": 2}),
@@ -279,3 +279,22 @@ def test_rng_state_is_stored_as_tensors_and_restored(data, full, tmp_path):
 
 def test_a_checkpoint_error_is_a_user_error():
     assert issubclass(CheckpointError, NasmixError) and CheckpointError.exit_code == 2
+
+
+def test_a_checkpoint_folder_that_is_a_file_fails_before_training(data, tmp_path, capsys):
+    from nasmix.cli import main
+
+    blocker = tmp_path / "runs"
+    blocker.write_text("not a folder")
+    with pytest.raises(CheckpointError, match="is a file"):
+        train(_net(), data.train, data.task, CFG, checkpoint_dir=blocker, callback=pytest.fail)
+    argv = "train --model resnet20 --dataset synthetic --epochs 1 --device cpu --quiet".split()
+    code = main([*argv, "--checkpoint-dir", str(blocker)])
+    out, err = capsys.readouterr()
+    assert code == 2 and "is a file" in err and "epoch" not in out
+
+
+def test_a_checkpoint_of_another_recipe_is_refused_even_when_damaged(tmp_path):
+    torch.save({"config": {"lr": 1.0}}, tmp_path / "epoch-0001.pt")
+    with pytest.raises(ConfigError, match="different training config"):
+        load_checkpoint(tmp_path, CFG)

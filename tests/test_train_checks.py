@@ -108,64 +108,21 @@ def test_study_training_values_fail_the_dry_run(tmp_path, capsys, line, key):
     assert not (tmp_path / "s.db").exists()
 
 
+TINY = "train --model resnet20 --model-opt width=2 --dataset synthetic --epochs 1 --device cpu --quiet"
+
+
 # ---- diverged runs outside a study --------------------------------------------------------------------
 def test_a_diverged_train_run_exits_2_with_a_message(capsys):
-    code = main(
-        [
-            "train",
-            "--model",
-            "resnet20",
-            "--model-opt",
-            "width=2",
-            "--dataset",
-            "synthetic",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "50",
-            "--train-subset",
-            "100",
-            "--test-subset",
-            "50",
-            "--lr",
-            "1e30",
-            "--grad-clip",
-            "0",
-            "--device",
-            "cpu",
-            "--quiet",
-        ]
-    )
+    flags = "--batch-size 50 --train-subset 100 --test-subset 50 --lr 1e30 --grad-clip 0"
+    code = main(f"{TINY} {flags}".split())
     err = capsys.readouterr().err
-    assert (
-        code == 2
-        and "training diverged" in err
-        and "lower the learning rate" in err
-        and "Traceback" not in err
-    )
+    assert code == 2 and "training diverged" in err and "lower the learning rate" in err
+    assert "Traceback" not in err
 
 
 def test_a_diverged_search_exits_2_with_a_message(capsys):
-    code = main(
-        [
-            "search",
-            "--space",
-            "nb201",
-            "--strategy",
-            "darts",
-            "--dataset",
-            "synthetic",
-            "--epochs",
-            "1",
-            "--size",
-            "tiny",
-            "--device",
-            "cpu",
-            "--quiet",
-            "--strategy-opt",
-            "lr=Infinity",
-        ]
-    )
+    flags = "--epochs 1 --size tiny --device cpu --quiet --strategy-opt lr=Infinity"
+    code = main(f"search --space nb201 --strategy darts --dataset synthetic {flags}".split())
     err = capsys.readouterr().err
     assert code == 2 and "training diverged (search loss is" in err and "Traceback" not in err
 
@@ -173,33 +130,11 @@ def test_a_diverged_search_exits_2_with_a_message(capsys):
 # ---- reproducible -------------------------------------------------------------------------------------
 def _train_numbers(tmp_path, seed: int, name: str) -> list:
     out = tmp_path / f"{name}.json"
-    code = main(
-        [
-            "train",
-            "--model",
-            "resnet20",
-            "--model-opt",
-            "width=2",
-            "--dataset",
-            "synthetic",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "50",
-            "--seed",
-            str(seed),
-            "--device",
-            "cpu",
-            "--quiet",
-            "--json",
-            str(out),
-        ]
-    )
+    code = main(f"{TINY} --batch-size 50 --seed {seed} --json {out}".split())
     assert code == 0
     history = json.loads(out.read_text())["history"]
-    return [
-        [h[k] for k in ("train_loss", "train_top1", "test_loss", "test_top1", "test_top5")] for h in history
-    ]
+    keys = ("train_loss", "train_top1", "test_loss", "test_top1", "test_top5")
+    return [[h[k] for k in keys] for h in history]
 
 
 def test_train_with_the_same_seed_gives_the_same_numbers(tmp_path):
