@@ -50,6 +50,10 @@ class TrainConfig:
     """The training recipe. Defaults follow the DARTS evaluation protocol
     (lr 0.025, momentum 0.9, weight decay 3e-4, clip 5, batch 96), at fewer epochs.
 
+    Every value is checked when the recipe is made (ConfigError listing each bad
+    one): types, NaN or infinite floats, integers beyond int64, ranges, and the
+    seed rule of nasmix.validate (integers in [0, 2**63)).
+
     Attributes:
         epochs: passes over the training images.
         batch_size: training batch size.
