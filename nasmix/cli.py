@@ -98,13 +98,16 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
 
 def load_data(args: argparse.Namespace):
     """The dataset of the flags, with its subsets applied."""
-    from nasmix.data import load_dataset, with_subsets
+    from nasmix.data import check_path_use, load_dataset, with_subsets
 
+    check_path_use([args.dataset], args.data, "--data")
     return with_subsets(load_dataset(args.dataset, args.data), args.train_subset, args.test_subset)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a registered reference network and print top-1/top-5 per epoch."""
+    import torch
+
     from nasmix.console import console, epoch_line, percent, progress_bar
     from nasmix.timing import count_flops, count_params
     from nasmix.train import TrainConfig, train
@@ -115,6 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, checkpoint_every=1)  # a checkpoint folder is for resuming
     device = pick_device(args.device)
     data = load_data(args)
+    torch.manual_seed(config.seed)  # the initial weights follow --seed too (as a study's cells do)
     net = model_spec.build(data.task)
     console.print(f"{args.model}: {count_params(net):,} parameters, {count_flops(net, data.task.shape) / 1e6:.1f} MFLOPs; "
                   f"{len(data.train):,} training and {len(data.test):,} test images; device {device}")  # fmt: skip
@@ -179,6 +183,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NasmixError as err:
         print(f"nasmix: error: {err}", file=sys.stderr)
         return err.exit_code
+    except Exception as err:
+        from nasmix.train import DivergedError
+
+        if not isinstance(err, DivergedError):
+            raise
+        # Outside a study a diverged run is the user's recipe (an lr of inf, or too high): no traceback.
+        message = f"training diverged ({err}); lower the learning rate"
+        print(f"nasmix: error: {message}", file=sys.stderr)
+        return NasmixError.exit_code
     except KeyboardInterrupt:
         print("nasmix: interrupted", file=sys.stderr)
         return 130

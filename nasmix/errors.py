@@ -31,6 +31,11 @@ class DataError(NasmixError):
     """A missing, corrupt or malformed dataset; the message names the file."""
 
 
+class CheckpointError(NasmixError):
+    """A checkpoint that cannot be written (a full disk) or may not be read (it holds code);
+    the message names the file. The run stays resumable from its last good checkpoint."""
+
+
 def unknown_message(what: str, name: str, choices: Iterable[str]) -> str:
     """Return 'unknown WHAT 'name'; did you mean ...? valid: ...'."""
     choices = sorted(choices)

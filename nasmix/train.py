@@ -4,7 +4,8 @@ SGD with momentum (Nesterov optional), cosine learning rate, weight decay,
 label smoothing, gradient clipping, the DARTS drop-path schedule and
 auxiliary-head loss, bf16 autocast and channels_last on CUDA, optional
 torch.compile. Metrics stay on the device during an epoch and are read once
-at its end. Checkpoints every K epochs; a resumed run ends exactly where an
+at its end. Checkpoints (nasmix.checkpoint) are written durably after every
+epoch and read without running code; a resumed run ends exactly where an
 uninterrupted one with the same seed would, because every epoch draws its
 randomness from (seed, epoch) alone.
 
@@ -21,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from collections.abc import Callable
@@ -31,10 +31,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nasmix.checkpoint import checkpoint_path, load_checkpoint, prepare_folder, restore_rng, save_checkpoint
 from nasmix.data.base import ImageArrays, Task
 from nasmix.data.loader import Augment, DeviceLoader
-from nasmix.errors import ConfigError
+from nasmix.errors import CheckpointError, ConfigError
 from nasmix.timing import Timer
+from nasmix.validate import SEED_RULE, field_problems, seed_problem
 
 Callback = Callable[[dict], None]
 
@@ -47,6 +49,10 @@ class DivergedError(RuntimeError):
 class TrainConfig:
     """The training recipe. Defaults follow the DARTS evaluation protocol
     (lr 0.025, momentum 0.9, weight decay 3e-4, clip 5, batch 96), at fewer epochs.
+
+    Every value is checked when the recipe is made (ConfigError listing each bad
+    one): types, NaN or infinite floats, integers beyond int64, ranges, and the
+    seed rule of nasmix.validate (integers in [0, 2**63)).
 
     Attributes:
         epochs: passes over the training images.
@@ -63,7 +69,9 @@ class TrainConfig:
         compile: torch.compile the network.
         eval_batch_size: batch size for validation and test.
         eval_every: evaluate validation and test every K epochs (and after the last).
-        checkpoint_every: save a checkpoint every K epochs (0: never).
+        checkpoint_every: keep a checkpoint every K epochs (0: no checkpoints). With K >= 1 the
+            latest epoch is checkpointed too, after every epoch, so a crash costs at most the
+            epoch in flight (nasmix.checkpoint keeps only the newest two of those).
         seed: the seed of all randomness in the run.
     """
 
@@ -90,23 +98,32 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "eval_batch_size": self.eval_batch_size >= 1,
-            "eval_every": self.eval_every >= 1,
-            "lr": self.lr > 0 and 0 <= self.lr_min <= self.lr,
-            "momentum": 0 <= self.momentum < 1,
-            "weight_decay": self.weight_decay >= 0,
-            "label_smoothing": 0 <= self.label_smoothing < 1,
-            "grad_clip": self.grad_clip >= 0,
-            "drop_path": 0 <= self.drop_path < 1,
-            "aux_weight": self.aux_weight >= 0,
-            "checkpoint_every": self.checkpoint_every >= 0,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"impossible training values: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+        # Types, NaN/inf and int64 first: a NaN passes no range test but would break the run only
+        # after a whole search had been paid for.
+        problems = [p for p in field_problems(self) if not p.startswith("seed=")]  # seeds: their rule below
+        if not problems:
+            rules = {
+                "epochs": (self.epochs >= 1, ">= 1"),
+                "batch_size": (self.batch_size >= 1, ">= 1"),
+                "eval_batch_size": (self.eval_batch_size >= 1, ">= 1"),
+                "eval_every": (self.eval_every >= 1, ">= 1"),
+                "lr": (self.lr > 0, "> 0"),
+                "lr_min": (0 <= self.lr_min <= self.lr, "in [0, lr]"),
+                "momentum": (0 <= self.momentum < 1, "in [0, 1)"),
+                "weight_decay": (self.weight_decay >= 0, ">= 0"),
+                "label_smoothing": (0 <= self.label_smoothing < 1, "in [0, 1)"),
+                "grad_clip": (self.grad_clip >= 0, ">= 0"),
+                "drop_path": (0 <= self.drop_path < 1, "in [0, 1)"),
+                "aux_weight": (self.aux_weight >= 0, ">= 0"),
+                "crop_padding": (self.crop_padding >= 0, ">= 0"),
+                "cutout": (self.cutout >= 0, ">= 0"),
+                "checkpoint_every": (self.checkpoint_every >= 0, ">= 0"),
+            }
+            problems = [f"{k}={getattr(self, k)!r} (must be {r})" for k, (ok, r) in rules.items() if not ok]
+        if seed_problem(self.seed):
+            problems.append(f"seed={self.seed!r} ({SEED_RULE})")
+        if problems:
+            raise ConfigError(f"impossible training values: {', '.join(problems)}")
 
     @property
     def augment(self) -> Augment:
@@ -201,6 +218,9 @@ def train(
 
     Raises:
         DivergedError: the loss became NaN or infinite.
+        CheckpointError: a checkpoint could not be written (a full disk) or names
+            code; the run resumes from its last good checkpoint once fixed.
+        ConfigError: the newest checkpoint was made with another recipe.
     """
     device = torch.device(device)
     timer = timer or Timer(device)
@@ -224,10 +244,19 @@ def train(
     start = 0
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
+        if config.checkpoint_every:
+            prepare_folder(ckpt)  # a folder that cannot hold checkpoints fails now, not after an epoch
         state = load_checkpoint(ckpt, config)
         if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
+            try:
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+            except (RuntimeError, ValueError, KeyError) as err:
+                raise CheckpointError(
+                    f"the checkpoint of epoch {state['epoch']} in {ckpt} does not fit this network "
+                    f"({str(err)[:300]}); use another checkpoint folder"
+                ) from None
+            restore_rng(state.get("rng"))
             history, start = state["history"], state["epoch"]
     step_fn = torch.compile(model) if config.compile else model
     steps = len(loader) * config.epochs
@@ -271,47 +300,12 @@ def train(
                       peak_gpu_bytes=m_train.peak_gpu_bytes, peak_host_bytes=m_train.peak_host_bytes,
                       energy_j=m_train.energy_j, device=m_train.device)  # fmt: skip
         history.append(record)
-        if ckpt is not None and config.checkpoint_every and (epoch % config.checkpoint_every == 0 or epoch == config.epochs):
-            record["checkpoint"] = str(save_checkpoint(ckpt, model, optimizer, history, epoch, config))
+        if ckpt is not None and config.checkpoint_every:
+            # Every epoch is checkpointed, so a crash costs at most the epoch in flight; the record names
+            # only the checkpoints that are kept (every K-th and the last), see nasmix.checkpoint.
+            if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+                record["checkpoint"] = str(checkpoint_path(ckpt, epoch))
+            save_checkpoint(ckpt, model, optimizer, history, epoch, config)
         if callback:
             callback({"event": "epoch", **record})
     return TrainResult(history, resumed_from=start)
-
-
-def _config_key(config: TrainConfig) -> dict:
-    """The parts of a config that must match for a checkpoint to be resumed."""
-    fields = dataclasses.asdict(config)
-    for volatile in ("checkpoint_every", "compile", "eval_batch_size", "eval_every"):
-        fields.pop(volatile)
-    return fields
-
-
-def save_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    history: list[dict], epoch: int, config: TrainConfig) -> Path:  # fmt: skip
-    """Write `epoch-NNNN.pt` atomically (temporary file, then rename)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"epoch-{epoch:04d}.pt"
-    tmp = path.with_suffix(".tmp")
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history,
-             "epoch": epoch, "config": _config_key(config)}  # fmt: skip
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def load_checkpoint(folder: Path, config: TrainConfig) -> dict | None:
-    """The latest readable checkpoint in a folder, or None.
-
-    A checkpoint made with a different recipe is an error rather than a
-    silent restart; an unreadable (torn) one is skipped for the one before.
-    """
-    for path in sorted(folder.glob("epoch-*.pt"), reverse=True):
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception:  # a torn write from a killed process: fall back to an older one
-            continue
-        if state.get("config") != _config_key(config):
-            raise ConfigError(f"checkpoint {path} was made with a different training config; "
-                              "use another checkpoint folder or the same config")  # fmt: skip
-        return state
-    return None

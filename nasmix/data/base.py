@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from nasmix import registry
-from nasmix.errors import DataError
+from nasmix.data.files import source_key
+from nasmix.errors import ConfigError, DataError
 
 CACHE_VERSION = 1
 
@@ -101,20 +102,56 @@ class Dataset(ABC):
         """A string that changes when the source changes; None disables caching."""
         return None
 
+    def location(self) -> str:
+        """What error messages call the source (its path, where it has one)."""
+        return self.registry_name
+
     def load(self) -> DatasetArrays:
-        """The dataset's arrays, from the cache when it holds them."""
+        """The dataset's arrays, from the cache when it holds them.
+
+        Raises:
+            DataError: the source is missing, corrupt, or not a classification
+                dataset (fewer than 2 classes, an empty split, labels out of range).
+        """
         key = self.source_key() if self.cacheable else None
         if key is None:
-            return self.read()
+            return check_arrays(self.read(), self.location())
         folder = cache_dir() / f"{self.registry_name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
         if (folder / "meta.json").exists():
             try:
                 return _read_cache(folder)
             except (OSError, ValueError, KeyError, EOFError):  # EOFError: a truncated .npy
                 shutil.rmtree(folder, ignore_errors=True)
-        data = self.read()
+        data = check_arrays(self.read(), self.location())
         _write_cache(folder, data, key)
         return data
+
+
+def check_arrays(data: DatasetArrays, where: str) -> DatasetArrays:
+    """Return `data` if it can train a classifier, else raise a DataError naming `where`.
+
+    It needs at least 2 classes, training and test images, labels in
+    [0, classes), and at least 2 classes among its training labels.
+    """
+    k = len(data.classes)
+    if k < 2:
+        found = f" ({', '.join(map(repr, data.classes))})" if data.classes else ""
+        raise DataError(f"{where}: {k} class{found}; a classification dataset needs at least 2 classes")
+    for split in ("train", "test"):
+        y = getattr(data, split).y
+        if len(y) == 0:
+            raise DataError(f"{where}: no {split} images")
+        if y.min() < 0 or y.max() >= k:
+            found = f"{int(y.min())}..{int(y.max())}"
+            raise DataError(f"{where}: {split} labels outside [0, {k}) (found {found})")
+    present = np.unique(data.train.y)
+    if len(present) < 2:
+        only = data.classes[int(present[0])]
+        raise DataError(
+            f"{where}: every training image is of class {only!r}; "
+            "a classification dataset needs images of at least 2 classes"
+        )
+    return data
 
 
 def cache_dir() -> Path:
@@ -169,9 +206,8 @@ def resolve_path(path: str | os.PathLike | None) -> Path | None:
 
 
 def file_key(path: Path) -> str:
-    """Cache key of a file or directory: its path, size and modification time."""
-    st = path.stat()
-    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    """Cache key of a file, zip or directory: it changes when any file in it does (nasmix.data.files)."""
+    return source_key(path)
 
 
 def load_dataset(name: str, path: str | os.PathLike | None = None) -> DatasetArrays:
@@ -184,9 +220,31 @@ def load_dataset(name: str, path: str | os.PathLike | None = None) -> DatasetArr
     Returns:
         DatasetArrays with uint8 images.
     """
-    entry = registry.get("dataset", name)
-    options = {"path": None if path is None else str(path)} if "path" in _fields(entry.obj) else {}
+    options = {"path": None if path is None else str(path)} if takes_path(name) else {}
     return registry.create("dataset", name, **options).load()
+
+
+def takes_path(name: str) -> bool:
+    """Whether a registered dataset reads a location (synthetic data does not)."""
+    return "path" in _fields(registry.get("dataset", name).obj)
+
+
+def check_path_use(names: list[str] | tuple[str, ...], path: str | os.PathLike | None, where: str) -> None:
+    """Refuse a dataset location given where no dataset reads one (it would be ignored without a word).
+
+    Args:
+        names: the datasets the location would be passed to.
+        path: the location the user gave (None: none given).
+        where: how the user gave it (--data, data.path) for the message.
+
+    Raises:
+        ConfigError: a location was given and none of the datasets reads one.
+    """
+    if path in (None, "") or any(takes_path(n) for n in names):
+        return
+    raise ConfigError(
+        f"{where} {str(path)!r} is given, but {', '.join(names)} reads no files (it is generated); remove it"
+    )
 
 
 def _fields(cls: type) -> set[str]:

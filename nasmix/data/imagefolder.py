@@ -2,22 +2,37 @@
 
 Used by `imagefolder` for any user dataset and by `cifar10`/`cifar100` for
 image-folder copies such as the JPEG CIFAR-10 zip.
+
+Every file is untrusted input: a corrupt zip member (bad CRC, broken deflate
+stream, an encrypted or unsupported member), an undecodable image, and a
+decompression bomb (a member or file beyond MAX_FILE_BYTES, an image whose
+header declares more than MAX_PIXELS pixels, see nasmix.data.files) each stop
+the read with a DataError naming the file, before anything large is decoded.
 """
 
 from __future__ import annotations
 
 import io
+import lzma
+import warnings
 import zipfile
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from nasmix import registry
 from nasmix.data.base import Dataset, DatasetArrays, ImageArrays, file_key, resolve_path
+from nasmix.data.files import MAX_FILE_BYTES, MAX_PIXELS, list_files
 from nasmix.errors import ConfigError, DataError
+
+# What reading one zip member can raise besides OSError: a bad CRC or header (BadZipFile), a broken
+# deflate/bzip2/lzma stream, an encrypted member (RuntimeError), an unsupported method (NotImplementedError).
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, RuntimeError, NotImplementedError,
+               ValueError, KeyError)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
 TRAIN_NAMES = ("train", "training")
@@ -35,19 +50,30 @@ class _Source:
                 raise DataError(f"{path} is neither a directory nor a zip file")
             try:
                 self.zip = zipfile.ZipFile(path)
-                self.files = [n for n in self.zip.namelist() if not n.endswith("/")]
-            except (zipfile.BadZipFile, OSError) as err:
+                infos = [i for i in self.zip.infolist() if not i.is_dir()]
+            except (OSError, *_ZIP_ERRORS) as err:
                 raise DataError(f"cannot read zip {path}: {err}") from err
+            self.sizes = {i.filename: i.file_size for i in infos}  # as declared: checked before inflating
         else:
-            self.files = [str(p.relative_to(path).as_posix()) for p in sorted(path.rglob("*")) if p.is_file()]
+            try:
+                self.sizes = {name: size for name, size, _ in list_files(path)}
+            except OSError as err:
+                raise DataError(f"cannot list {path}: {err}") from err
+        self.files = sorted(self.sizes)
 
     def read(self, name: str) -> bytes:
+        size = self.sizes.get(name, 0)
+        if size > MAX_FILE_BYTES:
+            raise DataError(
+                f"refusing {self.path}/{name}: it declares {size:,} bytes, over the "
+                f"{MAX_FILE_BYTES:,}-byte limit for one image (a decompression bomb?)"
+            )
         try:
             if self.zip is not None:
                 return self.zip.read(name)
             return (self.path / name).read_bytes()
-        except (OSError, zipfile.BadZipFile, KeyError) as err:
-            raise DataError(f"cannot read {self.path}/{name}: {err}") from err
+        except (OSError, *_ZIP_ERRORS) as err:
+            raise DataError(f"corrupt or unreadable {self.path}/{name}: {type(err).__name__}: {err}") from err
 
     def close(self) -> None:
         if self.zip is not None:
@@ -82,20 +108,48 @@ def _layout(files: list[str]) -> dict[str, dict[str, list[str]]]:
     return {k: dict(v) for k, v in tree.items()}
 
 
+def _open_image(source: _Source, name: str, size: tuple[int, int] | None) -> np.ndarray:
+    """Decode one image to (H, W, 3) uint8, checking its declared size before decoding it."""
+    where = f"{source.path}/{name}"
+    blob = source.read(name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(blob)) as im:
+                w, h = im.size  # from the header: nothing decoded yet
+                if w * h > MAX_PIXELS:
+                    raise DataError(
+                        f"refusing {where}: it declares {w}x{h} pixels, over the {MAX_PIXELS:,}-pixel "
+                        "limit for one image (a decompression bomb?)"
+                    )
+                if size is not None and (h, w) != tuple(size):
+                    raise DataError(f"wrong image size in {where}: {w}x{h}, expected {size[1]}x{size[0]}")
+                return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except DataError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DataError(f"refusing {where}: {err}") from None
+    except MemoryError:
+        raise DataError(f"refusing {where}: decoding it ran out of memory") from None
+    except Exception as err:  # decoders of hostile files raise almost anything (struct.error, IndexError...)
+        raise DataError(f"corrupt image {where}: {type(err).__name__}: {err}") from None
+
+
 def _decode(source: _Source, names: list[str], size: tuple[int, int] | None) -> np.ndarray:
     out: np.ndarray | None = None
     for i, name in enumerate(names):
-        try:
-            with Image.open(io.BytesIO(source.read(name))) as im:
-                im = im.convert("RGB")
-                arr = np.asarray(im, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            raise DataError(f"corrupt image {source.path}/{name}: {err}") from err
+        arr = _open_image(source, name, size)
         if out is None:
-            if size is None:
-                size = arr.shape[:2]
-            out = np.empty((len(names), size[0], size[1], 3), dtype=np.uint8)
-        if arr.shape[:2] != tuple(size):
+            size = arr.shape[:2]
+            try:
+                out = np.empty((len(names), size[0], size[1], 3), dtype=np.uint8)
+            except MemoryError:
+                need = len(names) * size[0] * size[1] * 3 / 2**30
+                raise DataError(
+                    f"{source.path}: {len(names):,} images of {size[1]}x{size[0]} need {need:,.1f} GiB "
+                    "of memory, more than this machine has"
+                ) from None
+        if arr.shape[:2] != tuple(size):  # a header that lied about the size
             raise DataError(
                 f"wrong image size in {source.path}/{name}: {arr.shape[1]}x{arr.shape[0]}, "
                 f"expected {size[1]}x{size[0]}"
@@ -130,6 +184,13 @@ def read_image_folder(
         found = sorted(set().union(*[set(v) for v in splits.values()]))
         if classes is None:
             classes = tuple(found)
+            for split, per_class in splits.items():
+                absent = [c for c in classes if c not in per_class]
+                if absent:
+                    raise DataError(
+                        f"unknown class layout in {path}: {split} has no images of the classes {absent}, "
+                        "which the other split has"
+                    )
         elif sorted(classes) != found or any(set(v) != set(classes) for v in splits.values()):
             raise DataError(
                 f"unknown class layout in {path}: class folders {found} do not match the expected {sorted(classes)}"
@@ -205,6 +266,9 @@ class ImageFolder(Dataset):
         if path is None:
             raise DataError("imagefolder needs a location: pass --data PATH or set NASMIX_DATA")
         return path
+
+    def location(self) -> str:
+        return str(self.config.path or self._path())
 
     def source_key(self) -> str:
         return f"{file_key(self._path())}|{self.config}"

@@ -15,6 +15,15 @@ The file formats (docs/estimators.md has the details):
   {"epochs": E, "eval_acc1es": {"x-valid@e": top-1 in %, "ori-test@e": ...},
   "eval_times": {"x-valid@e": seconds, ...}, "train_times": {e: seconds}, ...}.
 
+Safety: these files are pickles. By default they are read without running
+code from them: the .pth file with `torch.load(weights_only=True)` (plus
+numpy arrays and scalars), the .pbz2 files with a restricted unpickler that
+rebuilds only builtin containers, numbers, strings and numpy values
+(nasmix.safeload). Both formats hold only such values. A file that names
+anything else is refused with a DataError; `trusted = true` loads it with
+full unpickling, which can run arbitrary code: only for a file you
+downloaded from the benchmark's own source.
+
 Example:
     >>> dataset_sets("cifar10", "valid"), dataset_sets("cifar100", "test")
     (('cifar10-valid', 'x-valid'), ('cifar100', 'x-test'))
@@ -25,15 +34,17 @@ from __future__ import annotations
 import bz2
 import functools
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nasmix import registry
+from nasmix import registry, safeload
 from nasmix.arch import Arch
 from nasmix.errors import ConfigError, DataError
 from nasmix.estimators.base import Estimate, Estimator
+from nasmix.safeload import PLAIN_GLOBALS, UnsafeContent, numpy_torch_globals, torch_load
 
 DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 HP_KEYS = {12: ("12", "less"), 200: ("200", "full")}  # NATS-Bench keys, then NAS-Bench-201's
@@ -51,11 +62,28 @@ def dataset_sets(dataset: str, metric: str) -> tuple[str, str]:
     return dataset, ("ori-test" if dataset in ("cifar10", "cifar10-valid") else "x-test")
 
 
-def _unpickle_bz2(path: Path):
+_TRUST_HINT = (
+    "if you trust the file (downloaded from the benchmark's own source), set trusted = true in the "
+    "tabular estimator's options to load it with full unpickling, which can run code from it"
+)
+
+
+def _refused(path: Path, err: UnsafeContent) -> DataError:
+    return DataError(
+        f"refusing {path}: it names {', '.join(err.names)}, beyond the plain values a benchmark file holds, and "
+        f"nothing in it was run; {_TRUST_HINT}"
+    )
+
+
+def _unpickle_bz2(path: Path, trusted: bool = False):
     try:
         with bz2.BZ2File(path, "rb") as f:
-            return pickle.load(f)  # noqa: S301 - the user's own benchmark file
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError) as err:
+            if trusted:
+                return pickle.load(f)  # noqa: S301 - the user vouched for this file (trusted = true)
+            return safeload.load(f, PLAIN_GLOBALS)
+    except UnsafeContent as err:
+        raise _refused(path, err) from None
+    except Exception as err:  # a corrupt bz2 stream or pickle raises many types
         raise DataError(f"cannot read {path} as a bz2-compressed pickle of NATS-Bench: {err}") from None
 
 
@@ -64,13 +92,17 @@ class Benchmark:
 
     Args:
         path: the .pth file, the .pickle.pbz2 file, or the NATS "-simple" folder.
+        trusted: load with full unpickling (can run code from the file) instead
+            of the safe loaders.
 
     Raises:
-        DataError: a missing path or a file of another format.
+        DataError: a missing path, a file of another format, or (unless
+            trusted) a file that names code.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, trusted: bool = False):
         self.path = Path(path).expanduser()
+        self.trusted = trusted
         self._infos: dict[int, dict] = {}
         self._folder: Path | None = None
         if not self.path.exists():
@@ -80,9 +112,9 @@ class Benchmark:
             meta_file = self.path / "meta.pickle.pbz2"
             if not meta_file.exists():
                 raise DataError(f"{self.path} is a folder without meta.pickle.pbz2: not a NATS-Bench '-simple' folder")
-            meta, self._folder = _unpickle_bz2(meta_file), self.path
+            meta, self._folder = _unpickle_bz2(meta_file, trusted), self.path
         elif self.path.name.endswith(".pbz2"):
-            meta = _unpickle_bz2(self.path)
+            meta = _unpickle_bz2(self.path, trusted)
         else:
             meta = self._torch_load()
         what = "NATS-Bench meta file" if self._folder else "NAS-Bench-201 / NATS-Bench file"
@@ -100,8 +132,14 @@ class Benchmark:
         import torch
 
         try:
-            # the benchmark is a pickle of plain Python objects: only load files you trust
-            return torch.load(self.path, map_location="cpu", weights_only=False)
+            if self.trusted:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)
+                    # full unpickling can run code from the file: only with trusted = true
+                    return torch.load(self.path, map_location="cpu", weights_only=False)
+            return torch_load(self.path, numpy_torch_globals())
+        except UnsafeContent as err:
+            raise _refused(self.path, err) from None
         except Exception as err:  # torch raises many types for a foreign file
             raise DataError(f"cannot read {self.path} as a torch-saved NAS-Bench-201 file: {err}") from None
 
@@ -113,7 +151,7 @@ class Benchmark:
             file = self._folder / f"{index:06d}.pickle.pbz2"
             if not file.exists():
                 raise DataError(f"{self._folder} has no {file.name} (arch index {index})")
-            self._infos[index] = _unpickle_bz2(file)
+            self._infos[index] = _unpickle_bz2(file, self.trusted)
         return self._infos[index]
 
     def query(self, arch_str: str, dataset: str, epochs: int, metric: str) -> dict:
@@ -172,12 +210,16 @@ def _cost(run: dict, eval_set: str, epochs: int) -> float | None:
 
 
 @functools.lru_cache(maxsize=2)
-def _load(resolved: str, stamp: tuple[int, int]) -> Benchmark:
-    return Benchmark(resolved)
+def _load(resolved: str, stamp: tuple[int, int], trusted: bool) -> Benchmark:
+    return Benchmark(resolved, trusted)
 
 
-def load_benchmark(path: str | Path) -> Benchmark:
+def load_benchmark(path: str | Path, trusted: bool = False) -> Benchmark:
     """The benchmark at `path`, loaded once per process (until the file changes).
+
+    Args:
+        path: the benchmark file or folder.
+        trusted: full unpickling (see Benchmark).
 
     Raises:
         DataError: a missing path or a file of another format.
@@ -186,7 +228,7 @@ def load_benchmark(path: str | Path) -> Benchmark:
     if not p.exists():
         return Benchmark(p)  # raises the DataError that names the path
     st = p.stat()
-    return _load(str(p.resolve()), (st.st_mtime_ns, st.st_size))
+    return _load(str(p.resolve()), (st.st_mtime_ns, st.st_size), trusted)
 
 
 @registry.register("estimator", "tabular")
@@ -223,12 +265,15 @@ class Tabular(Estimator):
             dataset: "cifar10-valid", "cifar10", "cifar100" or "ImageNet16-120".
             epochs: 12 or 200 (the benchmark's two schedules, hp).
             metric: "valid" (what a search should see) or "test".
+            trusted: load the file with full unpickling, which can run code
+                from it; needed only for a file the safe loaders refuse.
         """
 
         path: str | None = None
         dataset: str = "cifar10-valid"
         epochs: int = 200
         metric: str = "valid"
+        trusted: bool = False
 
         def __post_init__(self) -> None:
             if self.path is None:
@@ -246,7 +291,7 @@ class Tabular(Estimator):
     @property
     def benchmark(self) -> Benchmark:
         """The loaded benchmark (loaded on first use)."""
-        return load_benchmark(self.config.path)
+        return load_benchmark(self.config.path, self.config.trusted)
 
     def prepare(self, space, data, budget, rng: np.random.Generator) -> None:
         """Check the space and load the benchmark before the search starts."""

@@ -101,14 +101,25 @@ def run_cell(cell: Cell, files: Path, emit: Emit, resume: Resume = Resume(), dat
         return _evaluate(cell, space, arch, chosen, data, device, timer, folder, emit, progress, peak,
                          resume.eval_history)  # fmt: skip
     except (KeyboardInterrupt, SystemExit, NasmixError):
-        raise  # interrupted, or the user's input is wrong: the cell stays resumable
-    except OSError as err:
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise  # interrupted, the user's input is wrong, or a checkpoint could not be written: resumable
+    except Exception as err:  # a failure stays local to its cell, unless the disk is full
+        if _disk_full(err):
             raise NasmixError(f"disk full while running cell {cell.id} ({err}); free space and run the same "
                               "command again: the study resumes where it stopped") from None  # fmt: skip
         return _fail(cell, emit, device, peak, err)
-    except Exception as err:  # a failure stays local to its cell
-        return _fail(cell, emit, device, peak, err)
+
+
+def _disk_full(err: BaseException | None) -> bool:
+    """A full disk anywhere in an error's chain: libraries wrap the OSError (torch raises RuntimeError)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(err) or "Disk quota exceeded" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def _fail(cell: Cell, emit: Emit, device: torch.device, peak: dict, err: BaseException) -> str:
