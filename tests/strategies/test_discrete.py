@@ -1,6 +1,7 @@
 """The discrete strategies: each one's own behaviour, and the acceptance test that
 regularized evolution and BANANAS find a known optimum faster than random search."""
 
+import copy
 import hashlib
 import sys
 
@@ -162,6 +163,12 @@ def test_local_first_improvement_moves_at_once(nb201):
 
 
 # ---- regularized evolution ---------------------------------------------------------
+def _expected_parent(evo: Evolution, rng: np.random.Generator):
+    """The parent the next ask draws: S indices with replacement, the best (then the youngest) wins."""
+    picks = copy.deepcopy(rng).integers(len(evo.population), size=evo.config.sample)
+    return evo.population[max((evo.population[int(i)][0], int(i)) for i in picks)[1]][1]
+
+
 def test_evolution_population_and_ageing(nb201):
     evo = Evolution(Evolution.Config(population=5, sample=5))
     rng = np.random.default_rng(0)
@@ -170,12 +177,36 @@ def test_evolution_population_and_ageing(nb201):
     for i, arch in enumerate(initial):
         evo.tell(arch, [10.0, 1.0, 2.0, 3.0, 4.0][i])  # the oldest is the best
         assert evo.parent_of(arch) is None
+    expected = _expected_parent(evo, rng)
     child = evo.ask(rng)
-    assert evo.parent_of(child) == initial[0]  # S = P: the tournament picks the best
-    assert child in nb201.neighbors(initial[0])  # one mutation
+    assert evo.parent_of(child) == expected
+    assert child in nb201.neighbors(expected)  # one mutation
     evo.tell(child, 0.0)
     assert len(evo.population) == 5 and initial[0] not in [a for _, a in evo.population]  # aged out, though best
-    assert evo.parent_of(evo.ask(rng)) == initial[4]  # now the best alive
+    expected = _expected_parent(evo, rng)
+    assert evo.parent_of(evo.ask(rng)) == expected
+
+
+def test_evolution_tournament_samples_with_replacement(nb201):
+    """Real et al.'s Algorithm 1 (and NASLib, naszilla, NATS-Bench): S draws with replacement.
+    With P = S = 5 the best member enters the tournament with probability 1 - (4/5)^5 = 0.672;
+    without replacement it always would."""
+    evo = Evolution(Evolution.Config(population=5, sample=5))
+    rng = np.random.default_rng(1)
+    evo.reset(nb201, rng)
+    initial = [evo.ask(rng) for _ in range(5)]
+    for arch, score in zip(initial, [10.0, 1.0, 2.0, 3.0, 4.0]):
+        evo.tell(arch, score)
+    hits = sum(evo.parent_of(evo.ask(rng)) == initial[0] for _ in range(2000))
+    assert abs(hits / 2000 - (1 - 0.8**5)) < 0.04  # about 4 standard errors
+
+
+def test_evolution_presets():
+    assert (Evolution.Config(preset="paper").population, Evolution.Config(preset="paper").sample) == (100, 25)
+    assert (Evolution.Config().population, Evolution.Config().sample) == (20, 5)
+    assert Evolution.Config(preset="paper", sample=10).population == 100
+    with pytest.raises(ConfigError, match="scaled"):
+        Evolution.Config(preset="real")
 
 
 def test_evolution_passes_parents_to_the_estimator(nb201):
