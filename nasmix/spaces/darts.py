@@ -55,6 +55,7 @@ from nasmix.errors import ConfigError
 from nasmix.spaces.base import Choice, SearchSpace, check_size
 from nasmix.spaces.cells import check_partial, check_weights, drop_path, format_cells, node_sum, parse_cells
 from nasmix.spaces.ops import DARTS_OPS, FactorizedReduce, ReLUConvBN, make_op
+from nasmix.spaces.paths import encode_paths
 from nasmix.spaces.supernet import EdgeContext, MixedEdge, Supernet
 
 CELLS = ("normal", "reduce")
@@ -288,6 +289,30 @@ class DartsSpace(SearchSpace):
 
     def format(self, genotype: tuple) -> str:
         return format_cells(list(zip(CELLS, genotype)))
+
+    def encode(self, arch: Arch, kind: str = "onehot") -> np.ndarray:
+        """One-hot choices, or BANANAS's path encoding of the two cells (nasmix.spaces.paths).
+
+        "path": every path from c_{k-2} or c_{k-1} to an intermediate node (all
+        feed the output), labelled by its 1 to 4 ops among the 7 non-`none` ops,
+        in NASLib's layout: 2 cells x 2 inputs x (7 + 49 + 343 + 2,401) = 11,200
+        floats. "trunc_path": the paths of at most 3 ops, 4 x 399 = 1,596 floats
+        (paths of 4 ops need the chain 2 -> 3 -> 4 -> 5: 2.3% of the paths of random
+        archs).
+
+        Args:
+            arch: a darts arch.
+            kind: "onehot" (per cell and node, its input pair and its two ops: 152 floats),
+                "path" or "trunc_path".
+
+        Returns:
+            A float32 vector.
+        """
+        if kind not in ("path", "trunc_path"):
+            return super().encode(arch, kind)
+        genotype = self.check(arch).genotype
+        cells = [[(i, n + 2, op) for n, node in enumerate(nodes) for op, i in node] for nodes in genotype]
+        return encode_paths(cells, inputs=2, ops=OPS, max_length=NODES if kind == "path" else NODES - 1)
 
     # ---- discrete moves (NASLib's and naszilla's DARTS-space moves) ------------------
     def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:

@@ -218,12 +218,12 @@ class NB201(SearchSpace):
 
         Args:
             arch: an nb201 arch.
-            kind: "onehot" (30 floats) or "path" (84 floats).
+            kind: "onehot" (30 floats), "path" or "trunc_path" (the same 84 floats).
 
         Returns:
             A float32 vector.
         """
-        if kind != "path":
+        if kind not in ("path", "trunc_path"):  # no path is longer than 3 ops: nothing to truncate
             return super().encode(arch, kind)
         genotype = self.check(arch).genotype
         out = np.zeros(PATH_FEATURES, dtype=np.float32)

@@ -1,4 +1,4 @@
-"""The hierarchical space (Liu et al. 2018): variants, arch value, moves, networks, supernet modes, memory plan.
+"""The hierarchical space (Liu et al. 2018): variants, arch value, moves, networks, supernets, memory plan.
 
 The contract suite (nasmix.testing.check_space) runs in tests/test_contracts.py.
 
@@ -80,7 +80,8 @@ def test_default_is_naslibs_network():
 
 def test_variants_and_options():
     light, paper = _space("light"), _space("paper")
-    assert light.config.motifs == 4 and paper.config.motifs == 6 and _space("light", motifs=6).config.motifs == 6
+    assert light.config.motifs == 4 and paper.config.motifs == 6
+    assert _space("light", motifs=6).config.motifs == 6
     assert light.cell_options == ("none", "motif0", "motif1", "motif2", "motif3")
     assert paper.cell_options[0] == "none" and paper.ops == HIERARCHICAL_OPS
     with pytest.raises(ConfigError, match="light"):
@@ -220,7 +221,8 @@ def test_canonical_relabels_motifs_by_first_use():
     swapped = (motifs[1], motifs[0], motifs[2], motifs[3])
     cell = tuple({"motif0": "motif1", "motif1": "motif0"}.get(o, o) for o in cell)
     other = Arch("hierarchical", (swapped, cell))
-    assert other != space.parse(EXAMPLE_LIGHT) and space.canonical(other) == space.canonical(space.parse(EXAMPLE_LIGHT))
+    example = space.parse(EXAMPLE_LIGHT)
+    assert other != example and space.canonical(other) == space.canonical(example)
 
 
 @pytest.mark.parametrize("variant", ["naslib", "paper", "light"])
@@ -325,7 +327,8 @@ def test_checkpoint_keeps_gradients_and_bn_stats(variant):
     for k in grads_a:
         assert torch.allclose(grads_a[k], grads_b[k], atol=1e-5), k
     for (name, a), (_, b) in zip(net_a.named_parameters(), net_b.named_parameters()):
-        assert (a.grad is None) == (b.grad is None) and (a.grad is None or torch.allclose(a.grad, b.grad, atol=1e-5))
+        assert (a.grad is None) == (b.grad is None), name
+        assert a.grad is None or torch.allclose(a.grad, b.grad, atol=1e-5), name
     for (name, a), (_, b) in zip(net_a.named_buffers(), net_b.named_buffers()):
         assert torch.equal(a, b) if a.dtype == torch.long else torch.allclose(a, b, atol=1e-6), name
 

@@ -20,7 +20,8 @@ from nasmix.spaces.darts import DARTS_V2
 def _one_change(space: SearchSpace, parent: Arch, child: Arch) -> bool:
     """Whether child differs from parent in exactly one op or one input (one choice elsewhere)."""
     if space.registry_name != "darts":
-        return int(np.count_nonzero(np.array(space.to_choices(parent)) != np.array(space.to_choices(child)))) == 1
+        before, after = np.array(space.to_choices(parent)), np.array(space.to_choices(child))
+        return int(np.count_nonzero(before != after)) == 1
     diffs = [(a, b) for pc, cc in zip(parent.genotype, child.genotype) for a, b in zip(pc, cc) if a != b]
     if len(diffs) != 1:  # one node of one cell
         return False

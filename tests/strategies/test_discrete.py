@@ -19,6 +19,7 @@ from nasmix.strategies.local import Local
 from nasmix.strategies.random import Random, sample_unseen
 from nasmix.strategies.reinforce import Reinforce
 from nasmix.strategies.tpe import TPE
+from nasmix.surrogates import MLPEnsemble
 from nasmix.testing import tiny_search_data
 
 DISCRETE = ("random", "local", "evolution", "reinforce", "bananas", "tpe")
@@ -253,6 +254,19 @@ def test_bananas_batches_unseen_mutations_of_the_best(nb201):
 def test_bananas_onehot_encoding_runs(nb201):
     archs = drive(Bananas(Bananas.Config(num_init=4, k=4, encoding="onehot", **SMALL_BANANAS)), nb201, 12)
     assert len({nb201.canonical(a) for a in archs}) == 12
+
+
+@pytest.mark.parametrize(("encoding", "width"), [("path", 11_200), ("trunc_path", 1_596)])
+def test_bananas_uses_the_darts_path_encoding(encoding, width, monkeypatch):
+    """BANANAS on the DARTS space fits its ensemble on the path encoding (White et al. 2021)."""
+    widths = []
+    fit = MLPEnsemble.fit
+    monkeypatch.setattr(MLPEnsemble, "fit", lambda self, X, y: widths.append(X.shape[1]) or fit(self, X, y))
+    darts = get_space("darts")
+    cfg = dict(members=2, layers=2, epochs=5)
+    archs = drive(Bananas(Bananas.Config(num_init=3, k=2, pool=10, encoding=encoding, **cfg)), darts, 5,
+                  score=lambda a: float(sum(op == "sep_conv_3x3" for cell in a.genotype for n in cell for op, _ in n)))
+    assert len(set(archs)) == 5 and widths and set(widths) == {width}
 
 
 def test_bananas_ignores_failed_candidates(nb201):
