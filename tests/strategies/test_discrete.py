@@ -229,11 +229,29 @@ def test_reinforce_learns_a_rewarded_choice(nb201, optimizer):
 
 
 def test_reinforce_first_reward_is_the_baseline(nb201):
-    rl = Reinforce()
+    for baseline in ("corrected", "lagged"):
+        rl = Reinforce(Reinforce.Config(baseline=baseline))
+        rng = np.random.default_rng(0)
+        rl.reset(nb201, rng)
+        rl.tell(rl.ask(rng), 0.9)
+        assert rl.baseline == pytest.approx(0.9) and (rl.logits == 0).all()
+
+
+@pytest.mark.parametrize(("baseline", "advantage"), [("corrected", -0.09 / 0.19), ("lagged", -1.0)])
+def test_reinforce_baseline_rules(nb201, baseline, advantage):
+    """NB-201's baseline (xautodl ExponentialMovingAverage, momentum 0.9, updated before the advantage):
+    after rewards 1 then 0 it is (0.9 * 0.1 * 1 + 0.1 * 0) / (0.9 * 0.1 + 0.1) = 0.09 / 0.19, so the
+    second advantage is -0.09 / 0.19; the lagged rule's is 0 - 1."""
+    rl = Reinforce(Reinforce.Config(baseline=baseline, optimizer="sgd", lr=1.0))
     rng = np.random.default_rng(0)
     rl.reset(nb201, rng)
-    rl.tell(rl.ask(rng), 0.9)
-    assert rl.baseline == 0.9 and (rl.logits == 0).all()
+    rl.tell(rl.ask(rng), 1.0)
+    arch = rl.ask(rng)
+    rl.tell(arch, 0.0)
+    onehot = np.concatenate([np.eye(5)[v] for v in nb201.to_choices(arch)])
+    assert np.allclose(rl.logits, advantage * (onehot - 0.2))  # uniform policy: grad log p = onehot - 1/5
+    with pytest.raises(ConfigError):
+        Reinforce.Config(baseline="ema")
 
 
 # ---- BANANAS ----------------------------------------------------------------------
