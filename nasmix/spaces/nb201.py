@@ -94,7 +94,10 @@ class NB201(SearchSpace):
     non-affine batch norm; pooling gets no extra batch norm by default, since
     NB201's own search cells have none (`pool_bn=True` gives DARTS's variant).
     `decode` takes the argmax over all 5 ops of each edge, `none` included,
-    as DARTS-for-NB201 does.
+    as DARTS-for-NB201 does. Departure: the supernet's convolutions have no
+    bias where xautodl's search cells have one (`bias=not affine`); the batch
+    norm right after each one subtracts the batch mean, which cancels it (same
+    outputs and gradients, fewer parameters).
 
     Example:
         >>> space = NB201()
