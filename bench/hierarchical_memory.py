@@ -37,6 +37,7 @@ import torch
 from nasmix import registry
 from nasmix.data.base import ImageArrays, Task
 from nasmix.spaces.motif_memory import FREE_SHARE
+from nasmix.spaces.supernet import EdgeContext
 from nasmix.strategies.base import Budget, SearchData
 from nasmix.timing import Timer, device_name, host_peak_bytes
 
@@ -82,6 +83,10 @@ def measure(
             step_s = timer.now() - t0
     supernet = state.net
     est = supernet.planner.last
+    if est is None:  # recomputation forced on or off: estimate the weighted sum of every op all the same
+        meta = torch.empty(batch, *TASK.shape, device="meta")
+        supernet.planner.plan(meta, EdgeContext(supernet.uniform_weights()))
+        est = supernet.planner.last
     if device.type == "cuda":
         peak, growth = m.peak_gpu_bytes, None
     else:
@@ -91,7 +96,9 @@ def measure(
     return {
         "strategy": name,
         "plan": supernet.last_plan,
-        "need": est.need() if estimated else None,
+        "need": est.batch * sum(r if p else k for k, r, p in zip(est.kept, est.recomputed, supernet.last_plan))
+        if estimated
+        else None,
         "full": est.batch * sum(est.kept) if estimated else None,
         "budget": est.budget,
         "peak": peak,
