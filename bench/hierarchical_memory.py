@@ -93,12 +93,11 @@ def measure(
         peak = max(m.peak_host_bytes or 0, host_peak_bytes())
         growth = peak - before
     estimated = any(est.kept)  # sampled mode (one op per edge) skips the estimate
+    kept = [r if p else k for k, r, p in zip(est.kept, est.recomputed, supernet.last_plan)]
     return {
         "strategy": name,
         "plan": supernet.last_plan,
-        "need": est.batch * sum(r if p else k for k, r, p in zip(est.kept, est.recomputed, supernet.last_plan))
-        if estimated
-        else None,
+        "need": est.batch * sum(kept) if estimated else None,
         "full": est.batch * sum(est.kept) if estimated else None,
         "budget": est.budget,
         "peak": peak,
