@@ -23,9 +23,10 @@ import torch
 
 from nasmix import registry
 from nasmix.arch import Arch
-from nasmix.data.loader import DeviceLoader
+from nasmix.data.loader import Augment, DeviceLoader
 from nasmix.errors import ConfigError
 from nasmix.estimators.base import Estimate, Estimator
+from nasmix.estimators.proxies.base import main_only
 from nasmix.estimators.recipe import arch_seed, build_seeded
 
 FLOOR = 1e30  # non-finite proxy values are clipped to +-FLOOR so that searches can rank them
@@ -36,22 +37,29 @@ class ZeroCost(Estimator):
     """Zero-cost proxy: score each untrained candidate with a registered proxy on one fixed batch.
 
     One batch of `batch_size` training images (drawn once per search, seeded,
-    without augmentation, on data.device) is reused for every candidate; a
-    candidate costs building its network (seeded initialisation, size
-    data.size) and one proxy call. `score_many` scores a list of candidates
-    in one timed pass; each Estimate is charged the pass's seconds divided by
-    the number of candidates, and its extra records candidates_per_s. A
+    on data.device) is reused for every candidate. As in NASLib's zero-cost
+    predictor, which takes the first batch of its training loader, the batch
+    holds 32 images by default and is augmented as NASLib's CIFAR training
+    transform augments (random crop after padding by 1/8 of the side, 4
+    pixels on 32x32 and 2 on ImageNet16's 16x16, and a horizontal flip;
+    `augment=false` gives the plain images). A candidate costs building its
+    network (seeded initialisation, size data.size, its auxiliary head removed:
+    proxies see the main logits and the main network only) and one proxy
+    call. `score_many` scores a list of candidates in one timed pass; each
+    Estimate is charged the pass's seconds divided by the number of
+    candidates, and its extra records candidates_per_s. A
     proxy value that is not finite (e.g. nwot's log-determinant of a singular
     kernel) is clipped to -1e30 (NaN, -inf) or 1e30 (+inf), flagged in extra.
     Source: Abdelfattah et al. (2021), "Zero-Cost Proxies for Lightweight
-    NAS", and NASLib's zero-cost predictor (one batch of 64, networks in
-    training mode); the proxies are listed by `nasmix list proxy`.
+    NAS", and NASLib's zero-cost predictor (one batch of its training loader,
+    networks in training mode); the proxies are listed by `nasmix list proxy`.
     Departures: a candidate's network is built on the CPU then moved (NASLib
-    too); proxies do not share work between candidates.
+    too); proxies do not share work between candidates; the augmentation draws
+    come from the search's seed, not from a data loader's state.
 
     Example:
         >>> ZeroCost(ZeroCost.Config(proxy="synflow")).config.batch_size
-        64
+        32
     """
 
     kind = "proxy"
@@ -62,11 +70,13 @@ class ZeroCost(Estimator):
 
         Attributes:
             proxy: the registered proxy (`nasmix list proxy`).
-            batch_size: images in the one batch every candidate sees.
+            batch_size: images in the one batch every candidate sees (NASLib: 32).
+            augment: crop and flip the batch as NASLib's training loader does.
         """
 
         proxy: str = "synflow"
-        batch_size: int = 64
+        batch_size: int = 32
+        augment: bool = True
 
         def __post_init__(self) -> None:
             registry.get("proxy", self.proxy)  # an unknown name lists close matches
@@ -88,8 +98,10 @@ class ZeroCost(Estimator):
         if self._batch is None or self._batch[0] is not data:
             n = min(self.config.batch_size, len(data.train))
             pick = np.sort(np.random.default_rng(self.seed).choice(len(data.train), size=n, replace=False))
-            loader = DeviceLoader(data.train.take(pick), data.task, n, data.device)
-            x, y = next(iter(loader.batches()))
+            side = min(data.task.shape[1:])
+            augment = Augment(crop_padding=max(1, side // 8), flip=True) if self.config.augment else None
+            loader = DeviceLoader(data.train.take(pick), data.task, n, data.device, augment=augment)
+            x, y = next(iter(loader.batches(self.seed)))
             self._batch = (data, x, y)
         return self._batch[1], self._batch[2]
 
@@ -120,12 +132,14 @@ class ZeroCost(Estimator):
         raw: list[float] = []
         with data.timer.measure() as m:
             for arch in archs:
-                net = build_seeded(space, arch, data.task, data.size, arch_seed(self.seed, arch)).to(data.device)
+                net = build_seeded(space, arch, data.task, data.size, arch_seed(self.seed, arch))
+                net = main_only(net).to(data.device)
                 net.train()
                 raw.append(float(self.proxy(net, x, y, data.task)))
         per = m.wall_s / len(archs)
         rate = len(archs) / m.wall_s if m.wall_s > 0 else math.inf
-        fidelity = {"proxy": self.config.proxy, "batch_size": len(y), "size": data.size}
+        cfg = self.config
+        fidelity = {"proxy": cfg.proxy, "batch_size": len(y), "augment": cfg.augment, "size": data.size}
         out = []
         for value in raw:
             finite = math.isfinite(value)

@@ -37,6 +37,7 @@ from nasmix.errors import ConfigError
 from nasmix.spaces.supernet import Supernet
 
 SIZES = ("tiny", "search", "eval")
+ENCODINGS = ("onehot", "path", "trunc_path")
 
 
 @dataclass(frozen=True)
@@ -113,12 +114,17 @@ class SearchSpace(ABC):
         """A fixed-length float vector for predictors and Bayesian optimisation.
 
         Args:
-            kind: "onehot" (concatenated one-hot choices; every space) or
-                "path" (spaces that define path encodings; others fall back
-                to one-hot).
+            kind: "onehot" (concatenated one-hot choices; every space), "path"
+                (BANANAS's path encoding, nasmix.spaces.paths, in spaces that
+                define it: darts, nb201, simple_cell; the others fall back to
+                one-hot) or "trunc_path" (the path encoding without the longest
+                paths where that shortens it: darts; elsewhere "path").
+
+        Returns:
+            A float32 vector whose length depends on the space and kind only.
         """
-        if kind not in ("onehot", "path"):
-            raise ConfigError(f"unknown encoding {kind!r}; valid: onehot, path")
+        if kind not in ENCODINGS:
+            raise ConfigError(f"unknown encoding {kind!r}; valid: {', '.join(ENCODINGS)}")
         values = self.to_choices(self.check(arch))
         parts = []
         for v, c in zip(values, self.choices()):

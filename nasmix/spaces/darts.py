@@ -44,6 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -54,6 +55,7 @@ from nasmix.errors import ConfigError
 from nasmix.spaces.base import Choice, SearchSpace, check_size
 from nasmix.spaces.cells import check_partial, check_weights, drop_path, format_cells, node_sum, parse_cells
 from nasmix.spaces.ops import DARTS_OPS, FactorizedReduce, ReLUConvBN, make_op
+from nasmix.spaces.paths import encode_paths
 from nasmix.spaces.supernet import EdgeContext, MixedEdge, Supernet
 
 CELLS = ("normal", "reduce")
@@ -287,6 +289,77 @@ class DartsSpace(SearchSpace):
 
     def format(self, genotype: tuple) -> str:
         return format_cells(list(zip(CELLS, genotype)))
+
+    def encode(self, arch: Arch, kind: str = "onehot") -> np.ndarray:
+        """One-hot choices, or BANANAS's path encoding of the two cells (nasmix.spaces.paths).
+
+        "path": every path from c_{k-2} or c_{k-1} to an intermediate node (all
+        feed the output), labelled by its 1 to 4 ops among the 7 non-`none` ops,
+        in NASLib's layout: 2 cells x 2 inputs x (7 + 49 + 343 + 2,401) = 11,200
+        floats. "trunc_path": the paths of at most 3 ops, 4 x 399 = 1,596 floats
+        (paths of 4 ops need the chain 2 -> 3 -> 4 -> 5: 2.3% of the paths of random
+        archs).
+
+        Args:
+            arch: a darts arch.
+            kind: "onehot" (per cell and node, its input pair and its two ops: 152 floats),
+                "path" or "trunc_path".
+
+        Returns:
+            A float32 vector.
+        """
+        if kind not in ("path", "trunc_path"):
+            return super().encode(arch, kind)
+        genotype = self.check(arch).genotype
+        cells = [[(i, n + 2, op) for n, node in enumerate(nodes) for op, i in node] for nodes in genotype]
+        return encode_paths(cells, inputs=2, ops=OPS, max_length=NODES if kind == "path" else NODES - 1)
+
+    # ---- discrete moves (NASLib's and naszilla's DARTS-space moves) ------------------
+    def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
+        """Change one op or one input of one edge, as NASLib's DARTS-space mutation.
+
+        Pick a cell and one of its eight edges uniformly; then, with probability
+        1/2, give the edge another op (7 non-`none` ops), else another input
+        among the node's earlier nodes that neither of its two edges uses. Node
+        2 has no free input (its edges use inputs 0 and 1), so its edges change
+        their op. Unlike NASLib, which may redraw the same op or input (then
+        nothing changes), the mutation always changes the arch.
+
+        Example:
+            >>> from nasmix.spaces.base import get_space
+            >>> space = get_space("darts")
+            >>> child = space.mutate(space.parse(DARTS_V2), np.random.default_rng(0))
+            >>> child in space.neighbors(space.parse(DARTS_V2))
+            True
+        """
+        cells = [[list(node) for node in cell] for cell in self.check(arch).genotype]
+        c, n, e = int(rng.integers(len(CELLS))), int(rng.integers(NODES)), int(rng.integers(2))
+        node = cells[c][n]
+        op, source = node[e]
+        free = [i for i in range(n + 2) if i not in (node[0][1], node[1][1])]
+        if free and rng.integers(2) == 1:
+            node[e] = (op, free[int(rng.integers(len(free)))])
+        else:
+            others = [o for o in OPS if o != op]
+            node[e] = (others[int(rng.integers(len(others)))], source)
+        return self._make(cells)
+
+    def neighbors(self, arch: Arch) -> list[Arch]:
+        """Every arch that differs in one op or one input of one edge (NASLib's `get_nbhd`):
+        6 other ops for each of the 16 edges, and each free input (0 for node 2, 1, 2, 3
+        for nodes 3, 4, 5) for each edge: 120 archs."""
+        genotype = self.check(arch).genotype
+        out = []
+        for c, cell in enumerate(genotype):
+            for n, node in enumerate(cell):
+                for e, (op, source) in enumerate(node):
+                    free = [i for i in range(n + 2) if i not in (node[0][1], node[1][1])]
+                    moves = [(o, source) for o in OPS if o != op] + [(op, i) for i in free]
+                    for move in moves:
+                        cells = [[list(nd) for nd in cl] for cl in genotype]
+                        cells[c][n][e] = move
+                        out.append(self._make(cells))
+        return out
 
     def parse(self, text: str) -> Arch:
         cells = parse_cells(text, CELLS, DARTS_OPS)

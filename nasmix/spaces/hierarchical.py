@@ -1,25 +1,37 @@
 """The hierarchical search space of Liu et al. 2018, "Hierarchical
-Representations for Efficient Architecture Search" (ICLR 2018).
+Representations for Efficient Architecture Search" (ICLR 2018), in three
+variants:
 
-An arch is M level-2 motifs (each a 4-node DAG whose 6 edges pick a primitive
-or `none`) and one level-3 cell (a 5-node DAG whose 10 edges pick a motif or
-`none`). The networks are in `nasmix.spaces.motifs`; departures from the paper
-are listed in docs/spaces/hierarchical.md.
+- "naslib" (default): NASLib's `HierarchicalSearchSpace` (automl/NASLib,
+  naslib/search_spaces/hierarchical/graph.py), the network the seed study
+  ran: 6 motifs, cell edges among the motifs only, the motif's output node
+  concatenating its inputs, DARTS's separable convolutions. Its search
+  supernet has 7,891,546 weights and 312 architecture parameters, as NASLib's.
+- "paper": the paper's representation: depthwise concatenation at every
+  node, `none` at both levels, 6 motifs; standalone networks only.
+- "light": nasmix's cheaper design (summing nodes, single separable
+  convolutions, `none` at the cell level, 4 motifs).
+
+An arch is M level-2 motifs (each a 4-node DAG whose 6 edges pick a
+primitive or `none`) and one level-3 cell (a 5-node DAG whose 10 edges pick a
+motif, or `none` where the variant allows it). The networks are in
+`nasmix.spaces.motifs` (naslib, light), `nasmix.spaces.motifs_paper` (paper)
+and `nasmix.spaces.motif_supernet`; departures are listed in
+docs/spaces/hierarchical.md.
 
 The arch string lists the motifs, then the cell, separated by `;`. Within a
 DAG, `+` separates the nodes 1, 2, ... and `.` the inputs of one node from
 node 0 upwards. Primitive codes: x (none), c1 (conv_1x1), dw3 (dw_conv_3x3),
-sep3 (sep_conv_3x3_h), max3, avg3 (pooling), id (identity); a cell edge is x
-or m<index>.
+sep3 (the variant's 3x3 separable convolution), max3, avg3 (pooling), id
+(identity); a cell edge is x or m<index>.
 
 Example:
-    >>> import numpy as np
     >>> space = Hierarchical()
-    >>> arch = space.parse(EXAMPLE)
-    >>> space.format(arch.genotype) == EXAMPLE
+    >>> arch = space.parse(LIU_2018)
+    >>> space.format(arch.genotype) == LIU_2018
     True
     >>> len(space.choices())
-    34
+    46
 """
 
 from __future__ import annotations
@@ -37,23 +49,43 @@ from nasmix.arch import Arch
 from nasmix.data.base import Task
 from nasmix.errors import ConfigError
 from nasmix.spaces.base import Choice, SearchSpace, check_size
+from nasmix.spaces.motif_supernet import HierarchicalSupernet, cell_options
 from nasmix.spaces.motifs import (
     CELL_NODES,
+    DESIGNS,
     MOTIF_NODES,
     HierarchicalNet,
-    HierarchicalSupernet,
     Macro,
     dag_edges,
     live_edges,
 )
-from nasmix.spaces.ops import HIERARCHICAL_OPS
+from nasmix.spaces.motifs_paper import PaperNet, built_edges, motif_exists
 from nasmix.spaces.supernet import Supernet
 
-CODES = {"none": "x", "conv_1x1": "c1", "dw_conv_3x3": "dw3", "sep_conv_3x3_h": "sep3",
-         "max_pool_3x3": "max3", "avg_pool_3x3": "avg3", "identity": "id"}  # fmt: skip
-OPS_OF_CODE = {code: op for op, code in CODES.items()}
-EXAMPLE = ("m0=sep3+c1.id+x.dw3.max3;m1=dw3+sep3.x+avg3.id.c1;m2=max3+sep3.sep3+id.x.avg3;"
-           "m3=c1+dw3.x+sep3.max3.id;cell=m0+m1.m2+x.m3.m0+m1.x.m2.m3")  # fmt: skip
+CODES = {
+    "none": "x",
+    "conv_1x1": "c1",
+    "dw_conv_3x3": "dw3",
+    "sep_conv_3x3_h": "sep3",
+    "sep_conv_3x3": "sep3",
+    "max_pool_3x3": "max3",
+    "avg_pool_3x3": "avg3",
+    "identity": "id",
+}
+VARIANTS = tuple(DESIGNS)
+
+LIU_2018 = (
+    "m0=max3+c1.dw3+sep3.c1.max3;m1=max3+dw3.dw3+c1.sep3.sep3;m2=sep3+dw3.sep3+sep3.id.avg3;"
+    "m3=avg3+sep3.sep3+id.max3.avg3;m4=id+sep3.id+sep3.id.sep3;m5=dw3+max3.max3+sep3.id.avg3;"
+    "cell=m4+m2.m2+m2.m0.m2+m3.m4.m4.m4"
+)
+"""The paper's evolved CIFAR-10 architecture (its appendix), as NASLib's `LiuFinalArch` transcribes it."""
+
+EXAMPLE_LIGHT = (
+    "m0=sep3+c1.id+x.dw3.max3;m1=dw3+sep3.x+avg3.id.c1;m2=max3+sep3.sep3+id.x.avg3;"
+    "m3=c1+dw3.x+sep3.max3.id;cell=m0+m1.m2+x.m3.m0+m1.x.m2.m3"
+)
+"""An arch of the light variant (4 motifs, `none` on cell edges)."""
 
 
 def _format_dag(nodes: int, codes: Sequence[str]) -> str:
@@ -79,21 +111,23 @@ def _parse_dag(text: str, nodes: int, where: str) -> list[str]:
 
 @registry.register("space", "hierarchical")
 class Hierarchical(SearchSpace):
-    """Hierarchical representation (Liu et al. 2018): primitives -> 4 motifs of 4 nodes -> a 5-node cell.
+    """Hierarchical representation (Liu et al. 2018), by default NASLib's: 6 4-node motifs -> a 5-node cell.
 
-    Choices: the 6 edges of every motif (7 options: the six primitives and
-    `none`), then the 10 edges of the cell (M + 1 options: `none` and the M
-    motifs). Every assignment is valid: a node whose inputs are all `none` is zero.
+    Choices: the 6 edges of every motif (7 options: six primitives and
+    `none`), then the 10 edges of the cell (the M motifs, and `none` in the
+    paper and light variants). Every assignment is valid: a node whose
+    inputs are all `none` is zero (naslib, light) or absent (paper).
 
-    Networks (appendix A of the paper): stem, three stages of cells separated by
-    stride-2 separable convolutions that double the channels, a last separable
-    convolution, global pooling, linear head. Sizes: tiny (8 channels, a
-    stride-2 stem and a single cell: for tests), search (16 channels, one cell
-    per stage: the paper's small search network), eval (64 channels, two cells
-    per stage: the paper's large CIFAR network with N = 2).
+    Networks (appendix A of the paper, as NASLib reads it): stem, three
+    stages of cells separated by stride-2 separable convolutions that double
+    the channels, a last separable convolution, global pooling, linear head.
+    Sizes: tiny (8 channels, a stride-2 stem and a single cell: for tests),
+    search (16 channels, one cell per stage: the paper's small search network
+    and NASLib's), eval (64 channels, two cells per stage: the paper's large
+    CIFAR network with N = 2, and NASLib's evaluation network).
 
     Example:
-        >>> space = Hierarchical(Hierarchical.Config(motifs=4))
+        >>> space = Hierarchical(Hierarchical.Config(variant="light"))
         >>> arch = space.sample(np.random.default_rng(0))
         >>> space.decode(space.arch_weights(arch)) == arch
         True
@@ -104,41 +138,59 @@ class Hierarchical(SearchSpace):
         """Options of the hierarchical space.
 
         Attributes:
-            motifs: M, the number of level-2 motifs (the paper searches with 6;
-                4 by default keeps the supernet a third lighter).
+            variant: "naslib" (NASLib's network, the seed study's), "paper"
+                (concatenation at every node; no supernet) or "light" (summing
+                nodes, a lighter supernet).
+            motifs: M, the number of level-2 motifs (None: the variant's, 6 for
+                naslib and paper, 4 for light).
             tiny_channels: stem channels of the tiny network.
-            search_channels: stem channels of the search network (paper: 16).
-            eval_channels: stem channels of the evaluation network (paper: 64).
-            eval_cells: N, cells per stage of the evaluation network (paper: 2).
-            checkpoint: in the supernet's weighted-sum mode, recompute each motif
-                in the backward pass instead of storing its inside (about 30
-                times less memory at search size; up to 1.8 times the step
-                time on the CPU).
+            search_channels: stem channels of the search network (paper, NASLib: 16).
+            eval_channels: stem channels of the evaluation network (paper, NASLib: 64).
+            eval_cells: N, cells per stage of the evaluation network (paper, NASLib: 2).
+            checkpoint: recompute the supernet's weighted motifs in the backward
+                pass: None (automatic: only where the memory estimate needs it,
+                see nasmix.spaces.motif_memory), true (always) or false (never).
+            memory_gib: the memory the automatic plan may fill, in GiB (None: 70%
+                of the device's free memory).
         """
 
-        motifs: int = 4
+        variant: str = "naslib"
+        motifs: int | None = None
         tiny_channels: int = 8
         search_channels: int = 16
         eval_channels: int = 64
         eval_cells: int = 2
-        checkpoint: bool = True
+        checkpoint: bool | None = None
+        memory_gib: float | None = None
 
         def __post_init__(self) -> None:
+            if self.variant not in DESIGNS:
+                valid = ", ".join(DESIGNS)
+                raise ConfigError(f"unknown hierarchical variant {self.variant!r}; valid: {valid}")
+            if self.motifs is None:
+                object.__setattr__(self, "motifs", DESIGNS[self.variant].motifs)
             if self.motifs < 1:
                 raise ConfigError(f"motifs must be >= 1, got {self.motifs}")
             for name in ("tiny_channels", "search_channels", "eval_channels", "eval_cells"):
                 if getattr(self, name) < 1:
                     raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+            if self.memory_gib is not None and self.memory_gib <= 0:
+                raise ConfigError(f"memory_gib must be > 0, got {self.memory_gib}")
 
     def __init__(self, config: Config = Config()):
         self.config = config
-        self.cell_options = ("none",) + tuple(f"motif{m}" for m in range(config.motifs))
+        self.design = DESIGNS[config.variant]
+        self.ops = self.design.ops
+        self.cell_options = cell_options(self.design, config.motifs)
+        self.codes = {op: CODES[op] for op in self.ops}
+        self.ops_of_code = {code: op for op, code in self.codes.items()}
 
     # ---- the arch value -------------------------------------------------
     @functools.cached_property
     def _choices(self) -> tuple[Choice, ...]:
-        out = [Choice(f"motif{m} {j}->{i}", HIERARCHICAL_OPS)
-               for m in range(self.config.motifs) for j, i in dag_edges(MOTIF_NODES)]  # fmt: skip
+        m_count = self.config.motifs
+        edges = dag_edges(MOTIF_NODES)
+        out = [Choice(f"motif{m} {j}->{i}", self.ops) for m in range(m_count) for j, i in edges]
         out += [Choice(f"cell {j}->{i}", self.cell_options) for j, i in dag_edges(CELL_NODES)]
         return tuple(out)
 
@@ -160,32 +212,35 @@ class Hierarchical(SearchSpace):
 
     def to_choices(self, arch: Arch) -> tuple[int, ...]:
         motifs, cell = self.check(arch).genotype
-        return tuple(HIERARCHICAL_OPS.index(o) for ops in motifs for o in ops) + tuple(
-            self.cell_options.index(o) for o in cell
-        )
+        values = [self.ops.index(o) for ops in motifs for o in ops]
+        return tuple(values + [self.cell_options.index(o) for o in cell])
 
     def check(self, arch: Arch) -> Arch:
         super().check(arch)
         try:
             motifs, cell = arch.genotype
-            ok = (len(motifs) == self.config.motifs and len(cell) == len(dag_edges(CELL_NODES))
-                  and all(len(ops) == len(dag_edges(MOTIF_NODES)) and set(ops) <= set(HIERARCHICAL_OPS)
-                          for ops in motifs)
-                  and set(cell) <= set(self.cell_options))  # fmt: skip
+            ok = len(motifs) == self.config.motifs and len(cell) == len(dag_edges(CELL_NODES))
+            e = len(dag_edges(MOTIF_NODES))
+            ok = ok and all(len(ops) == e and set(ops) <= set(self.ops) for ops in motifs)
+            ok = ok and set(cell) <= set(self.cell_options)
         except (TypeError, ValueError):
             ok = False
         if not ok:
-            raise ConfigError(f"malformed hierarchical genotype {arch.genotype!r}")
+            raise ConfigError(f"malformed {self.config.variant} hierarchical genotype {arch.genotype!r}")
         return arch
 
     def format(self, genotype: tuple) -> str:
         try:
             motifs, cell = genotype
-            parts = [f"m{m}=" + _format_dag(MOTIF_NODES, [CODES[o] for o in ops]) for m, ops in enumerate(motifs)]
+            parts = [f"m{m}=" + self._format_motif(ops) for m, ops in enumerate(motifs)]
             cell_codes = ["x" if o == "none" else "m" + o[len("motif") :] for o in cell]
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"malformed hierarchical genotype {genotype!r}") from None
         return ";".join(parts + ["cell=" + _format_dag(CELL_NODES, cell_codes)])
+
+    def _format_motif(self, ops: Sequence[str]) -> str:
+        # every variant's op names have a code, so that `Arch.to_str` (the default space) formats any variant
+        return _format_dag(MOTIF_NODES, [CODES[o] for o in ops])
 
     def parse(self, text: str) -> Arch:
         text = text.strip()
@@ -193,8 +248,11 @@ class Hierarchical(SearchSpace):
         m_count = self.config.motifs
         names = [f"m{m}" for m in range(m_count)] + ["cell"]
         if len(parts) != len(names):
-            raise ConfigError(f"hierarchical arch {text!r}: expected {len(names)} parts separated by ';' "
-                              f"({', '.join(names)}), e.g. {EXAMPLE!r}")  # fmt: skip
+            example = LIU_2018 if m_count == 6 else EXAMPLE_LIGHT if m_count == 4 else ""
+            raise ConfigError(
+                f"hierarchical arch {text!r}: expected {len(names)} parts separated by ';' "
+                f"({', '.join(names)})" + (f", e.g. {example!r}" if example else "")
+            )
         motifs = []
         for name, part in zip(names, parts):
             head, sep, body = part.partition("=")
@@ -202,31 +260,39 @@ class Hierarchical(SearchSpace):
                 raise ConfigError(f"hierarchical arch: part {part!r} must start with '{name}='")
             codes = _parse_dag(body, CELL_NODES if name == "cell" else MOTIF_NODES, f"hierarchical {name}")
             if name != "cell":
-                bad = [c for c in codes if c not in OPS_OF_CODE]
+                bad = [c for c in codes if c not in self.ops_of_code]
                 if bad:
-                    raise ConfigError(f"hierarchical {name}: unknown primitive code {bad[0]!r}; "
-                                      f"valid: {', '.join(OPS_OF_CODE)}")  # fmt: skip
-                motifs.append(tuple(OPS_OF_CODE[c] for c in codes))
+                    valid = ", ".join(self.ops_of_code)
+                    raise ConfigError(f"hierarchical {name}: unknown primitive {bad[0]!r}; valid: {valid}")
+                motifs.append(tuple(self.ops_of_code[c] for c in codes))
                 continue
-            refs = {"x": "none"} | {f"m{m}": f"motif{m}" for m in range(m_count)}
+            refs = {"x": "none"} if self.design.cell_none else {}
+            refs |= {f"m{m}": f"motif{m}" for m in range(m_count)}
             bad = [c for c in codes if c not in refs]
             if bad:
-                raise ConfigError(f"hierarchical cell: unknown edge {bad[0]!r}; valid: {', '.join(refs)}")
+                variant, valid = self.config.variant, ", ".join(refs)
+                raise ConfigError(f"hierarchical cell ({variant}): unknown edge {bad[0]!r}; valid: {valid}")
             cell = tuple(refs[c] for c in codes)
         return Arch(self.registry_name, (tuple(motifs), cell))
+
+    def _alive(self, nodes: int, used: Sequence[bool]) -> list[bool]:
+        """The edges whose op reaches the output (built_edges in the paper's concatenating DAGs)."""
+        return built_edges(nodes, used) if self.config.variant == "paper" else live_edges(nodes, used)
 
     def canonical(self, arch: Arch) -> Arch:
         """The same network with dead edges set to `none`, unused motifs blanked
         and the used ones renumbered in order of first use in the cell."""
         motifs, cell = self.check(arch).genotype
-        live = live_edges(CELL_NODES, [o != "none" for o in cell])
+        paper = self.config.variant == "paper"
+        used = [o != "none" and (not paper or motif_exists(motifs[int(o[len("motif") :])])) for o in cell]
+        live = self._alive(CELL_NODES, used)
         cell = [o if live[k] else "none" for k, o in enumerate(cell)]
         order = list(dict.fromkeys(int(o[len("motif") :]) for o in cell if o != "none"))
         blank = ("none",) * len(dag_edges(MOTIF_NODES))
         new_motifs = []
         for m in order:
             ops = motifs[m]
-            alive = live_edges(MOTIF_NODES, [o != "none" for o in ops])
+            alive = self._alive(MOTIF_NODES, [o != "none" for o in ops])
             new_motifs.append(tuple(o if alive[k] else "none" for k, o in enumerate(ops)))
         new_motifs += [blank] * (self.config.motifs - len(order))
         cell = tuple("none" if o == "none" else f"motif{order.index(int(o[len('motif') :]))}" for o in cell)
@@ -236,11 +302,12 @@ class Hierarchical(SearchSpace):
     def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
         """The paper's mutation (section 3.1): pick a level (2 or 3), a motif of
         it, a successor node i, a predecessor j < i, and give edge j -> i
-        another op (the paper may redraw the same op; here it always changes)."""
+        another op (the paper may redraw the same op; here it always changes).
+        One edge changes: one op of a motif, or one motif of the cell."""
         values = list(self.to_choices(self.check(arch)))
         e = len(dag_edges(MOTIF_NODES))
         if rng.integers(2) == 0:
-            offset, nodes, size = int(rng.integers(self.config.motifs)) * e, MOTIF_NODES, len(HIERARCHICAL_OPS)
+            offset, nodes, size = int(rng.integers(self.config.motifs)) * e, MOTIF_NODES, len(self.ops)
         else:
             offset, nodes, size = self.config.motifs * e, CELL_NODES, len(self.cell_options)
         i = 1 + int(rng.integers(nodes - 1))
@@ -251,23 +318,42 @@ class Hierarchical(SearchSpace):
     # ---- networks ---------------------------------------------------------
     def macro(self, size: str) -> Macro:
         """The macro layout of a size: tiny is one cell after a stride-2 stem (tests
-        on the CPU), search and eval are the paper's small and large networks."""
+        on the CPU), search and eval are the paper's (and NASLib's) small and large networks."""
         cfg = self.config
-        return {"tiny": Macro(cfg.tiny_channels, stages=1, stem_stride=2), "search": Macro(cfg.search_channels),
-                "eval": Macro(cfg.eval_channels, cells=cfg.eval_cells)}[check_size(size)]  # fmt: skip
+        if check_size(size) == "tiny":
+            return Macro(cfg.tiny_channels, stages=1, stem_stride=2)
+        if size == "search":
+            return Macro(cfg.search_channels)
+        return Macro(cfg.eval_channels, cells=cfg.eval_cells)
 
     def build(self, arch: Arch, task: Task, size: str = "search") -> nn.Module:
         motifs, cell = self.check(arch).genotype
-        return HierarchicalNet(task, self.macro(size), motifs, cell)
+        if self.config.variant == "paper":
+            return PaperNet(task, self.macro(size), motifs, cell)
+        return HierarchicalNet(task, self.macro(size), self.design, motifs, cell)
 
     def supernet(self, task: Task, size: str = "search", partial: int = 1) -> Supernet:
-        macro = self.macro(size)
+        """The weight-sharing supernet (naslib and light variants).
+
+        Raises:
+            ConfigError: for the paper variant (its edges' candidates differ in
+                width, so they cannot be mixed), or a `partial` that does not
+                divide the channels.
+        """
+        if self.config.variant == "paper":
+            raise ConfigError(
+                "the paper variant of the hierarchical space concatenates at every node, so the candidates "
+                "of an edge differ in width and cannot be mixed: it has no supernet (the paper searched by "
+                "evolution and random search). Use variant 'naslib' or 'light' with one-shot strategies."
+            )
+        macro, cfg = self.macro(size), self.config
         if partial < 1 or macro.channels % partial:
             raise ConfigError(f"partial channels K={partial} must divide the {macro.channels} channels of size {size!r}")
-        return HierarchicalSupernet(task, macro, self.config.motifs, partial, self.config.checkpoint)
+        design, motifs = self.design, cfg.motifs
+        return HierarchicalSupernet(task, macro, design, motifs, partial, cfg.checkpoint, cfg.memory_gib)
 
     def _groups(self) -> dict[str, tuple[str, ...]]:
-        groups = {f"motif{m}": HIERARCHICAL_OPS for m in range(self.config.motifs)}
+        groups = {f"motif{m}": self.ops for m in range(self.config.motifs)}
         return groups | {"cell": self.cell_options}
 
     def arch_weights(self, arch: Arch) -> dict[str, torch.Tensor]:
@@ -299,13 +385,18 @@ class Hierarchical(SearchSpace):
     def describe(self, arch: Arch) -> str:
         """The three levels: primitive codes, each motif's edges, the cell's edges."""
         motifs, cell = self.check(arch).genotype
-        lines = ["hierarchical architecture", f"  {arch.to_str()}",
-                 "  level 1 (primitives): " + ", ".join(f"{c}={o}" for o, c in CODES.items()),
-                 f"  level 2 ({len(motifs)} motifs of {MOTIF_NODES} nodes; node <- input:op):"]  # fmt: skip
-        lines += [f"    m{m}: {_describe_dag(MOTIF_NODES, [CODES[o] for o in ops])}" for m, ops in enumerate(motifs)]
+        codes = ", ".join(f"{c}={o}" for o, c in self.codes.items())
+        lines = [
+            f"hierarchical architecture ({self.config.variant} variant)",
+            f"  {arch.to_str()}",
+            f"  level 1 (primitives): {codes}",
+            f"  level 2 ({len(motifs)} motifs of {MOTIF_NODES} nodes; node <- input:op):",
+        ]
+        for m, ops in enumerate(motifs):
+            lines.append(f"    m{m}: {_describe_dag(MOTIF_NODES, [self.codes[o] for o in ops])}")
         lines.append(f"  level 3 (cell of {CELL_NODES} nodes; node <- input:motif):")
-        codes = ["x" if o == "none" else "m" + o[len("motif") :] for o in cell]
-        lines.append(f"    cell: {_describe_dag(CELL_NODES, codes)}")
+        cell_codes = ["x" if o == "none" else "m" + o[len("motif") :] for o in cell]
+        lines.append(f"    cell: {_describe_dag(CELL_NODES, cell_codes)}")
         return "\n".join(lines)
 
 

@@ -1,41 +1,89 @@
 """The networks of the hierarchical space (Liu et al. 2018, "Hierarchical
 Representations for Efficient Architecture Search", ICLR 2018, section 2.2 and
-appendix A): motifs, cells, the macro network, and their supernet.
+appendix A) in its two weight-sharing designs, and what all designs share.
 
-- Level 1: the primitives (`nasmix.spaces.ops.HIERARCHICAL_OPS`, with `none`).
-- Level 2: a motif, a DAG of MOTIF_NODES nodes; every edge j -> i (j < i) applies
-  a primitive. The motif's output (its sink) is followed by a 1x1 convolution,
-  batch norm and ReLU, as the paper's section 4.1 does after every level-2 motif.
+- Level 1: the primitives (`Design.ops`, `none` first).
+- Level 2: a motif, a DAG of MOTIF_NODES nodes; every edge j -> i (j < i)
+  applies a primitive.
 - Level 3: the cell, a DAG of CELL_NODES nodes; every edge applies a motif.
 
-Node 0 of a DAG is its input and the last node its output. A node sums its
-inputs (the paper concatenates depthwise; see docs/spaces/hierarchical.md), and
-a node whose inputs are all `none` is zero.
+Node 0 of a DAG is its input and the last node its output. A `Design` says
+how a motif ends and what surrounds the cells:
+
+- `NASLIB` (the network the seed study ran, automl/NASLib
+  `HierarchicalSearchSpace`): intermediate nodes sum, the motif's output node
+  concatenates its three inputs and applies a 1x1 convolution and an affine
+  batch norm (NASLib's `Concat1x1`); DARTS's double separable convolution;
+  cell edges choose among the motifs only (no `none`); a conv + BN stem
+  without ReLU; DARTS separable convolutions between the stages.
+- `LIGHT` (nasmix's cheaper design): every node sums, the motif's output is
+  followed by a 1x1 conv-BN-ReLU, a single depthwise-pointwise separable
+  convolution, `none` at the cell level, a conv-BN-ReLU stem, single
+  separable conv-BN-ReLU layers between the stages.
+
+The paper's own network (depthwise concatenation at every node) has
+architecture-dependent widths and lives in `nasmix.spaces.motifs_paper`; the
+supernets are in `nasmix.spaces.motif_supernet`.
 
 Example:
     >>> import torch
-    >>> motif = Motif(8, ("sep_conv_3x3_h", "conv_1x1", "identity", "none", "none", "max_pool_3x3"))
+    >>> motif = Motif(8, ("sep_conv_3x3_h", "conv_1x1", "identity", "none", "none", "max_pool_3x3"), LIGHT)
     >>> tuple(motif(torch.zeros(2, 8, 16, 16)).shape)
     (2, 8, 16, 16)
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from nasmix.data.base import Task
-from nasmix.spaces.ops import HIERARCHICAL_OPS, ConvBNReLU, make_op
-from nasmix.spaces.supernet import EdgeContext, MixedEdge, Supernet
+from nasmix.spaces.ops import HIERARCHICAL_OPS, ConvBNReLU, SepConv, make_op
 
 MOTIF_NODES = 4  # |G^(2)| of the paper's CIFAR search
 CELL_NODES = 5  # |G^(3)|
+
+# NASLib's seven level-1 options (its `_set_cell_ops`), in nasmix's order: DARTS's double
+# separable convolution where the light design has a single one.
+NASLIB_OPS = ("none", "conv_1x1", "dw_conv_3x3", "sep_conv_3x3", "max_pool_3x3", "avg_pool_3x3", "identity")
+
+
+@dataclass(frozen=True)
+class Design:
+    """How a variant of the hierarchical space builds its networks.
+
+    Attributes:
+        name: the variant ("naslib", "light" or "paper").
+        ops: the level-1 options, `none` first (nasmix.spaces.ops names).
+        cell_none: whether a cell edge may choose `none`.
+        motif_end: "concat" (the output node concatenates its inputs, then a
+            1x1 conv and an affine BN: NASLib), "sum_conv" (it sums them, then
+            a 1x1 conv-BN-ReLU: light) or "concat_all" (every node
+            concatenates: the paper; standalone networks only).
+        stem_relu: follow the stem's conv-BN by a ReLU.
+        darts_sep: the macro separable convolutions are DARTS's double ones
+            (else one depthwise-pointwise-BN-ReLU).
+        op_affine: the standalone network's primitives have affine batch norms.
+        motifs: the default M (number of level-2 motifs).
+    """
+
+    name: str
+    ops: tuple[str, ...]
+    cell_none: bool
+    motif_end: str
+    stem_relu: bool
+    darts_sep: bool
+    op_affine: bool
+    motifs: int
+
+
+NASLIB = Design("naslib", NASLIB_OPS, False, "concat", False, darts_sep=True, op_affine=False, motifs=6)
+LIGHT = Design("light", HIERARCHICAL_OPS, True, "sum_conv", True, darts_sep=False, op_affine=True, motifs=4)
+PAPER = Design("paper", HIERARCHICAL_OPS, True, "concat_all", True, darts_sep=False, op_affine=True, motifs=6)
+DESIGNS = {d.name: d for d in (NASLIB, LIGHT, PAPER)}
 
 
 def dag_edges(nodes: int) -> tuple[tuple[int, int], ...]:
@@ -66,31 +114,87 @@ def live_edges(nodes: int, used: Sequence[bool]) -> list[bool]:
     return [used[k] and reaches[i] for k, (_, i) in enumerate(edges)]
 
 
-def run_dag(x: torch.Tensor, nodes: int, edge: Callable[[int, torch.Tensor], torch.Tensor | None]) -> torch.Tensor:
+Edge = Callable[[int, torch.Tensor], "torch.Tensor | None"]
+Sink = Callable[[list["torch.Tensor | None"], torch.Tensor], torch.Tensor]
+
+
+def run_dag(x: torch.Tensor, nodes: int, edge: Edge, sink: Sink | None = None) -> torch.Tensor:
     """Evaluate a dense DAG: node i sums edge(k, node j) over its edges k = (j, i).
 
-    `edge` returns None for an absent edge; a node without inputs is zero.
+    Args:
+        x: the input (node 0).
+        nodes: the number of nodes.
+        edge: edge(k, h) is edge k's output for input h, or None for an absent edge.
+        sink: when given, the output node is sink(outputs of its edges, x) instead of their sum.
+
+    Returns:
+        The output node; a node without inputs is zero.
     """
     states: list[torch.Tensor | None] = [x]
     zero: torch.Tensor | None = None
     k = 0
     for i in range(1, nodes):
-        acc = None
+        outs = []
         for j in range(i):
             h = states[j]
             if h is None:
                 zero = torch.zeros_like(x) if zero is None else zero
                 h = zero
-            out = edge(k, h)
+            outs.append(edge(k, h))
             k += 1
-            if out is not None:
-                acc = out if acc is None else acc + out
-        states.append(acc)
+        if i == nodes - 1 and sink is not None:
+            return sink(outs, x)
+        present = [o for o in outs if o is not None]
+        states.append(sum(present[1:], present[0]) if present else None)
     return states[-1] if states[-1] is not None else torch.zeros_like(x)
 
 
+class ConcatEnd(nn.Module):
+    """NASLib's `Concat1x1`: concatenate the inputs, 1x1 convolution back to C channels, batch norm.
+
+    Args:
+        c: channels of each input and of the output.
+        inputs: how many inputs are concatenated.
+        affine: the batch norm's affine parameters (NASLib: yes).
+    """
+
+    def __init__(self, c: int, inputs: int, affine: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(inputs * c, c, 1, bias=False)
+        self.bn = nn.BatchNorm2d(c, affine=affine)
+
+    def forward(self, outs: Sequence[torch.Tensor | None], x: torch.Tensor) -> torch.Tensor:
+        zero = None
+        parts = []
+        for o in outs:
+            if o is None:  # an absent edge adds zeros to its slot (NASLib's Zero op)
+                zero = torch.zeros_like(x) if zero is None else zero
+                o = zero
+            parts.append(o)
+        return self.bn(self.conv(torch.cat(parts, dim=1)))
+
+
+class SumEnd(nn.Module):
+    """The light design's motif end: the sum of the inputs, then a 1x1 conv-BN-ReLU."""
+
+    def __init__(self, c: int, affine: bool = True):
+        super().__init__()
+        self.post = ConvBNReLU(c, 1, 1, "conv", affine)
+
+    def forward(self, outs: Sequence[torch.Tensor | None], x: torch.Tensor) -> torch.Tensor:
+        present = [o for o in outs if o is not None]
+        return self.post(sum(present[1:], present[0]) if present else torch.zeros_like(x))
+
+
+def motif_end(design: Design, c: int, affine: bool) -> nn.Module:
+    """The module that turns a motif's output node into its C-channel output."""
+    if design.motif_end == "concat":
+        return ConcatEnd(c, MOTIF_NODES - 1, affine=True)  # NASLib's Concat1x1 keeps affine BN everywhere
+    return SumEnd(c, affine)
+
+
 class SepConvBNReLU(nn.Module):
-    """The macro network's 3x3 separable convolution (depthwise, pointwise, BN, ReLU)."""
+    """The light design's macro separable convolution (depthwise, pointwise, BN, ReLU)."""
 
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
@@ -112,17 +216,19 @@ class Motif(nn.Module):
     Args:
         c: channels in and out.
         ops: one primitive name per edge, in `dag_edges(MOTIF_NODES)` order.
+        design: NASLIB or LIGHT.
     """
 
-    def __init__(self, c: int, ops: Sequence[str]):
+    def __init__(self, c: int, ops: Sequence[str], design: Design):
         super().__init__()
         live = live_edges(MOTIF_NODES, [o != "none" for o in ops])
-        self.edges = nn.ModuleDict({str(k): make_op(o, c) for k, o in enumerate(ops) if live[k]})
-        self.post = ConvBNReLU(c, 1, 1, "conv")
+        affine = design.op_affine
+        self.edges = nn.ModuleDict({str(k): make_op(o, c, 1, affine) for k, o in enumerate(ops) if live[k]})
+        self.end = motif_end(design, c, design.op_affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         edges = self.edges
-        return self.post(run_dag(x, MOTIF_NODES, lambda k, h: edges[str(k)](h) if str(k) in edges else None))
+        return run_dag(x, MOTIF_NODES, lambda k, h: edges[str(k)](h) if str(k) in edges else None, self.end)
 
 
 class Cell(nn.Module):
@@ -132,13 +238,14 @@ class Cell(nn.Module):
         c: channels in and out.
         motifs: the primitives of each level-2 motif.
         cell: per cell edge, "none" or "motif<m>".
+        design: NASLIB or LIGHT.
     """
 
-    def __init__(self, c: int, motifs: Sequence[Sequence[str]], cell: Sequence[str]):
+    def __init__(self, c: int, motifs: Sequence[Sequence[str]], cell: Sequence[str], design: Design):
         super().__init__()
         live = live_edges(CELL_NODES, [o != "none" for o in cell])
         self.edges = nn.ModuleDict(
-            {str(k): Motif(c, motifs[int(o[len("motif"):])]) for k, o in enumerate(cell) if live[k]}
+            {str(k): Motif(c, motifs[int(o[len("motif") :])], design) for k, o in enumerate(cell) if live[k]}
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,154 +269,73 @@ class Macro:
     cells: int = 1
     stem_stride: int = 1
 
+    def cell_widths(self) -> list[tuple[int, int]]:
+        """(stage, channels) of every cell, in order."""
+        return [(s, self.channels * 2**s) for s in range(self.stages) for _ in range(self.cells)]
 
-def macro_layers(c_img: int, macro: Macro, make_cell: Callable[[int], nn.Module]) -> tuple[nn.ModuleList, int]:
-    """The paper's CIFAR macro network, without its head (appendix A, figure 2).
+
+def macro_sep(design: Design, c_in: int, c_out: int, stride: int) -> nn.Module:
+    """A separable convolution of the macro network (between cells, and before the pooling)."""
+    if design.darts_sep:
+        return SepConv(c_in, c_out, 3, stride, 1, affine=True)
+    return SepConvBNReLU(c_in, c_out, stride)
+
+
+def macro_layers(
+    c_img: int,
+    macro: Macro,
+    design: Design,
+    make_cell: Callable[[int], nn.Module],
+    cell_out: Callable[[nn.Module, int], int] = lambda cell, width: width,
+) -> tuple[nn.ModuleList, int]:
+    """The paper's CIFAR macro network, without its head (appendix A, figure 2, as NASLib reads it).
 
     3x3 conv stem of C channels, then the stages of N cells at C, 2C, 4C
     channels; within a stage a stride-1 separable convolution separates the
     cells, between stages a stride-2 separable convolution doubles the
     channels; a last stride-1 separable convolution ends the body.
 
+    Args:
+        c_img: image channels.
+        macro: the layout.
+        design: the variant (stem ReLU, kind of separable convolution).
+        make_cell: builds a cell of the given channels.
+        cell_out: the output channels of a built cell (its input's, except in the paper's design).
+
     Returns:
         The layers and the channels of the last one.
     """
     c = macro.channels
-    stem = nn.Sequential(nn.Conv2d(c_img, c, 3, macro.stem_stride, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU())
-    layers: list[nn.Module] = [stem]
+    stem: list[nn.Module] = [nn.Conv2d(c_img, c, 3, macro.stem_stride, 1, bias=False), nn.BatchNorm2d(c)]
+    layers: list[nn.Module] = [nn.Sequential(*stem, *([nn.ReLU()] if design.stem_relu else []))]
+    prev = c
     for stage in range(macro.stages):
         width = c * 2**stage
         if stage:
-            layers.append(SepConvBNReLU(width // 2, width, 2))
+            layers.append(macro_sep(design, prev, width, 2))
+            prev = width
         for n in range(macro.cells):
             if n:
-                layers.append(SepConvBNReLU(width, width, 1))
-            layers.append(make_cell(width))
-    layers.append(SepConvBNReLU(width, width, 1))
+                layers.append(macro_sep(design, prev, width, 1))
+            cell = make_cell(width)
+            layers.append(cell)
+            prev = cell_out(cell, width)
+    layers.append(macro_sep(design, prev, width, 1))
     return nn.ModuleList(layers), width
 
 
 class HierarchicalNet(nn.Module):
     """The standalone network of one hierarchical arch: macro layers, global pooling, linear head."""
 
-    def __init__(self, task: Task, macro: Macro, motifs: Sequence[Sequence[str]], cell: Sequence[str]):
+    def __init__(
+        self, task: Task, macro: Macro, design: Design, motifs: Sequence[Sequence[str]], cell: Sequence[str]
+    ):
         super().__init__()
-        self.layers, c_out = macro_layers(task.shape[0], macro, lambda w: Cell(w, motifs, cell))
+        make_cell = lambda w: Cell(w, motifs, cell, design)  # noqa: E731
+        self.layers, c_out = macro_layers(task.shape[0], macro, design, make_cell)
         self.head = nn.Linear(c_out, task.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
             x = layer(x)
-        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
-
-
-# ---- supernet -----------------------------------------------------------------
-class SuperMotif(nn.Module):
-    """One instance of a level-2 motif in the supernet: a DAG of primitive MixedEdges."""
-
-    def __init__(self, c: int, partial: int):
-        super().__init__()
-        self.edges = nn.ModuleList(
-            MixedEdge(c, 1, HIERARCHICAL_OPS, partial, pool_bn=False) for _ in dag_edges(MOTIF_NODES)
-        )
-        self.post = ConvBNReLU(c, 1, 1, "conv", affine=False)
-
-    def forward(self, x: torch.Tensor, ctx: EdgeContext, group: str) -> torch.Tensor:
-        return self.post(run_dag(x, MOTIF_NODES, lambda k, h: ctx.edge(group, k, self.edges[k], h)))
-
-
-@contextlib.contextmanager
-def frozen_bn_stats(module: nn.Module) -> Iterator[None]:
-    """Keep batch-norm running statistics unchanged (for a checkpoint's recomputation)."""
-    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in bns]
-    for m in bns:
-        m.momentum = 0.0
-    try:
-        yield
-    finally:
-        for m, (momentum, tracked) in zip(bns, saved):
-            m.momentum = momentum
-            m.num_batches_tracked.copy_(tracked)
-
-
-class MixedMotif(nn.Module):
-    """A level-3 mixed edge: candidates `none`, motif0..motif{M-1}, each an own SuperMotif.
-
-    Same semantics as `MixedEdge`: the weighted sum of the candidates listed in
-    `ops` (all when None), `none` skipped. Every instance of motif m is driven by
-    the weights of group "motif<m>", shared across cell edges and cells.
-
-    Args:
-        c: channels in and out.
-        motifs: the number of level-2 motifs.
-        partial: PC-DARTS's K, applied to the primitive edges.
-        checkpoint: recompute a motif in the backward pass, instead of storing its
-            inside, when one of its primitive edges computes several ops
-            (weighted-sum mode); see docs/spaces/hierarchical.md.
-    """
-
-    def __init__(self, c: int, motifs: int, partial: int = 1, checkpoint: bool = True):
-        super().__init__()
-        self.motifs = nn.ModuleList(SuperMotif(c, partial) for _ in range(motifs))
-        self.op_names = ("none",) + tuple(f"motif{m}" for m in range(motifs))
-        self.checkpoint = checkpoint
-
-    def forward(self, x: torch.Tensor, w: torch.Tensor, ops: Sequence[int] | None = None, *,
-                ctx: EdgeContext) -> torch.Tensor:  # fmt: skip
-        out = None
-        for i in range(len(self.op_names)) if ops is None else ops:
-            if i == 0:  # `none` adds zeros
-                continue
-            term = w[i] * self._motif(i - 1, x, ctx)
-            out = term if out is None else out + term
-        return x * 0.0 if out is None else out
-
-    def _motif(self, m: int, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
-        motif, group = self.motifs[m], f"motif{m}"
-        if not (self.checkpoint and torch.is_grad_enabled() and _computes_many(ctx, group)):
-            return motif(x, ctx, group)
-        return checkpoint(motif, x, ctx, group, use_reentrant=False,
-                          context_fn=lambda: (contextlib.nullcontext(), frozen_bn_stats(motif)))  # fmt: skip
-
-
-def _computes_many(ctx: EdgeContext, group: str) -> bool:
-    """Whether some edge of the group computes several ops in this forward call."""
-    return ctx.active is None or any(ops is None or len(ops) > 1 for ops in ctx.active[group])
-
-
-class SuperCell(nn.Module):
-    """The supernet's cell: CELL_NODES nodes, every edge a MixedMotif (group "cell")."""
-
-    def __init__(self, c: int, motifs: int, partial: int = 1, checkpoint: bool = True):
-        super().__init__()
-        self.edges = nn.ModuleList(MixedMotif(c, motifs, partial, checkpoint) for _ in dag_edges(CELL_NODES))
-
-    def forward(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
-        return run_dag(x, CELL_NODES, lambda k, h: ctx.edge("cell", k, functools.partial(self.edges[k], ctx=ctx), h))
-
-
-class HierarchicalSupernet(Supernet):
-    """The hierarchical supernet: the macro network with SuperCells.
-
-    Groups: "motif0".."motif{M-1}", each (edges of a motif, 7 primitives), and
-    "cell", (edges of the cell, M + 1).
-    """
-
-    def __init__(self, task: Task, macro: Macro, motifs: int, partial: int = 1, checkpoint: bool = True):
-        super().__init__()
-        if partial < 1 or macro.channels % partial:
-            raise ValueError(f"partial channels K={partial} must divide the {macro.channels} channels")
-        self.layers, c_out = macro_layers(task.shape[0], macro, lambda w: SuperCell(w, motifs, partial, checkpoint))
-        self.head = nn.Linear(c_out, task.num_classes)
-        self.op_names = {f"motif{m}": HIERARCHICAL_OPS for m in range(motifs)}
-        self.op_names["cell"] = ("none",) + tuple(f"motif{m}" for m in range(motifs))
-        self.arch_shapes = {g: (len(dag_edges(CELL_NODES if g == "cell" else MOTIF_NODES)), len(names))
-                            for g, names in self.op_names.items()}  # fmt: skip
-        self.edge_nodes = {g: tuple(i for _, i in dag_edges(CELL_NODES if g == "cell" else MOTIF_NODES))
-                           for g in self.op_names}  # fmt: skip
-
-    def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x, ctx) if isinstance(layer, SuperCell) else layer(x)
         return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))

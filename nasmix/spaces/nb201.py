@@ -94,7 +94,10 @@ class NB201(SearchSpace):
     non-affine batch norm; pooling gets no extra batch norm by default, since
     NB201's own search cells have none (`pool_bn=True` gives DARTS's variant).
     `decode` takes the argmax over all 5 ops of each edge, `none` included,
-    as DARTS-for-NB201 does.
+    as DARTS-for-NB201 does. Departure: the supernet's convolutions have no
+    bias where xautodl's search cells have one (`bias=not affine`); the batch
+    norm right after each one subtracts the batch mean, which cancels it (same
+    outputs and gradients, fewer parameters).
 
     Example:
         >>> space = NB201()
@@ -218,12 +221,12 @@ class NB201(SearchSpace):
 
         Args:
             arch: an nb201 arch.
-            kind: "onehot" (30 floats) or "path" (84 floats).
+            kind: "onehot" (30 floats), "path" or "trunc_path" (the same 84 floats).
 
         Returns:
             A float32 vector.
         """
-        if kind != "path":
+        if kind not in ("path", "trunc_path"):  # no path is longer than 3 ops: nothing to truncate
             return super().encode(arch, kind)
         genotype = self.check(arch).genotype
         out = np.zeros(PATH_FEATURES, dtype=np.float32)

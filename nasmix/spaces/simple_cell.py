@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -45,6 +46,7 @@ from nasmix.errors import ConfigError
 from nasmix.spaces import ops
 from nasmix.spaces.base import Choice, SearchSpace, check_size
 from nasmix.spaces.cells import check_partial, check_weights, drop_path, format_cells, node_sum, parse_cells
+from nasmix.spaces.paths import encode_paths
 from nasmix.spaces.supernet import EdgeContext, MixedEdge, Supernet
 
 CELLS = ("normal", "reduce")
@@ -259,6 +261,27 @@ class SimpleCellSpace(SearchSpace):
 
     def to_choices(self, arch: Arch) -> tuple[int, ...]:
         return tuple(OPS.index(op) for cell in self.check(arch).genotype for op in cell)
+
+    def encode(self, arch: Arch, kind: str = "onehot") -> np.ndarray:
+        """One-hot choices, or BANANAS's path encoding of the two cell types (nasmix.spaces.paths).
+
+        "path" (and "trunc_path", the same: no path is longer than 2 ops): every
+        path from input 1 or 2 to node 3 or 4 (both feed the output), labelled by
+        its 1 or 2 ops among the 4 non-`none` ops: 2 cells x 2 inputs x (4 + 16) = 80 floats.
+
+        Args:
+            arch: a simple_cell arch.
+            kind: "onehot" (10 edges x 5 ops = 50 floats), "path" or "trunc_path".
+
+        Returns:
+            A float32 vector.
+        """
+        if kind not in ("path", "trunc_path"):
+            return super().encode(arch, kind)
+        # NASLib's nodes 1, 2 (inputs), 3, 4 are 0, 1, 2, 3 here
+        genotype = self.check(arch).genotype
+        cells = [[(u - 1, v - 1, op) for (u, v), op in zip(EDGES, ops_)] for ops_ in genotype]
+        return encode_paths(cells, inputs=2, ops=OPS[1:], max_length=2)
 
     def format(self, genotype: tuple) -> str:
         cells = [(name, [[(ops_[e], EDGES[e][0]) for e in NODE_EDGES[node]] for node in (3, 4)])

@@ -1,4 +1,4 @@
-"""Regularized evolution: tournament selection, mutation, and ageing out the oldest.
+"""Regularized evolution: tournament selection (with replacement), mutation, and ageing out the oldest.
 
 Example:
     >>> import numpy as np
@@ -30,24 +30,32 @@ if TYPE_CHECKING:
     from nasmix.spaces.base import SearchSpace
 
 
+PRESETS = {"scaled": (20, 5), "paper": (100, 25)}  # (P, S); "paper": Real et al. 2019
+
+
 @registry.register("strategy", "evolution")
 class Evolution(AskTell):
     """Regularized evolution (Real et al. 2019, "Regularized evolution for image classifier architecture search").
 
     The first `population` candidates are uniform samples. After that each
     candidate is a child: `sample` members are drawn from the population
-    without replacement, the best of them is the parent, and the child is
-    `space.mutate(parent)`. The child joins the population and the oldest
-    member leaves (ageing: a good arch does not stay forever). `parent_of`
-    names a child's parent, so weight-inheritance estimators can start from
-    its weights. Departures: Real et al. ran P=100, S=25 over 20,000 models;
-    the defaults here (P=20, S=5) are scaled to budgets of 100 to 300
-    candidates, where P=100 would leave little room to evolve.
+    uniformly WITH replacement (a member may be drawn twice), as in Real et
+    al.'s Algorithm 1 and the NASLib, naszilla and NATS-Bench code; the best
+    of them is the parent, and the child is `space.mutate(parent)`. The child
+    joins the population and the oldest member leaves (ageing: a good arch
+    does not stay forever). `parent_of` names a child's parent, so
+    weight-inheritance estimators can start from its weights.
+
+    Presets: "paper" is Real et al.'s P=100, S=25 (their 20,000-model runs);
+    "scaled" (the default) is P=20, S=5, for budgets of 100 to 300
+    candidates, where P=100 would leave little room to evolve. `population`
+    and `sample` override the preset. Departure: ties in a tournament go to
+    the younger member (the paper does not say).
 
     Example:
         >>> from nasmix import registry
-        >>> registry.create("strategy", "evolution", population=50, sample=10).config
-        Evolution.Config(population=50, sample=10)
+        >>> registry.create("strategy", "evolution", preset="paper").config
+        Evolution.Config(preset='paper', population=100, sample=25)
     """
 
     @dataclass(frozen=True)
@@ -55,14 +63,22 @@ class Evolution(AskTell):
         """Options of regularized evolution.
 
         Attributes:
-            population: P, the members kept alive (and the initial random samples).
-            sample: S, the tournament size.
+            preset: "scaled" (P=20, S=5) or "paper" (Real et al.: P=100, S=25).
+            population: P, the members kept alive (and the initial random samples); None: the preset's.
+            sample: S, the tournament size; None: the preset's.
         """
 
-        population: int = 20
-        sample: int = 5
+        preset: str = "scaled"
+        population: int | None = None
+        sample: int | None = None
 
         def __post_init__(self) -> None:
+            presets = PRESETS
+            if self.preset not in presets:
+                raise ConfigError(f"unknown evolution preset {self.preset!r}; valid: {', '.join(presets)}")
+            p, s = presets[self.preset]
+            object.__setattr__(self, "population", p if self.population is None else self.population)
+            object.__setattr__(self, "sample", s if self.sample is None else self.sample)
             if self.population < 1 or not 1 <= self.sample <= self.population:
                 raise ConfigError(f"evolution needs population >= 1 and 1 <= sample <= population, got {self}")
 
@@ -79,7 +95,8 @@ class Evolution(AskTell):
         self.asked += 1
         if self.asked <= self.config.population or not self.population:
             return self.space.sample(rng)
-        picks = rng.choice(len(self.population), size=min(self.config.sample, len(self.population)), replace=False)
+        # S draws with replacement (Real et al.'s Algorithm 1): a member may be drawn twice
+        picks = rng.integers(len(self.population), size=self.config.sample)
         # ties go to the younger member, whose lineage has survived more selection
         parent = max((self.population[int(i)][0], int(i)) for i in picks)
         parent_arch = self.population[parent[1]][1]

@@ -34,14 +34,20 @@ class Reinforce(AskTell):
     zero at the start (uniform). `ask` samples each choice from the softmax
     of its logits; `tell` takes the score as the reward and moves the logits
     along (reward - baseline) * grad log p(arch), whose gradient for a choice
-    is onehot(option) - softmax(logits); the baseline is an exponential
-    moving average of past rewards (`baseline_decay`), started at the first
-    reward. The step is Adam's (or plain SGD's) with learning rate `lr`.
+    is onehot(option) - softmax(logits). The baseline is NAS-Bench-201's
+    (xautodl exps/NATS-algos/reinforce.py `ExponentialMovingAverage`): a
+    bias-corrected exponential moving average with momentum `baseline_decay`
+    (numerator and denominator both decayed from zero), updated with the
+    reward BEFORE the advantage is taken, so the first advantage is zero.
+    `baseline="lagged"` keeps nasmix's earlier rule instead (a plain moving
+    average started at the first reward and updated after the advantage).
+    The step is Adam's (or plain SGD's) with learning rate `lr`.
     Departures: Zoph and Le (2017) trained an LSTM controller (Adam, lr
     0.0006, thousands of samples); here, as in Dong and Yang's (2020)
-    REINFORCE baseline, the policy has no memory between choices, and the
-    defaults (Adam, lr 0.05, decay 0.9) are ours, set for budgets of about
-    a hundred candidates. The optimiser state lives in numpy; no torch RNG.
+    REINFORCE baseline, the policy has no memory between choices; its
+    logits start at zero (NB-201: 1e-3 times a Gaussian draw), and the
+    learning rate default (0.05) is ours, set for budgets of about a
+    hundred candidates. The optimiser state lives in numpy; no torch RNG.
 
     Example:
         >>> from nasmix import registry
@@ -55,17 +61,22 @@ class Reinforce(AskTell):
 
         Attributes:
             lr: the learning rate of the logits.
-            baseline_decay: weight of the old baseline in its moving average.
+            baseline_decay: the momentum of the baseline's moving average (NB-201: 0.9).
+            baseline: "corrected" (NB-201's bias-corrected average, updated first) or
+                "lagged" (a plain average from the first reward, updated after the advantage).
             optimizer: "adam" or "sgd".
         """
 
         lr: float = 0.05
         baseline_decay: float = 0.9
+        baseline: str = "corrected"
         optimizer: str = "adam"
 
         def __post_init__(self) -> None:
             if self.lr <= 0 or not 0 <= self.baseline_decay < 1:
                 raise ConfigError(f"reinforce needs lr > 0 and 0 <= baseline_decay < 1, got {self}")
+            if self.baseline not in ("corrected", "lagged"):
+                raise ConfigError(f"reinforce baseline must be 'corrected' or 'lagged', got {self.baseline!r}")
             if self.optimizer not in ("adam", "sgd"):
                 raise ConfigError(f"reinforce optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
 
@@ -84,6 +95,7 @@ class Reinforce(AskTell):
         self.v = np.zeros_like(self.logits)
         self.steps = 0
         self.baseline: float | None = None
+        self._ema = (0.0, 0.0)  # numerator, denominator of the corrected average
 
     def probabilities(self) -> list[np.ndarray]:
         """The policy: one probability vector per choice.
@@ -101,11 +113,17 @@ class Reinforce(AskTell):
         return self.space.from_choices([int(rng.choice(len(p), p=p)) for p in self.probabilities()])
 
     def tell(self, arch: Arch, score: float) -> None:
-        score = float(score)
-        if self.baseline is None:
-            self.baseline = score
-        advantage = score - self.baseline
-        self.baseline = self.config.baseline_decay * self.baseline + (1 - self.config.baseline_decay) * score
+        score, decay = float(score), self.config.baseline_decay
+        if self.config.baseline == "corrected":  # NB-201: update first, then the advantage
+            num, den = self._ema
+            self._ema = (decay * num + (1 - decay) * score, decay * den + (1 - decay))
+            self.baseline = self._ema[0] / self._ema[1]
+            advantage = score - self.baseline
+        else:
+            if self.baseline is None:
+                self.baseline = score
+            advantage = score - self.baseline
+            self.baseline = decay * self.baseline + (1 - decay) * score
         grad = -np.concatenate(self.probabilities())  # d log p(arch) / d logits ...
         for lo, v in zip(self.offsets[:-1], self.space.to_choices(arch)):
             grad[lo + v] += 1.0  # ... = onehot(option) - softmax, per choice

@@ -17,7 +17,7 @@ from nasmix.spaces.base import get_space
 
 @pytest.mark.parametrize(("space", "groups"), [("nb201", ["cell"]), ("darts", ["normal", "reduce"]),
                                                 ("simple_cell", ["normal_cell", "reduction_cell"]),
-                                                ("hierarchical", ["m0", "m1", "m2", "m3", "cell"]),
+                                                ("hierarchical", ["m0", "m1", "m2", "m3", "m4", "m5", "cell"]),
                                                 ("chain", ["network"])])  # fmt: skip
 def test_builtin_spaces_draw_as_graphs(space, groups):
     s = get_space(space)

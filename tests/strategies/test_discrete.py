@@ -1,6 +1,7 @@
 """The discrete strategies: each one's own behaviour, and the acceptance test that
 regularized evolution and BANANAS find a known optimum faster than random search."""
 
+import copy
 import hashlib
 import sys
 
@@ -18,6 +19,7 @@ from nasmix.strategies.local import Local
 from nasmix.strategies.random import Random, sample_unseen
 from nasmix.strategies.reinforce import Reinforce
 from nasmix.strategies.tpe import TPE
+from nasmix.surrogates import MLPEnsemble
 from nasmix.testing import tiny_search_data
 
 DISCRETE = ("random", "local", "evolution", "reinforce", "bananas", "tpe")
@@ -162,6 +164,12 @@ def test_local_first_improvement_moves_at_once(nb201):
 
 
 # ---- regularized evolution ---------------------------------------------------------
+def _expected_parent(evo: Evolution, rng: np.random.Generator):
+    """The parent the next ask draws: S indices with replacement, the best (then the youngest) wins."""
+    picks = copy.deepcopy(rng).integers(len(evo.population), size=evo.config.sample)
+    return evo.population[max((evo.population[int(i)][0], int(i)) for i in picks)[1]][1]
+
+
 def test_evolution_population_and_ageing(nb201):
     evo = Evolution(Evolution.Config(population=5, sample=5))
     rng = np.random.default_rng(0)
@@ -170,12 +178,36 @@ def test_evolution_population_and_ageing(nb201):
     for i, arch in enumerate(initial):
         evo.tell(arch, [10.0, 1.0, 2.0, 3.0, 4.0][i])  # the oldest is the best
         assert evo.parent_of(arch) is None
+    expected = _expected_parent(evo, rng)
     child = evo.ask(rng)
-    assert evo.parent_of(child) == initial[0]  # S = P: the tournament picks the best
-    assert child in nb201.neighbors(initial[0])  # one mutation
+    assert evo.parent_of(child) == expected
+    assert child in nb201.neighbors(expected)  # one mutation
     evo.tell(child, 0.0)
     assert len(evo.population) == 5 and initial[0] not in [a for _, a in evo.population]  # aged out, though best
-    assert evo.parent_of(evo.ask(rng)) == initial[4]  # now the best alive
+    expected = _expected_parent(evo, rng)
+    assert evo.parent_of(evo.ask(rng)) == expected
+
+
+def test_evolution_tournament_samples_with_replacement(nb201):
+    """Real et al.'s Algorithm 1 (and NASLib, naszilla, NATS-Bench): S draws with replacement.
+    With P = S = 5 the best member enters the tournament with probability 1 - (4/5)^5 = 0.672;
+    without replacement it always would."""
+    evo = Evolution(Evolution.Config(population=5, sample=5))
+    rng = np.random.default_rng(1)
+    evo.reset(nb201, rng)
+    initial = [evo.ask(rng) for _ in range(5)]
+    for arch, score in zip(initial, [10.0, 1.0, 2.0, 3.0, 4.0]):
+        evo.tell(arch, score)
+    hits = sum(evo.parent_of(evo.ask(rng)) == initial[0] for _ in range(2000))
+    assert abs(hits / 2000 - (1 - 0.8**5)) < 0.04  # about 4 standard errors
+
+
+def test_evolution_presets():
+    assert (Evolution.Config(preset="paper").population, Evolution.Config(preset="paper").sample) == (100, 25)
+    assert (Evolution.Config().population, Evolution.Config().sample) == (20, 5)
+    assert Evolution.Config(preset="paper", sample=10).population == 100
+    with pytest.raises(ConfigError, match="scaled"):
+        Evolution.Config(preset="real")
 
 
 def test_evolution_passes_parents_to_the_estimator(nb201):
@@ -197,11 +229,29 @@ def test_reinforce_learns_a_rewarded_choice(nb201, optimizer):
 
 
 def test_reinforce_first_reward_is_the_baseline(nb201):
-    rl = Reinforce()
+    for baseline in ("corrected", "lagged"):
+        rl = Reinforce(Reinforce.Config(baseline=baseline))
+        rng = np.random.default_rng(0)
+        rl.reset(nb201, rng)
+        rl.tell(rl.ask(rng), 0.9)
+        assert rl.baseline == pytest.approx(0.9) and (rl.logits == 0).all()
+
+
+@pytest.mark.parametrize(("baseline", "advantage"), [("corrected", -0.09 / 0.19), ("lagged", -1.0)])
+def test_reinforce_baseline_rules(nb201, baseline, advantage):
+    """NB-201's baseline (xautodl ExponentialMovingAverage, momentum 0.9, updated before the advantage):
+    after rewards 1 then 0 it is (0.9 * 0.1 * 1 + 0.1 * 0) / (0.9 * 0.1 + 0.1) = 0.09 / 0.19, so the
+    second advantage is -0.09 / 0.19; the lagged rule's is 0 - 1."""
+    rl = Reinforce(Reinforce.Config(baseline=baseline, optimizer="sgd", lr=1.0))
     rng = np.random.default_rng(0)
     rl.reset(nb201, rng)
-    rl.tell(rl.ask(rng), 0.9)
-    assert rl.baseline == 0.9 and (rl.logits == 0).all()
+    rl.tell(rl.ask(rng), 1.0)
+    arch = rl.ask(rng)
+    rl.tell(arch, 0.0)
+    onehot = np.concatenate([np.eye(5)[v] for v in nb201.to_choices(arch)])
+    assert np.allclose(rl.logits, advantage * (onehot - 0.2))  # uniform policy: grad log p = onehot - 1/5
+    with pytest.raises(ConfigError):
+        Reinforce.Config(baseline="ema")
 
 
 # ---- BANANAS ----------------------------------------------------------------------
@@ -222,6 +272,19 @@ def test_bananas_batches_unseen_mutations_of_the_best(nb201):
 def test_bananas_onehot_encoding_runs(nb201):
     archs = drive(Bananas(Bananas.Config(num_init=4, k=4, encoding="onehot", **SMALL_BANANAS)), nb201, 12)
     assert len({nb201.canonical(a) for a in archs}) == 12
+
+
+@pytest.mark.parametrize(("encoding", "width"), [("path", 11_200), ("trunc_path", 1_596)])
+def test_bananas_uses_the_darts_path_encoding(encoding, width, monkeypatch):
+    """BANANAS on the DARTS space fits its ensemble on the path encoding (White et al. 2021)."""
+    widths = []
+    fit = MLPEnsemble.fit
+    monkeypatch.setattr(MLPEnsemble, "fit", lambda self, X, y: widths.append(X.shape[1]) or fit(self, X, y))
+    darts = get_space("darts")
+    cfg = dict(members=2, layers=2, epochs=5)
+    archs = drive(Bananas(Bananas.Config(num_init=3, k=2, pool=10, encoding=encoding, **cfg)), darts, 5,
+                  score=lambda a: float(sum(op == "sep_conv_3x3" for cell in a.genotype for n in cell for op, _ in n)))
+    assert len(set(archs)) == 5 and widths and set(widths) == {width}
 
 
 def test_bananas_ignores_failed_candidates(nb201):

@@ -90,6 +90,26 @@ def test_mlp_ensemble_spread():
     assert not np.array_equal(many.predict(X)[0], MLPEnsemble(many.config, seed=1).fit(X, y).predict(X)[0])
 
 
+def test_mlp_ensemble_uses_naszillas_adam(monkeypatch):
+    """naszilla's meta network trains with Adam(lr, beta_1=0.9, beta_2=0.99), not PyTorch's 0.999."""
+    import torch
+
+    seen = []
+    adam = torch.optim.Adam
+
+    def recording(params, **kwargs):
+        seen.append(kwargs["betas"])
+        return adam(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", recording)
+    X, y = toy(10)
+    MLPEnsemble(MLPEnsemble.Config(members=1, layers=1, epochs=1), seed=0).fit(X, y)
+    MLPEnsemble(MLPEnsemble.Config(members=1, layers=1, epochs=1, beta2=0.999), seed=0).fit(X, y)
+    assert [b for b in seen] == [(0.9, 0.99), (0.9, 0.999)]
+    with pytest.raises(ConfigError):
+        MLPEnsemble.Config(beta2=1.0)
+
+
 def test_config_validation():
     with pytest.raises(ConfigError):
         MLPEnsemble.Config(members=0)

@@ -1,9 +1,9 @@
 """What the zero-cost proxies share: their signature and the layers they read.
 
 A proxy is a registered function `proxy(net, x, y, task) -> float`:
-- `net`: a freshly initialised network on x's device, in training mode. A
-  proxy may change it (weights, gradients, hooks, dtype): the caller builds
-  a new one for every call.
+- `net`: a freshly initialised network on x's device, in training mode,
+  without an auxiliary head (`main_only`). A proxy may change it (weights,
+  gradients, hooks, dtype): the caller builds a new one for every call.
 - `x`, `y`: one batch of normalised images (B, C, H, W) and labels (B,).
 - `task`: classes and image shape.
 Higher is better, as in Abdelfattah et al. (2021) and NASLib: the signs follow
@@ -21,6 +21,22 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+
+def main_only(net: nn.Module) -> nn.Module:
+    """The network without its auxiliary head, if it has one (an `aux` module, as DARTS's networks).
+
+    A zero-cost proxy scores the network's main output: its logits, and for
+    nwot, zen, params and the saliency sums, its own layers. NASLib scores
+    networks without an auxiliary head; the zero_cost estimator passes every
+    network through here first.
+
+    Returns:
+        The same network, its head removed.
+    """
+    if isinstance(getattr(net, "aux", None), nn.Module):
+        net.aux = None
+    return net
 
 
 def weight_layers(net: nn.Module) -> list[nn.Module]:
