@@ -84,7 +84,7 @@ def describe_arch(rec: CellRecord, arch: str, space_for: Callable) -> tuple[str,
         space = space_for(rec)
         from nasmix.arch import Arch
 
-        value = space.parse(arch.split(":", 1)[1] if arch.startswith(rec.space + ":") else arch)
+        value = Arch.from_str(arch, space)
         if not isinstance(value, Arch):
             raise TypeError("parse did not return an Arch")
         graphs, source = arch_graphs(space, value)
