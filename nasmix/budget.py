@@ -29,7 +29,7 @@ Example:
     >>> clock.stop_reason()
     'max_gpu_seconds'
     >>> clock.capped().done
-    2.0
+    2
 """
 
 from __future__ import annotations
@@ -98,15 +98,15 @@ class Clock:
 
     def __init__(self, budget: Budget, total: float, timer: Timer | None = None):
         self.budget = budget
-        self.total = float(total)
+        self.total = total
         self.timer = timer
         self.gpu_clock = has_cuda_events(timer)
-        self.done = 0.0
+        self.done: float = 0  # stays an int while whole units are ticked (as stored events say "done": 3)
         self.wall_ticked = 0.0
         self.gpu_ticked = 0.0
         self.start = timer.now() if timer is not None else 0.0
 
-    def tick(self, units: float = 1.0, *, wall_s: float | None = None, gpu_s: float | None = None) -> None:
+    def tick(self, units: float = 1, *, wall_s: float | None = None, gpu_s: float | None = None) -> None:
         """Record finished work: `units` of the loop, the wall seconds it took (counted by
         a clock without a timer) and its GPU seconds (None where not measured)."""
         self.done += units
@@ -115,7 +115,7 @@ class Clock:
 
     def set(self, done: float, wall_s: float, gpu_s: float) -> None:
         """Replace the account (a training run resumed: the epochs as first stored)."""
-        self.done, self.wall_ticked, self.gpu_ticked = float(done), wall_s, gpu_s
+        self.done, self.wall_ticked, self.gpu_ticked = done, wall_s, gpu_s
 
     def elapsed_s(self) -> float:
         """Wall seconds spent: since the start (with a timer) or ticked (without)."""

@@ -201,7 +201,8 @@ class SearchEpoch(Event):
 class Candidate(Event):
     """One arch a discrete search evaluated: its score (higher is better), the compute
     charged (`cost_s`; a lookup's recorded time when `simulated`), the best so far,
-    and, where the estimator measured them, its GPU seconds and device."""
+    and, where the estimator measured them, its GPU seconds and device. The
+    estimate's scalar extras go in `extra` (one named like a field as "estimate_NAME")."""
 
     kind: ClassVar[str] = "candidate"
     phase: ClassVar[str] = "search"

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -30,6 +31,8 @@ from nasmix.search_types import Log, SearchData
 from nasmix.spaces.base import SearchSpace
 
 __all__ = ["AskTell", "Budget", "Clock", "Log", "SearchData", "Strategy"]
+
+CANDIDATE_FIELDS = {f.name for f in dataclasses.fields(Candidate)}
 
 
 class Strategy(ABC):
@@ -105,6 +108,8 @@ class AskTell(Strategy):
                 best = (est.score, arch)
             extra = {k: v for k, v in est.extra.items() if isinstance(v, (int, float, bool, str))}
             gpu_s, device = extra.pop("gpu_s", None), extra.pop("device", None)
+            # An estimator's own "index" (a benchmark row) must not overwrite the candidate's.
+            extra = {f"estimate_{k}" if k in CANDIDATE_FIELDS else k: v for k, v in extra.items()}
             clock.tick(gpu_s=gpu_s)
             log(Candidate(i + 1, arch.to_str(), est.score, est.cost_s, spent, best[0], best[1].to_str(),
                           est.fidelity, est.simulated, gpu_s, device, clock.elapsed_s(), extra=extra))
