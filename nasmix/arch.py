@@ -47,7 +47,12 @@ class Arch:
 
     def to_str(self) -> str:
         """The canonical string, `space:payload` (`space{options}:payload` under non-default options)."""
-        return f"{self.space}{options_text(self.options)}:{make_space(self.space, self.options).format(self.genotype)}"
+        return f"{self.space}{options_text(self.options)}:{self.payload}"
+
+    @property
+    def payload(self) -> str:
+        """The space's own notation of the arch (the string without its space and options)."""
+        return make_space(self.space, self.options).format(self.genotype)
 
     def __str__(self) -> str:
         return self.to_str()
