@@ -46,7 +46,8 @@ __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
     from nasmix import events
-    from nasmix.api import SearchResult, Study, create, fit, load_study, names, run_study, search, write_report
+    from nasmix.api import SearchResult, Study, create, fit, load_study, names, run_study, search
+    from nasmix.api import write_report
     from nasmix.arch import Arch
     from nasmix.budget import Budget
     from nasmix.errors import ConfigError, NasmixError

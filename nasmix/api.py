@@ -42,7 +42,17 @@ from nasmix.study.store import Store
 from nasmix.timing import Timer
 from nasmix.train import Callback, TrainConfig, TrainResult, train
 
-__all__ = ["SearchResult", "Study", "create", "fit", "load_study", "names", "run_study", "search", "write_report"]
+__all__ = [
+    "SearchResult",
+    "Study",
+    "create",
+    "fit",
+    "load_study",
+    "names",
+    "run_study",
+    "search",
+    "write_report",
+]
 
 
 def create(kind: str, name: str, /, **options: Any) -> Any:
@@ -172,7 +182,8 @@ def search(
     torch.manual_seed(seed)
     assert sdata.timer is not None
     with sdata.timer.measure() as m:
-        arch = strategy.search(space, estimator, sdata, budget or Budget(), record, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        arch = strategy.search(space, estimator, sdata, budget or Budget(), record, rng)
     return SearchResult(arch, tuple(events), m.wall_s, m.device, m.peak_gpu_bytes)
 
 
@@ -215,13 +226,17 @@ def fit(
         model = spec.build(arrays.task)
     elif isinstance(model, (str, Arch)):
         arch = Arch.from_str(model) if isinstance(model, str) else model
-        model = registry.create("space", arch.space, **dict(arch.options)).build(arch, arrays.task, check_size(size))
+        space = registry.create("space", arch.space, **dict(arch.options))
+        model = space.build(arch, arrays.task, check_size(size))
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a network, an arch or a model name, got {type(model).__name__}")
     config = config or (TrainConfig(**recipe) if recipe else TrainConfig())
     clock = budget.clock(timer=None, total=config.epochs) if budget is not None else None
-    return train(model, arrays.train, arrays.task, config, pick_device(device), test=arrays.test,
-                 checkpoint_dir=checkpoint_dir, callback=callback, clock=clock)  # fmt: skip
+    target = pick_device(device)
+    return train(
+        model, arrays.train, arrays.task, config, target, test=arrays.test, checkpoint_dir=checkpoint_dir,
+        callback=callback, clock=clock,
+    )
 
 
 @dataclass(frozen=True)

@@ -84,10 +84,11 @@ class Arch:
             instance = space
             if name is not None and name != instance.registry_name:
                 raise ConfigError(f"arch {text!r} is of space {name!r}, not {instance.registry_name!r}")
-            # A plain `space:` prefix (stores written before options were named) parses with the instance's own.
+            # A plain `space:` prefix (stores written before options were named) parses with the
+            # instance's own options.
             if options is not None and options != instance.arch_key:
-                raise ConfigError(f"arch {text!r} is of {name}{options_text(options)}, not of "
-                                  f"{instance.registry_name}{options_text(instance.arch_key)}")  # fmt: skip
+                theirs = f"{instance.registry_name}{options_text(instance.arch_key)}"
+                raise ConfigError(f"arch {text!r} is of {name}{options_text(options)}, not of {theirs}")
         return instance.parse(payload)
 
 

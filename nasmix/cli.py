@@ -93,7 +93,8 @@ def load_data(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a registered reference network and print top-1/top-5 per epoch."""
-    model_spec = registry.create("model", args.model, **parse_options(args.model_opt, f"model {args.model!r}"))
+    options = parse_options(args.model_opt, f"model {args.model!r}")
+    model_spec = registry.create("model", args.model, **options)
     config = dataclass_from_flags(args, TrainConfig, base=getattr(model_spec, "recipe", None))
     if args.checkpoint_dir and not config.checkpoint_every and args.checkpoint_every is None:
         config = dataclasses.replace(config, checkpoint_every=1)  # a checkpoint folder is for resuming

@@ -120,7 +120,8 @@ class SearchSettings:
 
     def budget(self, replay: float | None = None) -> Budget:
         """The search's Budget (with a stored cap to replay, when a capped search resumes)."""
-        return Budget(self.epochs, self.candidates, self.batch_size, self.max_seconds, self.max_gpu_seconds, replay)
+        caps = {"max_seconds": self.max_seconds, "max_gpu_seconds": self.max_gpu_seconds, "replay": replay}
+        return Budget(self.epochs, self.candidates, self.batch_size, **caps)
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,8 @@ class EvalSettings:
 
     def budget(self) -> Budget:
         """The evaluation's caps as a Budget of `train.epochs` epochs."""
-        return Budget(epochs=self.train.epochs, max_seconds=self.max_seconds, max_gpu_seconds=self.max_gpu_seconds)
+        caps = {"max_seconds": self.max_seconds, "max_gpu_seconds": self.max_gpu_seconds}
+        return Budget(epochs=self.train.epochs, **caps)
 
 
 @dataclass(frozen=True)
@@ -232,8 +234,8 @@ def make_study(
         _names(datasets, "datasets", "dataset"),
     ]
     seeds = [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
-    if (not isinstance(seeds, (list, tuple)) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63 for s in seeds)):  # fmt: skip
+    valid = lambda s: isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63  # noqa: E731
+    if not isinstance(seeds, (list, tuple)) or not seeds or not all(valid(s) for s in seeds):
         raise ConfigError(f"[study] seeds must be a list of integers in [0, 2**63), got {seeds!r}")
     _check_device(device)
     checked: dict[str, dict[str, dict]] = {}
@@ -246,9 +248,9 @@ def make_study(
                 raise ConfigError(f"[{kind}.{mod_name}] must be a table of options")
             registry.create(kind, mod_name, **opts)  # validates the options now, not mid-study
             checked.setdefault(kind, {})[mod_name] = dict(opts)
-    return StudyConfig(str(name), str(store or f"runs/{name}.db"), *axes, tuple(seeds), device,
-                       data or DataSettings(), search or SearchSettings(), eval or eval_settings("fast", {}),
-                       checked)  # fmt: skip
+    phases = (data or DataSettings(), search or SearchSettings(), eval or eval_settings("fast", {}))
+    store = str(store or f"runs/{name}.db")
+    return StudyConfig(str(name), store, *axes, tuple(seeds), device, *phases, checked)
 
 
 def study_from_dict(raw: Mapping[str, Any], default_name: str = "study") -> StudyConfig:
@@ -262,8 +264,10 @@ def study_from_dict(raw: Mapping[str, Any], default_name: str = "study") -> Stud
         if key not in STUDY_KEYS:
             raise ConfigError(UnknownNameError("study table", key, STUDY_KEYS).__str__())
     study = _table(raw, "study")
-    axes = {k: study.pop(k) for k in ("spaces", "strategies", "estimators", "datasets", "seeds") if k in study}
-    name, store, device = study.pop("name", default_name), study.pop("store", None), study.pop("device", "auto")
+    axes = {k: study.pop(k) for k in ("spaces", "strategies", "estimators", "datasets", "seeds")
+            if k in study}
+    name = study.pop("name", default_name)
+    store, device = study.pop("store", None), study.pop("device", "auto")
     if study:
         valid = ["name", "store", "device", "spaces", "strategies", "estimators", "datasets", "seeds"]
         raise ConfigError(UnknownNameError("key of [study]", sorted(study)[0], valid).__str__())
@@ -298,8 +302,9 @@ def eval_settings(preset: str, values: Mapping[str, Any], where: str = "[eval]")
     base = EVAL_PRESETS[preset]
     phase = {k: values.pop(k) for k in ("size", "max_seconds", "max_gpu_seconds") if k in values}
     if "seed" in values:  # it would be overridden without a word
-        raise ConfigError(f"{where} seed: each cell trains with its own seed; set [study] seeds = [...] instead")
-    train_cfg = build_config(TrainConfig, {**base["train"], **values}, where)  # the other keys are TrainConfig's
+        hint = "set [study] seeds = [...] instead"
+        raise ConfigError(f"{where} seed: each cell trains with its own seed; {hint}")
+    train_cfg = build_config(TrainConfig, {**base["train"], **values}, where)  # the other keys: TrainConfig's
     evaluation = build_config(EvalSettings, {"preset": preset, "size": base["size"], **phase}, where)
     return dataclasses.replace(evaluation, train=train_cfg)
 

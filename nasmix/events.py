@@ -33,7 +33,8 @@ from typing import Any, ClassVar
 from nasmix.errors import NasmixError
 
 JSON = Any  # a JSON value: None, bool, int, float, str, or lists and str-keyed dicts of them
-RESERVED = ("v", "event")  # data keys that are not fields: the version, and the kind in `nasmix search --json`
+# Data keys that are not fields: the version, and the kind (in `nasmix search --json`).
+RESERVED = ("v", "event")
 
 _TYPES: dict[str, type["Event"]] = {}
 
@@ -89,7 +90,8 @@ class Event:
         names = {f.name for f in dataclasses.fields(self)}
         for key, value in self.extra.items():
             if key in names or key in RESERVED:
-                raise TypeError(f"{type(self).__name__}: extra field {key!r} clashes with a field or reserved key")
+                what = f"{type(self).__name__}: extra field {key!r}"
+                raise TypeError(f"{what} clashes with a field or a reserved key")
             _jsonable(value, f"{type(self).__name__}.extra[{key!r}]")
 
     def key(self, n: int = 1) -> str:
@@ -122,8 +124,8 @@ class Event:
         """
         version = data.get("v", 1)
         if not isinstance(version, int) or version > cls.version:
-            raise EventSchemaError(f"{cls.__name__} event of schema version {version!r}: this nasmix "
-                                   f"reads versions up to {cls.version}; update nasmix")  # fmt: skip
+            readable = f"this nasmix reads versions up to {cls.version}; update nasmix"
+            raise EventSchemaError(f"{cls.__name__} event of schema version {version!r}: {readable}")
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values = {k: v for k, v in data.items() if k in names}
         values.update({k: v for k, v in columns.items() if k in names and v is not None})
@@ -131,7 +133,8 @@ class Event:
         try:
             return cls(**values, extra=extra)
         except TypeError as err:
-            raise EventSchemaError(f"{cls.__name__} event data {sorted(data)} cannot be read: {err}") from None
+            what = f"{cls.__name__} event data {sorted(data)}"
+            raise EventSchemaError(f"{what} cannot be read: {err}") from None
 
 
 def parse(kind: str, phase: str, data: Mapping[str, JSON]) -> Event:

@@ -97,7 +97,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                 console.print(epoch_text(event))
                 bar.update(task, description=f"epoch {event.epoch + 1}/{event.epochs}", completed=0)
             elif isinstance(event, Subnet):
-                console.print(f"sub-supernet {event.op}: {event.arch}  valid top-1 {100 * event.valid_top1:.2f}%")
+                top1 = f"{100 * event.valid_top1:.2f}%"
+                console.print(f"sub-supernet {event.op}: {event.arch}  valid top-1 {top1}")
             elif isinstance(event, (Capped, PartialFallback, EdgeNormFallback)):
                 fields = ", ".join(f"{k}={v}" for k, v in event.to_json().items() if k != "v")
                 console.print(f"[yellow]{event.kind}[/]: {fields}")

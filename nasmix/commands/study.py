@@ -53,9 +53,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     search = build_config(SearchSettings, search_flags, "search")
     # Evaluate at each checkpoint; 0 (never checkpoint) keeps the preset's eval_every.
     eval_every = args.checkpoint_every or None
-    evaluation = eval_settings(args.eval_preset, given(epochs=args.eval_epochs, size=args.eval_size,
-                                                      checkpoint_every=args.checkpoint_every, eval_every=eval_every))
-    data = build_config(DataSettings, given(train_subset=args.train_subset, test_subset=args.test_subset), "data")
+    eval_flags = given(epochs=args.eval_epochs, size=args.eval_size, eval_every=eval_every)
+    eval_flags.update(given(checkpoint_every=args.checkpoint_every))
+    evaluation = eval_settings(args.eval_preset, eval_flags)
+    data_flags = given(train_subset=args.train_subset, test_subset=args.test_subset)
+    data = build_config(DataSettings, data_flags, "data")
     cfg = make_study(
         args.name,
         spaces=args.space,

@@ -35,5 +35,7 @@ class Estimator(ABC):
         """Called once before a search (e.g. to train a supernet); no-op by default."""
 
     @abstractmethod
-    def estimate(self, space: SearchSpace, arch: Arch, data: SearchData, parent: Arch | None = None) -> Estimate:
+    def estimate(
+        self, space: SearchSpace, arch: Arch, data: SearchData, parent: Arch | None = None
+    ) -> Estimate:
         """Score one arch. `parent` is the arch it was derived from, if any."""

@@ -70,7 +70,8 @@ class SearchSpace(ABC):
         if config is None or not self.arch_options:
             return ()
         defaults = {f.name: f.default for f in dataclasses.fields(config)}
-        return tuple(sorted((n, getattr(config, n)) for n in self.arch_options if getattr(config, n) != defaults[n]))
+        values = {n: getattr(config, n) for n in self.arch_options}
+        return tuple(sorted((n, v) for n, v in values.items() if v != defaults[n]))
 
     def arch(self, genotype: tuple) -> Arch:
         """The Arch of a genotype of this space (with this instance's arch options)."""
@@ -105,7 +106,8 @@ class SearchSpace(ABC):
     def check(self, arch: Arch) -> Arch:
         """The arch if it belongs to this space, else a ConfigError."""
         if not isinstance(arch, Arch) or arch.space != self.registry_name or arch.options != self.arch_key:
-            raise ConfigError(f"{arch!r} is not an arch of space {self.registry_name!r} with options {self.arch_key}")
+            what = f"space {self.registry_name!r} with options {dict(self.arch_key)}"
+            raise ConfigError(f"{arch!r} is not an arch of {what}")
         return arch
 
     # ---- discrete moves ---------------------------------------------------

@@ -145,7 +145,8 @@ class Fewshot(Strategy):
                 log(clock.capped())
                 break
         assert best is not None
-        log(SearchDone(best[1].to_str(), extra={"valid_top1": best[2], "split": f"{group}:{edge}", "subnets": subnets}))
+        summary = {"valid_top1": best[2], "split": f"{group}:{edge}", "subnets": subnets}
+        log(SearchDone(best[1].to_str(), extra=summary))
         return best[1]
 
     def _done(self, base: OneShot, parent: SearchState, log: Log, rng, clock: Clock) -> Arch:

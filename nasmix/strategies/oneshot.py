@@ -434,7 +434,11 @@ class OneShot(Strategy):
         probs = self.probs(state)
         epochs = state.tag.get("epochs", state.total_epochs)
         tags = {k: v for k, v in state.tag.items() if k != "epochs"}
-        log(SearchEpoch(number(epoch) if number else epoch, epochs, tl / tn if tn else None, tc / tn if tn else None,
-                        vl / vn if vn else None, vc / vn if vn else None, self.decode(state).to_str(), entropy(probs),
-                        m.wall_s, m.gpu_s, m.peak_gpu_bytes, m.peak_host_bytes, m.device, steps_done, state.lr,
-                        state.partial, clock.elapsed_s(), extra={**tags, **extra}))
+        train = (tl / tn, tc / tn) if tn else (None, None)
+        valid = (vl / vn, vc / vn) if vn else (None, None)
+        arch = self.decode(state).to_str()
+        clocks = (m.wall_s, m.gpu_s, m.peak_gpu_bytes, m.peak_host_bytes, m.device)
+        n = number(epoch) if number else epoch
+        run = (steps_done, state.lr, state.partial, clock.elapsed_s())
+        extra = {**tags, **extra}
+        log(SearchEpoch(n, epochs, *train, *valid, arch, entropy(probs), *clocks, *run, extra=extra))

@@ -109,8 +109,8 @@ class Pcdarts(OneShot):
 
     def begin_epoch(self, state: SearchState, epoch: int, log: Log) -> dict:
         if state.extra.pop("edge_norm_note", False):
-            log(EdgeNormFallback(state.space.registry_name,
-                                 "the supernet has no edge_nodes attribute: one softmax over all edges of each group"))
+            reason = "the supernet has no edge_nodes attribute: one softmax over all edges of each group"
+            log(EdgeNormFallback(state.space.registry_name, reason))
         return {}
 
     def updates_arch(self, state: SearchState, epoch: int) -> bool:

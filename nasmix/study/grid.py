@@ -44,10 +44,14 @@ def compatible(space: str, strategy: Any, estimator: Any) -> str | None:
     return None
 
 
-def cell_spec(cfg: StudyConfig, space: str, strategy: str, estimator: str, dataset: str, seed: int) -> CellSpec:
+def cell_spec(
+    cfg: StudyConfig, space: str, strategy: str, estimator: str, dataset: str, seed: int
+) -> CellSpec:
     """The cell of one combination and seed of a study."""
-    options = ModuleOptions(cfg.module_options("space", space), cfg.module_options("strategy", strategy),
-                            None if estimator == ONESHOT_ESTIMATOR else cfg.module_options("estimator", estimator))
+    estimator_options = None if estimator == ONESHOT_ESTIMATOR else cfg.module_options("estimator", estimator)
+    options = ModuleOptions(
+        cfg.module_options("space", space), cfg.module_options("strategy", strategy), estimator_options
+    )
     return CellSpec(space, strategy, estimator, dataset, seed, cfg.name, cfg.search, cfg.eval,
                     dataclasses.replace(cfg.data, path=None), options, cfg.device)
 

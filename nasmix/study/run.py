@@ -96,7 +96,8 @@ def run_cell(cell: CellSpec, files: Path, emit: Emit, resume: Resume = Resume(),
             arch, chosen = _search(cell, space, data, device, timer, emit, progress, peak, resume.search_capped)
         else:
             arch, chosen = Arch.from_str(resume.arch, space), resume.chosen
-        return _evaluate(cell, space, arch, chosen, data, timer, folder, emit, progress, peak, resume.eval_history)
+        prior = resume.eval_history
+        return _evaluate(cell, space, arch, chosen, data, timer, folder, emit, progress, peak, prior)
     except (KeyboardInterrupt, SystemExit, NasmixError):
         raise  # interrupted, or the user's input is wrong: the cell stays resumable
     except OSError as err:
@@ -117,7 +118,8 @@ def _fail(emit: Emit, device: torch.device, peak: dict, err: BaseException) -> s
     elif isinstance(err, DivergedError):
         end = End(state="failed", reason=f"NaN loss: {err}")
     else:
-        end = End(state="failed", reason=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()[-3000:])
+        reason, trace = f"{type(err).__name__}: {err}", traceback.format_exc()[-3000:]
+        end = End(state="failed", reason=reason, traceback=trace)
     emit(end.key(), end)
     return "failed"
 
@@ -178,9 +180,20 @@ def _search(
         cap = dataclasses.replace(cap, elapsed_s=search_s, projected_s=projected, phase="search")
         emit(cap.key(), cap)
     net = space.build(arch, data.task, cell.eval.size)
-    chosen = ArchChosen(arch.to_str(), search_s, m.gpu_s or seen["gpu_s"] or None, projected, m.peak_gpu_bytes,
-                        m.peak_host_bytes, m.energy_j, m.device, count_params(net), count_flops(net, data.task.shape),
-                        strategy.kind, data.task.num_classes)  # fmt: skip
+    chosen = ArchChosen(
+        arch.to_str(),
+        search_s,
+        search_gpu_s=m.gpu_s or seen["gpu_s"] or None,
+        search_projected_s=projected,
+        peak_gpu_bytes=m.peak_gpu_bytes,
+        peak_host_bytes=m.peak_host_bytes,
+        energy_j=m.energy_j,
+        device=m.device,
+        params=count_params(net),
+        flops=count_flops(net, data.task.shape),
+        strategy_kind=strategy.kind,
+        num_classes=data.task.num_classes,
+    )
     emit(chosen.key(), chosen)
     return arch, chosen
 

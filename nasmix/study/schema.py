@@ -133,7 +133,8 @@ class CellSpec:
     def settings(self) -> dict[str, Any]:
         """The phase settings and module options as JSON values (what a store keeps)."""
         return {
-            "data": {k: v for k, v in dataclasses.asdict(self.data).items() if k != "path"},  # machines differ
+            # The data's location is not part of a cell: machines differ.
+            "data": {k: v for k, v in dataclasses.asdict(self.data).items() if k != "path"},
             "search": dataclasses.asdict(self.search),
             "eval": dataclasses.asdict(self.eval),
             "options": self.options.to_json(),
@@ -171,7 +172,9 @@ class CellSpec:
             search=build_config(SearchSettings, s["search"], f"{where}: search"),
             eval=dataclasses.replace(build_config(EvalSettings, ev, f"{where}: eval"), train=train),
             data=build_config(DataSettings, s["data"], f"{where}: data"),
-            options=ModuleOptions(options.get("space", {}), options.get("strategy", {}), options.get("estimator")),
+            options=ModuleOptions(
+                options.get("space", {}), options.get("strategy", {}), options.get("estimator")
+            ),
             device=s.get("device", "auto"),
         )
 

@@ -197,9 +197,9 @@ def _record(row: tuple, events: tuple[EventRecord, ...]) -> CellRecord:
     end = next((e.kind for e in events if e.key == "end"), None)
     settings = json.loads(config).get("settings", {})
     state = cell_state(end, bool(events))
-    return CellRecord(
-        id_, label, space, strategy, estimator, dataset, seed, state, settings, events, estimator_kind(estimator), study
-    )
+    kind = estimator_kind(estimator)
+    cell = (id_, label, space, strategy, estimator, dataset, seed)
+    return CellRecord(*cell, state, settings, events, kind, study)
 
 
 def _jsonable(value):

@@ -28,12 +28,13 @@ STATES = {
     "c239d9beb9e0": "pending",
 }
 # Figures read from the store (not the report's definitions of derived measures).
-FIGURES = "state top1 top5 search_h eval_h runtime_h projected_h params flops epochs_done epochs reason arch devices"
+FIGURES = "state top1 top5 search_h eval_h runtime_h projected_h params flops epochs_done epochs reason arch"
+FIGURES += " devices"
 # Seconds, bytes and rates that differ between any two runs.
 CLOCKS = set(
-    "elapsed_s epoch_s gpu_s train_s eval_s train_gpu_s peak_gpu_bytes peak_host_bytes energy_j search_s search_gpu_s "
-    "search_projected_s eval_projected_s eval_train_s eval_train_gpu_s cost_s cumulative_cost_s projected_s "
-    "traceback device candidates_per_s v".split()
+    "elapsed_s epoch_s gpu_s train_s eval_s train_gpu_s peak_gpu_bytes peak_host_bytes energy_j search_s "
+    "search_gpu_s search_projected_s eval_projected_s eval_train_s eval_train_gpu_s cost_s cumulative_cost_s "
+    "projected_s traceback device candidates_per_s v".split()
 )
 
 
@@ -87,12 +88,13 @@ def test_old_store_resumes_its_interrupted_and_pending_cells(old, monkeypatch):
     monkeypatch.chdir(old)  # the study files name the store relative to their folder
     before = {c.id: c for c in nasmix.load_study("old.db")}
     study = nasmix.run_study("interrupted.toml")
-    assert {c.id: c.state for c in study} == {**STATES, "1e20bf379fe2": "finished", "c239d9beb9e0": "finished"}
+    resumed_states = {**STATES, "1e20bf379fe2": "finished", "c239d9beb9e0": "finished"}
+    assert {c.id: c.state for c in study} == resumed_states
     resumed = study.cell("1e20bf379fe2")
     attempts = resumed.events_of(Attempt)
     assert len(attempts) == 2 and attempts[1].resumed_arch == before["1e20bf379fe2"].first(ArchChosen).arch
     assert [e.epoch for e in resumed.events_of(EvalEpoch)] == [1, 2, 3]
-    for cell_id in ("eefc7ef1e6f6", "669d20a07bf7", "6e1e2420cda5", "959808cc8968"):  # ended cells are untouched
+    for cell_id in ("eefc7ef1e6f6", "669d20a07bf7", "6e1e2420cda5", "959808cc8968"):  # ended: untouched
         assert study.cell(cell_id).events == before[cell_id].events
 
 

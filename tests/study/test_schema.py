@@ -76,7 +76,7 @@ def test_unreadable_event_data_is_a_clear_error():
     with pytest.raises(EventSchemaError, match="unknown event kind 'telemetry'"):
         parse("telemetry", "search", {})
     with pytest.raises(EventSchemaError, match="version 9"):
-        parse("subnet", "search", {"index": 0, "op": "x", "arch": "a", "valid_loss": 1, "valid_top1": 0, "v": 9})
+        parse("subnet", "search", {**Subnet(0, "x", "a", 1.0, 0.0).to_json(), "v": 9})
     with pytest.raises(EventSchemaError, match="cannot be read"):
         parse("candidate", "search", {"index": 1})
     with pytest.raises(TypeError, match="clashes"):
@@ -138,7 +138,8 @@ def test_the_clock_stops_between_units_never_before_the_first_nor_after_the_last
     timer.t += 10  # already over the cap: still one unit first
     assert clock.stop_reason() is None
     clock.tick()
-    assert clock.stop_reason() == "max_seconds" and clock.capped().done == 1 and clock.capped().elapsed_s == 10
+    assert clock.stop_reason() == "max_seconds"
+    assert clock.capped().done == 1 and clock.capped().elapsed_s == 10
     clock.tick(2)
     assert clock.stop_reason() is None  # the work is done: nothing to cap
 
