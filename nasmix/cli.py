@@ -8,13 +8,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
+import pkgutil
 import sys
 from collections.abc import Callable, Sequence
 
+import torch
+from rich.table import Table
+
+import nasmix.commands
 from nasmix import registry
 from nasmix.config import pick_device
-from nasmix.errors import ConfigError, NasmixError, UnknownNameError
+from nasmix.console import console, epoch_line, percent, progress_bar
+from nasmix.data import check_path_use, load_dataset, with_subsets
+from nasmix.errors import NasmixError, UnknownNameError
+from nasmix.options import build_config, parse_options
+from nasmix.timing import count_flops, count_params
+from nasmix.train import TrainConfig, train
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -30,10 +41,6 @@ def _kind(text: str) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Print every registered module: kind, name, description (and spaces for strategies)."""
-    from rich.table import Table
-
-    from nasmix.console import console
-
     kinds = [_kind(args.kind)] if args.kind else list(registry.KINDS)
     table = Table(show_lines=False, title="nasmix modules" if not args.kind else None)
     for col in ("kind", "name", "description", "spaces"):
@@ -47,20 +54,6 @@ def cmd_list(args: argparse.Namespace) -> int:
             table.add_row(kind, e.name, e.description, spaces)
     console.print(table)
     return 0
-
-
-def _parse_options(pairs: Sequence[str], where: str) -> dict:
-    """KEY=VALUE pairs; the value is read as JSON where it parses, else as text."""
-    out = {}
-    for pair in pairs or ():
-        if "=" not in pair:
-            raise ConfigError(f"{where} option {pair!r} must look like KEY=VALUE")
-        key, value = pair.split("=", 1)
-        try:
-            out[key.strip().replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip().replace("-", "_")] = value
-    return out
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, config_type: type, skip: Sequence[str] = ()) -> None:
@@ -79,8 +72,6 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, config_type: type, skip
 
 def dataclass_from_flags(args: argparse.Namespace, config_type: type, base: dict | None = None):
     """Build a config from the flags the user gave, over `base` values, over the defaults."""
-    from nasmix.config import build_config
-
     values = dict(base or {})
     values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(config_type)
                    if getattr(args, f.name, None) is not None})  # fmt: skip
@@ -98,21 +89,14 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
 
 def load_data(args: argparse.Namespace):
     """The dataset of the flags, with its subsets applied."""
-    from nasmix.data import check_path_use, load_dataset, with_subsets
-
     check_path_use([args.dataset], args.data, "--data")
     return with_subsets(load_dataset(args.dataset, args.data), args.train_subset, args.test_subset)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a registered reference network and print top-1/top-5 per epoch."""
-    import torch
-
-    from nasmix.console import console, epoch_line, percent, progress_bar
-    from nasmix.timing import count_flops, count_params
-    from nasmix.train import TrainConfig, train
-
-    model_spec = registry.create("model", args.model, **_parse_options(args.model_opt, f"model {args.model!r}"))
+    options = parse_options(args.model_opt, f"model {args.model!r}")
+    model_spec = registry.create("model", args.model, **options)
     config = dataclass_from_flags(args, TrainConfig, base=getattr(model_spec, "recipe", None))
     if args.checkpoint_dir and not config.checkpoint_every and args.checkpoint_every is None:
         config = dataclasses.replace(config, checkpoint_every=1)  # a checkpoint folder is for resuming
@@ -145,8 +129,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    from nasmix.train import TrainConfig
-
     parser = argparse.ArgumentParser(prog="nasmix", description="Mix NAS modules and measure accuracy per compute.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="list every registered module with a one-line description")
@@ -160,11 +142,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the per-epoch history to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_dataclass_flags(p, TrainConfig)
-    import importlib
-    import pkgutil
-
-    import nasmix.commands
-
     for info in pkgutil.iter_modules(nasmix.commands.__path__, "nasmix.commands."):
         importlib.import_module(info.name).add_parser(sub)
     return parser

@@ -1,79 +1,49 @@
-"""Configuration: module options as frozen dataclasses, built from TOML or
-command-line values with clear errors.
+"""Study files: the typed sections of a study (`DataSettings`, `SearchSettings`,
+`EvalSettings`) and the validated `StudyConfig`, read from TOML with clear
+errors. Module options are built by nasmix.options.
 
 Example:
-    >>> from dataclasses import dataclass
-    >>> @dataclass(frozen=True)
-    ... class Opts:
-    ...     epochs: int = 1
-    >>> build_config(Opts, {"epochs": "3"}, "demo")
-    Opts(epochs=3)
+    >>> cfg = study_from_dict({"study": {"spaces": ["nb201"], "strategies": ["random"]},
+    ...                        "search": {"candidates": 3}})
+    >>> cfg.search.budget()
+    Budget(epochs=50, candidates=3, batch_size=64, max_seconds=None, max_gpu_seconds=None, replay=None)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
+from nasmix import registry
+from nasmix.budget import Budget
 from nasmix.errors import ConfigError, UnknownNameError
+from nasmix.options import build_config
+from nasmix.spaces.base import SIZES
+from nasmix.train import TrainConfig
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
-def build_config(config_type: type, values: Mapping[str, Any], where: str) -> Any:
-    """Build a frozen dataclass from a mapping, refusing unknown keys.
-
-    Values are coerced to the field's simple type (int, float, bool, str,
-    tuple) so that TOML and command-line values work alike; a dataclass may
-    check its own values in `__post_init__` by raising ConfigError.
-    """
-    fields = {f.name: f for f in dataclasses.fields(config_type)}
-    for key in values:
-        if key not in fields:
-            raise ConfigError(UnknownNameError(f"option of {where}", key, fields).__str__())
-    coerced = {k: _coerce(v, fields[k].type, f"{where}: option {k!r}") for k, v in values.items()}
-    try:
-        return config_type(**coerced)
-    except (TypeError, ValueError) as err:
-        if isinstance(err, ConfigError):
-            raise ConfigError(f"{where}: {err}") from None
-        raise ConfigError(f"{where}: {err}") from None
-
-
-_SIMPLE = {"int": int, "float": float, "bool": bool, "str": str}
-
-
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
-    text = text.replace(" ", "")
-    if "|None" in text or "Optional" in text:
-        if value is None:
-            return None
-        text = text.replace("|None", "").replace("None|", "")
-    if text in _SIMPLE:
-        kind = _SIMPLE[text]
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-                return value.lower() in ("true", "1", "yes")
-            raise ConfigError(f"{where} must be true or false, got {value!r}")
-        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if kind is int and isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, kind) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return kind(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{where} must be {text}, got {value!r}")
-    if text.startswith("tuple") and isinstance(value, (list, tuple)):
-        return tuple(value)
-    return value
+__all__ = [
+    "DataSettings",
+    "EvalSettings",
+    "SearchSettings",
+    "StudyConfig",
+    "build_config",
+    "eval_settings",
+    "load_study",
+    "make_study",
+    "pick_device",
+    "study_from_dict",
+]
 
 
 # ---- studies ------------------------------------------------------------------
@@ -98,8 +68,6 @@ MODULE_TABLES = {"space": "space", "strategy": "strategy", "estimator": "estimat
 
 
 def _check_size(size: str, where: str) -> None:
-    from nasmix.spaces.base import SIZES
-
     if size not in SIZES:
         raise ConfigError(UnknownNameError(f"{where} value", size, SIZES).__str__())
 
@@ -150,6 +118,11 @@ class SearchSettings:
         _check_size(self.size, "search.size")
         _check_positive(self, ("epochs", "candidates", "batch_size", "max_seconds", "max_gpu_seconds"), "search")
 
+    def budget(self, replay: float | None = None) -> Budget:
+        """The search's Budget (with a stored cap to replay, when a capped search resumes)."""
+        caps = {"max_seconds": self.max_seconds, "max_gpu_seconds": self.max_gpu_seconds, "replay": replay}
+        return Budget(self.epochs, self.candidates, self.batch_size, **caps)
+
 
 @dataclass(frozen=True)
 class EvalSettings:
@@ -159,11 +132,16 @@ class EvalSettings:
     size: str = "eval"
     max_seconds: float | None = None
     max_gpu_seconds: float | None = None
-    train: Any = None  # a nasmix.train.TrainConfig
+    train: TrainConfig = TrainConfig()
 
     def __post_init__(self) -> None:
         _check_size(self.size, "eval.size")
         _check_positive(self, ("max_seconds", "max_gpu_seconds"), "eval")
+
+    def budget(self) -> Budget:
+        """The evaluation's caps as a Budget of `train.epochs` epochs."""
+        caps = {"max_seconds": self.max_seconds, "max_gpu_seconds": self.max_gpu_seconds}
+        return Budget(epochs=self.train.epochs, **caps)
 
 
 @dataclass(frozen=True)
@@ -204,13 +182,10 @@ def _table(raw: Mapping[str, Any], key: str) -> dict:
     return dict(value)
 
 
-def _names(study: dict, key: str, kind: str, default: list | None = None) -> tuple[str, ...]:
-    from nasmix import registry
-
-    value = study.pop(key, default)
+def _names(value: Any, key: str, kind: str) -> tuple[str, ...]:
     if value is None:
         raise ConfigError(f"[study] needs {key} = [...]; valid: {', '.join(registry.names(kind))}")
-    value = [value] if isinstance(value, str) else value
+    value = [value] if isinstance(value, str) else list(value) if isinstance(value, tuple) else value
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"[study] {key} must be a list of names, got {value!r}; "
                           f"valid: {', '.join(registry.names(kind))}")  # fmt: skip
@@ -221,6 +196,63 @@ def _names(study: dict, key: str, kind: str, default: list | None = None) -> tup
     return tuple(value)
 
 
+def make_study(
+    name: str = "study",
+    *,
+    spaces: Any,
+    strategies: Any,
+    estimators: Any = ("train",),
+    datasets: Any = ("cifar10",),
+    seeds: Any = (0,),
+    device: str = "auto",
+    store: str | None = None,
+    data: DataSettings | None = None,
+    search: SearchSettings | None = None,
+    eval: EvalSettings | None = None,
+    options: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+) -> StudyConfig:
+    """A validated study from typed parts: what `study_from_dict` builds from a study
+    file, and `nasmix run` from its flags.
+
+    Args:
+        name: the study's name (default store runs/NAME.db).
+        spaces, strategies, estimators, datasets: registered names (a name or a list).
+        seeds: an integer or a list of integers in [0, 2**63).
+        device: auto, cpu, cuda or cuda:N.
+        store: the store's path.
+        data, search, eval: the phase settings (defaults when None).
+        options: kind -> module name -> options, validated by building each module.
+
+    Raises:
+        ConfigError / UnknownNameError: unknown names, impossible values; the
+            message lists the valid choices.
+    """
+    axes = [
+        _names(spaces, "spaces", "space"),
+        _names(strategies, "strategies", "strategy"),
+        _names(estimators, "estimators", "estimator"),
+        _names(datasets, "datasets", "dataset"),
+    ]
+    seeds = [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
+    valid = lambda s: isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63  # noqa: E731
+    if not isinstance(seeds, (list, tuple)) or not seeds or not all(valid(s) for s in seeds):
+        raise ConfigError(f"[study] seeds must be a list of integers in [0, 2**63), got {seeds!r}")
+    _check_device(device)
+    checked: dict[str, dict[str, dict]] = {}
+    for kind, modules in (options or {}).items():
+        if kind not in MODULE_TABLES:
+            raise ConfigError(UnknownNameError("module kind of options", kind, MODULE_TABLES).__str__())
+        for mod_name, opts in modules.items():
+            registry.get(kind, mod_name)
+            if not isinstance(opts, Mapping):
+                raise ConfigError(f"[{kind}.{mod_name}] must be a table of options")
+            registry.create(kind, mod_name, **opts)  # validates the options now, not mid-study
+            checked.setdefault(kind, {})[mod_name] = dict(opts)
+    phases = (data or DataSettings(), search or SearchSettings(), eval or eval_settings("fast", {}))
+    store = str(store or f"runs/{name}.db")
+    return StudyConfig(str(name), store, *axes, tuple(seeds), device, *phases, checked)
+
+
 def study_from_dict(raw: Mapping[str, Any], default_name: str = "study") -> StudyConfig:
     """Validate a study read from TOML (see examples/*.toml for the layout).
 
@@ -228,64 +260,57 @@ def study_from_dict(raw: Mapping[str, Any], default_name: str = "study") -> Stud
         ConfigError / UnknownNameError: unknown keys, unknown module names,
             impossible values; the message lists the valid choices.
     """
-    from nasmix import registry
-    from nasmix.train import TrainConfig
-
     for key in raw:
         if key not in STUDY_KEYS:
             raise ConfigError(UnknownNameError("study table", key, STUDY_KEYS).__str__())
     study = _table(raw, "study")
-    name = str(study.pop("name", default_name))
-    store = str(study.pop("store", f"runs/{name}.db"))
-    device = str(study.pop("device", "auto"))
-    spaces = _names(study, "spaces", "space")
-    strategies = _names(study, "strategies", "strategy")
-    estimators = _names(study, "estimators", "estimator", ["train"])
-    datasets = _names(study, "datasets", "dataset", ["cifar10"])
-    seeds = study.pop("seeds", [0])
-    seeds = [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
-    if (not isinstance(seeds, (list, tuple)) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63 for s in seeds)):  # fmt: skip
-        raise ConfigError(f"[study] seeds must be a list of integers in [0, 2**63), got {seeds!r}")
-    seeds = tuple(seeds)
-    _check_device(device)
+    axes = {k: study.pop(k) for k in ("spaces", "strategies", "estimators", "datasets", "seeds")
+            if k in study}
+    name = study.pop("name", default_name)
+    store, device = study.pop("store", None), study.pop("device", "auto")
     if study:
         valid = ["name", "store", "device", "spaces", "strategies", "estimators", "datasets", "seeds"]
         raise ConfigError(UnknownNameError("key of [study]", sorted(study)[0], valid).__str__())
-    data = build_config(DataSettings, _table(raw, "data"), "[data]")
-    search = build_config(SearchSettings, _table(raw, "search"), "[search]")
     ev = _table(raw, "eval")
-    preset = ev.pop("preset", "fast")
+    return make_study(
+        str(name),
+        spaces=axes.get("spaces"),
+        strategies=axes.get("strategies"),
+        estimators=axes.get("estimators", ["train"]),
+        datasets=axes.get("datasets", ["cifar10"]),
+        seeds=axes.get("seeds", [0]),
+        device=str(device),
+        store=None if store is None else str(store),
+        data=build_config(DataSettings, _table(raw, "data"), "[data]"),
+        search=build_config(SearchSettings, _table(raw, "search"), "[search]"),
+        eval=eval_settings(ev.pop("preset", "fast"), ev),
+        options={kind: _table(raw, kind) for kind in MODULE_TABLES if kind in raw},
+    )
+
+
+def eval_settings(preset: str, values: Mapping[str, Any], where: str = "[eval]") -> EvalSettings:
+    """The evaluation phase of a preset (EVAL_PRESETS) with some values changed: size,
+    max_seconds, max_gpu_seconds, and any TrainConfig field.
+
+    Raises:
+        ConfigError: an unknown preset or key, an impossible value, or a seed (each cell
+            trains with its own).
+    """
     if preset not in EVAL_PRESETS:
         raise ConfigError(UnknownNameError("eval preset", str(preset), EVAL_PRESETS).__str__())
+    values = dict(values)
     base = EVAL_PRESETS[preset]
-    phase = {k: ev.pop(k) for k in ("size", "max_seconds", "max_gpu_seconds") if k in ev}
-    if "seed" in ev:  # it would be overridden without a word
-        raise ConfigError("[eval] seed: each cell trains with its own seed; set [study] seeds = [...] instead")
-    recipe = {**base["train"], **ev}  # the remaining keys are TrainConfig fields
-    train_cfg = build_config(TrainConfig, recipe, "[eval]")
-    evaluation = build_config(EvalSettings, {"preset": preset, "size": base["size"], **phase}, "[eval]")
-    evaluation = dataclasses.replace(evaluation, train=train_cfg)
-    options: dict[str, dict[str, dict]] = {}
-    for kind in MODULE_TABLES:
-        for mod_name, opts in _table(raw, kind).items():
-            registry.get(kind, mod_name)
-            if not isinstance(opts, Mapping):
-                raise ConfigError(f"[{kind}.{mod_name}] must be a table of options")
-            registry.create(kind, mod_name, **opts)  # validates the options now, not mid-study
-            options.setdefault(kind, {})[mod_name] = dict(opts)
-    return StudyConfig(name, store, spaces, strategies, estimators, datasets, seeds, device, data, search,
-                       evaluation, options)  # fmt: skip
+    phase = {k: values.pop(k) for k in ("size", "max_seconds", "max_gpu_seconds") if k in values}
+    if "seed" in values:  # it would be overridden without a word
+        hint = "set [study] seeds = [...] instead"
+        raise ConfigError(f"{where} seed: each cell trains with its own seed; {hint}")
+    train_cfg = build_config(TrainConfig, {**base["train"], **values}, where)  # the other keys: TrainConfig's
+    evaluation = build_config(EvalSettings, {"preset": preset, "size": base["size"], **phase}, where)
+    return dataclasses.replace(evaluation, train=train_cfg)
 
 
 def load_study(path: str) -> StudyConfig:
     """Read and validate a TOML study file."""
-    import os
-
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
     try:
         with open(path, "rb") as f:
             raw = tomllib.load(f)
@@ -296,11 +321,9 @@ def load_study(path: str) -> StudyConfig:
     return study_from_dict(raw, os.path.splitext(os.path.basename(path))[0])
 
 
-def pick_device(name: str):
+def pick_device(name: str) -> torch.device:
     """The torch device of a setting (auto, cpu, cuda, cuda:N): auto is CUDA when
     present; an unknown device, or a CUDA device this machine lacks, is a ConfigError."""
-    import torch
-
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasmix.errors import ConfigError, UnknownNameError
+from nasmix.options import build_config
 
 # Which package holds the modules of each kind; importing a package imports
 # every file in it, so a new file registers itself without touching a list.
@@ -121,7 +122,7 @@ def create(kind: str, name: str, /, **cfg: Any) -> Any:
     """Instantiate a registered class from its options.
 
     A class with a nested frozen dataclass `Config` receives `Config(**cfg)`,
-    validated by `nasmix.config.build_config`; a class without one takes no options.
+    validated by `nasmix.options.build_config`; a class without one takes no options.
 
     Example:
         >>> space = create("space", "nb201")  # doctest: +SKIP
@@ -132,6 +133,4 @@ def create(kind: str, name: str, /, **cfg: Any) -> Any:
         if cfg:
             raise ConfigError(f"{kind} {name!r} takes no options, got {sorted(cfg)}")
         return obj()
-    from nasmix.config import build_config  # config validates names through the registry
-
     return obj(build_config(config_type, cfg, f"{kind} {name!r}"))

@@ -9,13 +9,20 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+
 import numpy as np
 import torch
 
 from nasmix import registry
 from nasmix.arch import Arch
+from nasmix.budget import Budget
 from nasmix.data.base import DatasetArrays, Task
+from nasmix.data.synthetic import Synthetic
 from nasmix.errors import ConfigError
+from nasmix.events import Candidate, Event, SearchDone, SearchEpoch
+from nasmix.search_types import Estimate, SearchData
 from nasmix.timing import count_flops, count_params
 
 TINY_TASK = Task("synthetic", 10, (3, 32, 32))
@@ -119,9 +126,6 @@ def check_dataset(name: str) -> DatasetArrays | None:
 
 def tiny_search_data(size: int = 32, seed: int = 0):
     """A search split of tiny synthetic data, on the CPU, at network size "tiny"."""
-    from nasmix.data.synthetic import Synthetic
-    from nasmix.strategies.base import SearchData
-
     data = Synthetic(Synthetic.Config(train_size=size, test_size=size, seed=seed)).load()
     return SearchData(data.train, data.test, data.task, torch.device("cpu"), size="tiny")
 
@@ -137,19 +141,13 @@ class HashEstimator:
         self.prepared = True
 
     def estimate(self, space, arch, data, parent=None):
-        import hashlib
-
-        from nasmix.estimators.base import Estimate
-
         digest = hashlib.sha256(arch.to_str().encode()).digest()
         return Estimate(score=int.from_bytes(digest[:4], "little") / 2**32, cost_s=0.0)
 
 
 def check_strategy(name: str, space_name: str, epochs: int = 1, candidates: int = 4) -> None:
     """The strategy contract: a short seeded search on tiny data returns a valid arch
-    of the space, logs its events, and the same seed gives the same arch."""
-    from nasmix.strategies.base import Budget
-
+    of the space, logs its typed events, and the same seed gives the same arch."""
     space = registry.create("space", space_name)
     budget = Budget(epochs=epochs, candidates=candidates, batch_size=16)
     chosen = []
@@ -157,17 +155,18 @@ def check_strategy(name: str, space_name: str, epochs: int = 1, candidates: int 
         # A strategy may name cheaper options for this contract (contract_options),
         # e.g. few-shot NAS wrapping GDAS instead of training 8 DARTS sub-supernets.
         strategy = registry.create("strategy", name, **getattr(registry.get("strategy", name).obj, "contract_options", {}))
-        events: list[dict] = []
+        events: list[Event] = []
         torch.manual_seed(0)
         arch = strategy.search(space, HashEstimator(), tiny_search_data(), budget, events.append,
                                np.random.default_rng(3))  # fmt: skip
         assert isinstance(arch, Arch) and arch.space == space_name, f"{name} returned {arch!r}"
         assert space.from_choices(space.to_choices(arch)) == arch
-        kinds = {e["event"] for e in events}
-        assert "search_done" in kinds, f"{name} must log search_done"
-        assert ("search_epoch" in kinds) or ("candidate" in kinds), f"{name} must log progress events"
-        done = [e for e in events if e["event"] == "search_done"][-1]
-        assert done["arch"] == arch.to_str()
+        assert all(isinstance(e, Event) for e in events), f"{name} must log typed events (nasmix.events)"
+        done = [e for e in events if isinstance(e, SearchDone)]
+        assert done, f"{name} must log SearchDone"
+        progress = [e for e in events if isinstance(e, (SearchEpoch, Candidate))]
+        assert progress, f"{name} must log progress events"
+        assert done[-1].arch == arch.to_str()
         chosen.append(arch)
     assert chosen[0] == chosen[1], f"{name} on {space_name}: the same seed must give the same arch"
 
@@ -175,10 +174,6 @@ def check_strategy(name: str, space_name: str, epochs: int = 1, candidates: int 
 def check_estimator(name: str, space_name: str = "nb201") -> None:
     """The estimator contract: a finite score and a non-negative cost for a sampled arch.
     Estimators that need a file (tabular benchmarks) are tested with fixtures instead."""
-    import dataclasses
-
-    from nasmix.strategies.base import Budget
-
     entry = registry.get("estimator", name)
     config = getattr(entry.obj, "Config", None)
     if config and any(f.name == "path" and f.default is None for f in dataclasses.fields(config)):

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nasmix.budget import Clock
 from nasmix.checkpoint import checkpoint_path, load_checkpoint, prepare_folder, restore_rng, save_checkpoint
 from nasmix.data.base import ImageArrays, Task
 from nasmix.data.loader import Augment, DeviceLoader
@@ -138,10 +139,12 @@ class TrainResult:
         history: one dict per epoch (the 'epoch' events).
         final: the last epoch's dict.
         resumed_from: the epoch a resumed run started after (0: fresh).
+        stopped: why a clock stopped it before its last epoch (None: it was not stopped).
     """
 
     history: list[dict]
     resumed_from: int = 0
+    stopped: str | None = None
 
     @property
     def final(self) -> dict:
@@ -162,7 +165,7 @@ def evaluate(model: nn.Module, loader: DeviceLoader, amp: bool = True) -> dict:
     was_training = model.training
     model.eval()
     totals = torch.zeros(3, device=loader.device, dtype=torch.float64)
-    with _autocast(loader.device, amp):
+    with autocast(loader.device, amp):
         for x, y in loader.batches():
             logits = model(x)
             loss = nn.functional.cross_entropy(logits.float(), y, reduction="sum")
@@ -172,7 +175,8 @@ def evaluate(model: nn.Module, loader: DeviceLoader, amp: bool = True) -> dict:
     return {"loss": loss, "top1": top1, "top5": top5}
 
 
-def _autocast(device: torch.device, amp: bool):
+def autocast(device: torch.device, amp: bool) -> torch.autocast:
+    """bf16 autocast on CUDA when `amp`; a no-op context elsewhere (CPU runs in fp32)."""
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
 
 
@@ -197,6 +201,7 @@ def train(
     checkpoint_dir: str | os.PathLike | None = None,
     callback: Callback | None = None,
     timer: Timer | None = None,
+    clock: Clock | None = None,
 ) -> TrainResult:
     """Train a network from scratch (or from its last checkpoint).
 
@@ -212,6 +217,10 @@ def train(
         callback: receives {'event': 'step'} after each batch (no device sync)
             and {'event': 'epoch', ...metrics} after each epoch.
         timer: the clock (one is made for the device if None).
+        clock: a budget's clock (nasmix.budget): ticked with each epoch's seconds
+            (see `tick`; restored epochs included) before the epoch's callback,
+            which may correct the account, and polled after it: training stops
+            between epochs when it says so (`TrainResult.stopped`).
 
     Returns:
         TrainResult with one dict per epoch.
@@ -258,6 +267,8 @@ def train(
                 ) from None
             restore_rng(state.get("rng"))
             history, start = state["history"], state["epoch"]
+    for past in history if clock is not None else ():  # epochs restored from a checkpoint count too
+        tick(clock, past)
     step_fn = torch.compile(model) if config.compile else model
     steps = len(loader) * config.epochs
     for epoch in range(start + 1, config.epochs + 1):
@@ -271,7 +282,7 @@ def train(
                 lr = cosine_lr((epoch - 1) * len(loader) + i, steps, config.lr, config.lr_min)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                with _autocast(device, config.amp):
+                with autocast(device, config.amp):
                     out = step_fn(x)
                     logits, aux = out if isinstance(out, tuple) else (out, None)
                     loss = criterion(logits.float(), y)
@@ -306,6 +317,18 @@ def train(
             if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
                 record["checkpoint"] = str(checkpoint_path(ckpt, epoch))
             save_checkpoint(ckpt, model, optimizer, history, epoch, config)
+        if clock is not None:
+            tick(clock, record)
         if callback:
             callback({"event": "epoch", **record})
+        if clock is not None and clock.stop_reason() is not None:
+            return TrainResult(history, resumed_from=start, stopped=clock.stop_reason())
     return TrainResult(history, resumed_from=start)
+
+
+def tick(clock: Clock, record: dict) -> None:
+    """Charge one epoch record to a clock: its training and evaluation wall seconds, and
+    its training GPU seconds (its training wall seconds on a device without CUDA events)."""
+    gpu = record.get("train_gpu_s")
+    clock.tick(wall_s=record["train_s"] + record["eval_s"], gpu_s=record["train_s"] if gpu is None else gpu)
+

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
+from nasmix.console import console
 from nasmix.errors import ConfigError
 
 
@@ -21,10 +23,7 @@ def _fraction(text: str) -> float:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from nasmix.console import console
-    from nasmix.report.render import write_report
+    from nasmix.report.render import write_report  # matplotlib: loaded only to draw
 
     if not Path(args.db).exists():
         raise ConfigError(f"store {args.db} does not exist (run `nasmix study` first)")

@@ -6,16 +6,15 @@ import argparse
 
 import numpy as np
 
+from nasmix import registry
+from nasmix.arch import Arch
 from nasmix.console import console
+from nasmix.data import Task
+from nasmix.spaces.base import check_size
+from nasmix.timing import count_flops, count_params
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from nasmix import registry
-    from nasmix.arch import Arch
-    from nasmix.data import Task
-    from nasmix.spaces.base import check_size
-    from nasmix.timing import count_flops, count_params
-
     space = registry.create("space", args.space)
     if args.arch in ("random", "sample"):
         arch = space.sample(np.random.default_rng(args.seed))

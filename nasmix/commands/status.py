@@ -1,13 +1,19 @@
 """`nasmix status DB`: what is done, running, failed and projected.
 
-The figures are the report's (nasmix.report.metrics), read from the store.
+The cells are the store's typed records (nasmix.study.schema), with their
+state; the figures are the report's (nasmix.report.metrics).
 """
 
 from __future__ import annotations
 
 import argparse
 
+from rich.table import Table
+
 from nasmix.console import console, percent
+from nasmix.events import Candidate, SearchEpoch
+from nasmix.report.data import load_records
+from nasmix.report.metrics import study_metrics
 
 
 def _hours(hours: float | None) -> str:
@@ -15,11 +21,6 @@ def _hours(hours: float | None) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
-    from nasmix.report.data import load_records
-    from nasmix.report.metrics import study_metrics
-
     records = load_records(args.db)
     metrics = study_metrics(records)
     table = Table(title=f"{args.db}: {len(records)} cells")
@@ -28,9 +29,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for rec, m in zip(records, metrics):
         # The store cannot tell a live run from a killed one: both have events and no end.
-        state = "running or interrupted" if m.state == "running" else m.state
+        state = "running or interrupted" if rec.state == "running" else rec.state
         counts[state] = counts.get(state, 0) + 1
-        steps = sum(1 for e in rec.events if e.kind in ("search_epoch", "candidate"))
+        steps = len(rec.events_of(SearchEpoch, Candidate))
         epochs = f"{m.epochs_done}/{m.epochs}" if m.epochs else str(m.epochs_done)
         table.add_row(rec.id, rec.label, state, str(steps), epochs, percent(m.top1), _hours(m.runtime_h),
                       _hours(m.projected_h), m.reason or "")  # fmt: skip

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
-from nasmix.config import EVAL_PRESETS, load_study, study_from_dict
+from nasmix.config import EVAL_PRESETS, DataSettings, SearchSettings, eval_settings, load_study, make_study
 from nasmix.console import console
+from nasmix.options import build_config
+from nasmix.study.driver import run_study
+from nasmix.study.grid import expand
 
 
 def _backend_flags(p: argparse.ArgumentParser) -> None:
@@ -18,9 +22,6 @@ def _backend_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _run(cfg, args) -> int:
-    from nasmix.study.driver import run_study
-    from nasmix.study.grid import expand
-
     cells, dropped = expand(cfg)
     if getattr(args, "dry_run", False):
         for cell in cells:
@@ -41,30 +42,36 @@ def _run(cfg, args) -> int:
 def cmd_study(args: argparse.Namespace) -> int:
     cfg = load_study(args.file)
     if args.store:
-        from dataclasses import replace
-
-        cfg = replace(cfg, store=args.store)
+        cfg = dataclasses.replace(cfg, store=args.store)
     return _run(cfg, args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    study = {"name": args.name, "spaces": [args.space], "strategies": [args.strategy], "datasets": [args.dataset],
-             "seeds": [args.seed], "device": args.device}  # fmt: skip
-    if args.estimator:
-        study["estimators"] = [args.estimator]
-    if args.store:
-        study["store"] = args.store
-    raw = {"study": study, "search": {}, "eval": {"preset": args.eval_preset}, "data": {}}
-    for flag, table, key in (("search_epochs", "search", "epochs"), ("candidates", "search", "candidates"),
-                             ("search_size", "search", "size"), ("eval_epochs", "eval", "epochs"),
-                             ("eval_size", "eval", "size"), ("checkpoint_every", "eval", "checkpoint_every"),
-                             ("train_subset", "data", "train_subset"), ("test_subset", "data", "test_subset")):  # fmt: skip
-        value = getattr(args, flag)
-        if value is not None:
-            raw[table][key] = value
-    if args.checkpoint_every:  # evaluate at each checkpoint; 0 (never checkpoint) keeps the preset's eval_every
-        raw["eval"]["eval_every"] = args.checkpoint_every
-    return _run(study_from_dict(raw, args.name), args)
+    """One cell from flags, built as the same typed study a study file makes."""
+    given = lambda **values: {k: v for k, v in values.items() if v is not None}  # noqa: E731
+    search_flags = given(epochs=args.search_epochs, candidates=args.candidates, size=args.search_size)
+    search = build_config(SearchSettings, search_flags, "search")
+    # Evaluate at each checkpoint; 0 (never checkpoint) keeps the preset's eval_every.
+    eval_every = args.checkpoint_every or None
+    eval_flags = given(epochs=args.eval_epochs, size=args.eval_size, eval_every=eval_every)
+    eval_flags.update(given(checkpoint_every=args.checkpoint_every))
+    evaluation = eval_settings(args.eval_preset, eval_flags)
+    data_flags = given(train_subset=args.train_subset, test_subset=args.test_subset)
+    data = build_config(DataSettings, data_flags, "data")
+    cfg = make_study(
+        args.name,
+        spaces=args.space,
+        strategies=args.strategy,
+        estimators=args.estimator or "train",
+        datasets=args.dataset,
+        seeds=args.seed,
+        device=args.device,
+        store=args.store,
+        data=data,
+        search=search,
+        eval=evaluation,
+    )
+    return _run(cfg, args)
 
 
 def add_parser(sub) -> None:

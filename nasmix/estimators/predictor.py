@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nasmix import registry
+from nasmix import registry, surrogates
 from nasmix.arch import Arch
 from nasmix.errors import ConfigError
 from nasmix.estimators.base import Estimate
@@ -29,8 +29,6 @@ ENCODINGS = ("onehot", "path")
 
 def make_surrogate(model: str, seed: int):
     """The nasmix.surrogates model of a name: mlp (MLPEnsemble), gp (GaussianProcess) or gbt (GradientBoosting)."""
-    from nasmix import surrogates
-
     cls = {"mlp": surrogates.MLPEnsemble, "gp": surrogates.GaussianProcess, "gbt": surrogates.GradientBoosting}[model]
     return cls(seed=seed)
 

@@ -75,9 +75,11 @@ class Recipe:
 
 
 def arch_seed(seed: int, arch: Arch) -> int:
-    """A seed for one candidate: a stable function of the search seed and the arch string,
+    """A seed for one candidate: a stable function of the search seed and the arch,
     so that the same arch gets the same initialisation wherever it appears in a search."""
-    return (int(seed) * 1_000_003 + zlib.crc32(arch.to_str().encode())) % (2**31)
+    # `space:payload` without the space's options: the seeds of archs of non-default spaces
+    # stay those of the stores written before arch strings named the options.
+    return (int(seed) * 1_000_003 + zlib.crc32(f"{arch.space}:{arch.payload}".encode())) % (2**31)
 
 
 def build_seeded(space, arch: Arch, task: Task, size: str, seed: int) -> nn.Module:

@@ -24,6 +24,7 @@ from torch import nn
 
 from nasmix import registry
 from nasmix.arch import Arch
+from nasmix.budget import Budget
 from nasmix.data.base import subset
 from nasmix.errors import ConfigError
 from nasmix.estimators.base import Estimate, Estimator
@@ -146,8 +147,6 @@ class WeightSharing(Estimator):
             training seconds in its cost.
         """
         if self.net is None:  # used without a search: prepare with defaults
-            from nasmix.strategies.base import Budget
-
             self.prepare(space, data, Budget(batch_size=DEFAULT_BATCH), np.random.default_rng(0))
         self.net.arch = space.check(arch)
         valid = self._valid[1] if self._valid[0] is data else data.valid

@@ -16,6 +16,8 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from nasmix import registry
+from nasmix.arch import Arch
 from nasmix.report import aggregate, metrics
 from nasmix.report.archgraph import ArchGraph, arch_graphs
 from nasmix.report.checklist import ChecklistItem, checklist
@@ -73,8 +75,6 @@ class ReportContent:
 
 def default_space_for(rec: CellRecord):
     """The registered space of a cell, with the cell's space options."""
-    from nasmix import registry
-
     return registry.create("space", rec.space, **((rec.settings.get("options") or {}).get("space") or {}))
 
 
@@ -82,9 +82,7 @@ def describe_arch(rec: CellRecord, arch: str, space_for: Callable) -> tuple[str,
     """(describe text, graphs, graph source) of a cell's chosen arch; the bare string when unreadable."""
     try:
         space = space_for(rec)
-        from nasmix.arch import Arch
-
-        value = space.parse(arch.split(":", 1)[1] if arch.startswith(rec.space + ":") else arch)
+        value = Arch.from_str(arch, space)
         if not isinstance(value, Arch):
             raise TypeError("parse did not return an Arch")
         graphs, source = arch_graphs(space, value)

@@ -21,17 +21,18 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from nasmix import registry
-from nasmix.arch import Arch
+from nasmix.arch import Arch, Options, make_space
 from nasmix.data.base import Task
 from nasmix.errors import ConfigError
 from nasmix.spaces.supernet import Supernet
@@ -50,9 +51,32 @@ class Choice:
 
 class SearchSpace(ABC):
     """A registered search space. Subclasses register with
-    `@registry.register("space", NAME)` and may carry a frozen `Config`."""
+    `@registry.register("space", NAME)` and may carry a frozen `Config`.
+
+    Attributes:
+        arch_options: the `Config` fields that decide which archs exist (a
+            chain's layers, widths and ops; not a network's channels). Their
+            non-default values travel with each arch (`arch_key`) and its string,
+            so that the string parses back without the options; a space builds
+            its archs with `self.arch(genotype)`.
+    """
 
     registry_name: str = "?"
+    arch_options: ClassVar[tuple[str, ...]] = ()
+
+    @functools.cached_property
+    def arch_key(self) -> Options:
+        """This instance's non-default `arch_options`, as (name, value) pairs."""
+        config = getattr(self, "config", None)
+        if config is None or not self.arch_options:
+            return ()
+        defaults = {f.name: f.default for f in dataclasses.fields(config)}
+        values = {n: getattr(config, n) for n in self.arch_options}
+        return tuple(sorted((n, v) for n, v in values.items() if v != defaults[n]))
+
+    def arch(self, genotype: tuple) -> Arch:
+        """The Arch of a genotype of this space (with this instance's arch options)."""
+        return Arch(self.registry_name, genotype, self.arch_key)
 
     # ---- the arch value -------------------------------------------------
     @abstractmethod
@@ -82,8 +106,9 @@ class SearchSpace(ABC):
 
     def check(self, arch: Arch) -> Arch:
         """The arch if it belongs to this space, else a ConfigError."""
-        if not isinstance(arch, Arch) or arch.space != self.registry_name:
-            raise ConfigError(f"{arch!r} is not an arch of space {self.registry_name!r}")
+        if not isinstance(arch, Arch) or arch.space != self.registry_name or arch.options != self.arch_key:
+            what = f"space {self.registry_name!r} with options {dict(self.arch_key)}"
+            raise ConfigError(f"{arch!r} is not an arch of {what}")
         return arch
 
     # ---- discrete moves ---------------------------------------------------
@@ -173,7 +198,6 @@ def check_size(size: str) -> str:
     return size
 
 
-@functools.cache
 def get_space(name: str) -> SearchSpace:
-    """The registered space of that name, with its default options."""
-    return registry.create("space", name)
+    """The registered space of that name, with its default options (one shared instance)."""
+    return make_space(name)

@@ -114,6 +114,8 @@ class Chain(SearchSpace):
         (('conv3x3', 8), ('skip', 16), ('maxpool3x3', 16))
     """
 
+    arch_options = ("layers", "widths", "ops")  # they decide which arch strings are valid
+
     @dataclass(frozen=True)
     class Config:
         """Options of the chain space.
@@ -171,7 +173,7 @@ class Chain(SearchSpace):
             n = 2 * self.config.layers
             raise ConfigError(f"chain needs {n} indices (op, width per layer), got {tuple(values)}")
         genotype = tuple((self.config.ops[int(o)], self.widths[int(w)]) for o, w in zip(values[::2], values[1::2]))
-        return Arch(self.registry_name, genotype)
+        return self.arch(genotype)
 
     def to_choices(self, arch: Arch) -> tuple[int, ...]:
         out: list[int] = []
@@ -202,7 +204,7 @@ class Chain(SearchSpace):
         if len(genotype) != self.config.layers:
             raise ConfigError(
                 f"chain arch {text!r} has {len(genotype)} layers; this space has layers={self.config.layers}")
-        return Arch(self.registry_name, tuple(genotype))
+        return self.arch(tuple(genotype))
 
     def describe(self, arch: Arch) -> str:
         lines = [f"{self.registry_name} architecture", f"  {arch.to_str()}"]

@@ -133,6 +133,8 @@ class Hierarchical(SearchSpace):
         True
     """
 
+    arch_options = ("motifs",)  # it decides which arch strings are valid
+
     @dataclass(frozen=True)
     class Config:
         """Options of the hierarchical space.
@@ -208,7 +210,7 @@ class Hierarchical(SearchSpace):
             names.append(c.options[int(v)])
         e = len(dag_edges(MOTIF_NODES))
         motifs = tuple(tuple(names[m * e : (m + 1) * e]) for m in range(self.config.motifs))
-        return Arch(self.registry_name, (motifs, tuple(names[self.config.motifs * e :])))
+        return self.arch((motifs, tuple(names[self.config.motifs * e :])))
 
     def to_choices(self, arch: Arch) -> tuple[int, ...]:
         motifs, cell = self.check(arch).genotype
@@ -273,7 +275,7 @@ class Hierarchical(SearchSpace):
                 variant, valid = self.config.variant, ", ".join(refs)
                 raise ConfigError(f"hierarchical cell ({variant}): unknown edge {bad[0]!r}; valid: {valid}")
             cell = tuple(refs[c] for c in codes)
-        return Arch(self.registry_name, (tuple(motifs), cell))
+        return self.arch((tuple(motifs), cell))
 
     def _alive(self, nodes: int, used: Sequence[bool]) -> list[bool]:
         """The edges whose op reaches the output (built_edges in the paper's concatenating DAGs)."""
@@ -296,7 +298,7 @@ class Hierarchical(SearchSpace):
             new_motifs.append(tuple(o if alive[k] else "none" for k, o in enumerate(ops)))
         new_motifs += [blank] * (self.config.motifs - len(order))
         cell = tuple("none" if o == "none" else f"motif{order.index(int(o[len('motif') :]))}" for o in cell)
-        return Arch(self.registry_name, (tuple(new_motifs), cell))
+        return self.arch((tuple(new_motifs), cell))
 
     # ---- discrete moves ---------------------------------------------------
     def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
@@ -379,7 +381,7 @@ class Hierarchical(SearchSpace):
                 raise ConfigError(f"hierarchical decode: group {group!r} needs shape {(edges, len(options))}, got {got}")
             picks[group] = tuple(options[int(i)] for i in w.detach().float().argmax(dim=1))
         motifs = tuple(picks[f"motif{m}"] for m in range(self.config.motifs))
-        return Arch(self.registry_name, (motifs, picks["cell"]))
+        return self.arch((motifs, picks["cell"]))
 
     # ---- text -------------------------------------------------------------
     def describe(self, arch: Arch) -> str:

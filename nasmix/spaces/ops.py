@@ -27,6 +27,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from nasmix.errors import UnknownNameError
+
 
 class Zero(nn.Module):
     """The `none` operation: zeros of the output shape (no computation)."""
@@ -154,8 +156,6 @@ HIERARCHICAL_OPS = ("none", "conv_1x1", "dw_conv_3x3", "sep_conv_3x3_h", "max_po
 
 def make_op(name: str, c: int, stride: int = 1, affine: bool = True) -> nn.Module:
     """Build a primitive by name."""
-    from nasmix.errors import UnknownNameError
-
     if name not in OPS:
         raise UnknownNameError("operation", name, OPS)
     return OPS[name](c, stride, affine)

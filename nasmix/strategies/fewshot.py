@@ -9,7 +9,7 @@ Example:
     >>> events = []
     >>> arch = registry.create("strategy", "fewshot", base="gdas").search(registry.create("space", "nb201"),
     ...     None, tiny_search_data(), Budget(epochs=2, batch_size=16), events.append, np.random.default_rng(0))
-    >>> len([e for e in events if e["event"] == "subnet"])  # one sub-supernet per op of the split edge
+    >>> len([e for e in events if isinstance(e, Subnet)])  # one sub-supernet per op of the split edge
     5
 """
 
@@ -22,8 +22,11 @@ import numpy as np
 
 from nasmix import registry
 from nasmix.arch import Arch
+from nasmix.budget import Budget, Clock
 from nasmix.errors import ConfigError
-from nasmix.strategies.base import Budget, Log, SearchData, Strategy
+from nasmix.events import SearchDone, Subnet
+from nasmix.search_types import Log, SearchData
+from nasmix.strategies.base import Strategy
 from nasmix.strategies.oneshot import OneShot, SearchState
 from nasmix.strategies.rsws import shared_weight_scores
 
@@ -112,7 +115,6 @@ class Fewshot(Strategy):
     def search(self, space, estimator, data: SearchData, budget: Budget, log: Log,
                rng: np.random.Generator) -> Arch:  # fmt: skip
         c, base = self.config, self.base()
-        clock0 = data.timer.now()
         epochs = budget.epochs
         warm = min(round(c.warmup * epochs), epochs - 1)
         rest = epochs - warm
@@ -121,35 +123,35 @@ class Fewshot(Strategy):
         op_names = parent.net.op_names[group]
         total = warm + len(op_names) * rest
         parent.tag = {"epochs": total, "subnet": None, "split": f"{group}:{edge}"}
-        capped, done = base.train_epochs(parent, 1, warm, budget, log, clock0) if warm else (False, 0.0)
-        if capped:
-            return self._done(base, parent, log, rng, done, total, data, clock0)
+        clock = budget.clock(data.timer, total=total)  # one account over every sub-supernet's epochs
+        # A cap is polled between epochs, so also between the warm-up and the first sub-supernet.
+        if warm and (base.train_epochs(parent, 1, warm, clock, log) or clock.stop_reason() is not None):
+            return self._done(base, parent, log, rng, clock)
         best: tuple | None = None
         subnets = []
         for k, name in enumerate(op_names):
             sub = base.branch(parent, {group: {edge: k}}, seed=int(rng.integers(2**31 - 1)))
             sub.tag = {"epochs": total, "subnet": k, "split": f"{group}:{edge}={name}"}
-            capped, d = base.train_epochs(sub, warm + 1, epochs, budget, log, clock0,
-                                          number=lambda e, k=k: warm + k * rest + (e - warm))  # fmt: skip
-            done += d
+            capped = base.train_epochs(sub, warm + 1, epochs, clock, log,
+                                       number=lambda e, k=k: warm + k * rest + (e - warm))  # fmt: skip
             arch, _ = base.finish(sub, log, rng)
             loss, top1 = shared_weight_scores(sub, [arch], batches=c.score_batches or None)[0].tolist()
             subnets.append({"index": k, "op": name, "arch": arch.to_str(), "valid_loss": loss, "valid_top1": top1})
-            log({"event": "subnet", **subnets[-1]})
+            log(Subnet(**subnets[-1]))
             if best is None or (top1, -loss) > best[0]:
                 best = ((top1, -loss), arch, top1)
             del sub
-            if capped:
-                log({"event": "capped", "done": done, "total": total, "elapsed_s": data.timer.now() - clock0})
+            if capped or (k + 1 < len(op_names) and clock.stop_reason() is not None):
+                log(clock.capped())
                 break
         assert best is not None
-        log({"event": "search_done", "arch": best[1].to_str(), "valid_top1": best[2], "split": f"{group}:{edge}",
-             "subnets": subnets})  # fmt: skip
+        summary = {"valid_top1": best[2], "split": f"{group}:{edge}", "subnets": subnets}
+        log(SearchDone(best[1].to_str(), extra=summary))
         return best[1]
 
-    def _done(self, base: OneShot, parent: SearchState, log: Log, rng, done: float, total: int, data, clock0) -> Arch:
-        """The time cap stopped the warm-up: the unsplit supernet's arch."""
-        log({"event": "capped", "done": done, "total": total, "elapsed_s": data.timer.now() - clock0})
+    def _done(self, base: OneShot, parent: SearchState, log: Log, rng, clock: Clock) -> Arch:
+        """A cap stopped the warm-up: the unsplit supernet's arch."""
+        log(clock.capped())
         arch, summary = base.finish(parent, log, rng)
-        log({"event": "search_done", "arch": arch.to_str(), **summary})
+        log(SearchDone(arch.to_str(), extra=summary))
         return arch

@@ -8,7 +8,7 @@ Example:
     >>> events = []
     >>> arch = registry.create("strategy", "gdas").search(registry.create("space", "nb201"), None,
     ...     tiny_search_data(), Budget(epochs=2, batch_size=16), events.append, np.random.default_rng(0))
-    >>> [e["tau"] for e in events if e["event"] == "search_epoch"]
+    >>> [e.extra["tau"] for e in events if e.kind == "search_epoch"]
     [10.0, 0.1]
 """
 

@@ -16,8 +16,9 @@ epoch, so they start one step down the cosine and end at lr_min).
 
 The loop keeps the data on the device (`DeviceLoader`), sums losses and
 correct counts on the device and reads them once per epoch, runs bf16
-autocast on CUDA, and logs one "search_epoch" event per epoch, "capped" when
-`budget.max_seconds` stops it, then "search_done" (see nasmix.strategies.base).
+autocast on CUDA, and logs one `SearchEpoch` per epoch, `Capped` when a cap
+of the budget stops it (checked between epochs: nasmix.budget), then
+`SearchDone` (nasmix.events).
 Randomness: one seed drawn from `rng` seeds the supernet's initialisation,
 the architecture parameters, every epoch's batch order and augmentation, and
 every sample a strategy draws, so the same seed gives the same arch.
@@ -30,8 +31,8 @@ Example:
     >>> events = []
     >>> arch = registry.create("strategy", "darts").search(registry.create("space", "nb201"), None,
     ...     tiny_search_data(), Budget(epochs=1, batch_size=16), events.append, np.random.default_rng(0))
-    >>> events[-1]["event"], events[-1]["arch"] == arch.to_str()
-    ('search_done', True)
+    >>> type(events[-1]).__name__, events[-1].arch == arch.to_str()
+    ('SearchDone', True)
 """
 
 from __future__ import annotations
@@ -48,13 +49,15 @@ import torch
 from torch import nn
 
 from nasmix.arch import Arch
+from nasmix.budget import Budget, Clock
 from nasmix.data.loader import Augment, DeviceLoader
-from nasmix.strategies.base import Budget, Log, SearchData, Strategy
-from nasmix.train import DivergedError, _autocast, accuracy_counts, cosine_lr, epoch_seed
+from nasmix.events import PartialFallback, SearchDone, SearchEpoch
+from nasmix.search_types import Log, SearchData
+from nasmix.strategies.base import Strategy
+from nasmix.train import DivergedError, accuracy_counts, autocast, cosine_lr, epoch_seed
 
 Progress = Callable[[int, int], None]
 Pair = tuple[torch.Tensor, torch.Tensor]  # (loss, logits) of one batch, detached
-CAP_CHECK_EVERY = 50  # steps between time-cap checks (each one synchronises the device)
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,8 @@ def build_supernet(space, data: SearchData, partial: int, seed: int, log: Log) -
             reason = str(err)
             continue
         if k != partial:
-            log({"event": "partial_fallback", "requested": partial, "used": k, "space": space.registry_name,
-                 "reason": f"K={partial} does not divide the channels of size {data.size!r}: {reason}"})  # fmt: skip
+            log(PartialFallback(partial, k, space.registry_name,
+                                f"K={partial} does not divide the channels of size {data.size!r}: {reason}"))
         net.to(data.device)
         if data.device.type == "cuda":
             net.to(memory_format=torch.channels_last)
@@ -226,13 +229,12 @@ class OneShot(Strategy):
     # ---- the loop ---------------------------------------------------------
     def search(self, space, estimator, data: SearchData, budget: Budget, log: Log,
                rng: np.random.Generator) -> Arch:  # fmt: skip
-        clock0 = data.timer.now()
+        clock = budget.clock(data.timer, total=budget.epochs)
         state = self.prepare(space, data, budget, rng, log, total_epochs=budget.epochs)
-        capped, done = self.train_epochs(state, 1, budget.epochs, budget, log, clock0)
-        if capped:
-            log({"event": "capped", "done": done, "total": budget.epochs, "elapsed_s": data.timer.now() - clock0})
+        if self.train_epochs(state, 1, budget.epochs, clock, log):
+            log(clock.capped())
         arch, summary = self.finish(state, log, rng)
-        log({"event": "search_done", "arch": arch.to_str(), **summary})
+        log(SearchDone(arch.to_str(), extra=summary))
         return arch
 
     def prepare(self, space, data: SearchData, budget: Budget, rng: np.random.Generator, log: Log,
@@ -331,7 +333,7 @@ class OneShot(Strategy):
         """
         x, y = valid
         d = self.forward_args(state, for_arch=True)
-        with _autocast(state.device, self.config.amp):
+        with autocast(state.device, self.config.amp):
             logits = self._forward(state, x, d)
             loss = nn.functional.cross_entropy(logits.float(), y)
         reg = self.regulariser(state)
@@ -347,7 +349,7 @@ class OneShot(Strategy):
     def weight_step(self, state: SearchState, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One SGD step of the supernet's weights on the train batch."""
         d = self.forward_args(state, for_arch=False)
-        with _autocast(state.device, self.config.amp):
+        with autocast(state.device, self.config.amp):
             logits = self._forward(state, x, d)
             loss = nn.functional.cross_entropy(logits.float(), y)
         state.w_opt.zero_grad(set_to_none=True)  # unsampled ops keep no gradient and are not stepped
@@ -377,21 +379,24 @@ class OneShot(Strategy):
     def steps_per_epoch(self, state: SearchState) -> int:
         return min(len(state.train), len(state.valid))
 
-    def train_epochs(self, state: SearchState, first: int, last: int, budget: Budget, log: Log,
-                     clock0: float, number: Callable[[int], int] | None = None) -> tuple[bool, float]:  # fmt: skip
-        """Run epochs first..last of the schedule (1-based, of `state.total_epochs`).
+    def train_epochs(self, state: SearchState, first: int, last: int, clock: Clock, log: Log,
+                     number: Callable[[int], int] | None = None) -> bool:  # fmt: skip
+        """Run epochs first..last of the schedule (1-based, of `state.total_epochs`),
+        ticking `clock` once per epoch and stopping early when it says so.
 
         Args:
+            clock: the search's clock (nasmix.budget), polled between epochs.
             number: maps a schedule epoch to the number its event carries (few-shot
                 numbers all its sub-searches' epochs in one sequence).
 
         Returns:
-            (whether the time cap stopped it, epochs done as a float).
+            Whether the clock stopped it (the caller logs `clock.capped()`).
         """
-        timer, c = state.data.timer, self.config
+        c = self.config
         steps = self.steps_per_epoch(state)
-        done = 0.0
         for epoch in range(first, last + 1):
+            if clock.stop_reason() is not None:
+                return True
             state.lr = cosine_lr(epoch - 1, state.total_epochs, c.lr, c.lr_min)
             for group in state.w_opt.param_groups:
                 group["lr"] = state.lr
@@ -400,8 +405,8 @@ class OneShot(Strategy):
             torch.manual_seed(epoch_seed(state.seed, epoch) + 1)
             sums = torch.zeros(4, device=state.device, dtype=torch.float64)  # train loss, correct; valid loss, correct
             seen = [0, 0]
-            capped, i = False, 0
-            with timer.measure() as m:
+            i = 0
+            with state.data.timer.measure() as m:
                 batches = zip(state.train.batches(epoch_seed(state.seed, epoch)),
                               state.valid.batches(epoch_seed(state.seed, epoch) + 7))  # fmt: skip
                 for i, (train, valid) in enumerate(batches, start=1):
@@ -417,29 +422,23 @@ class OneShot(Strategy):
                         seen[1] += len(valid[1])
                     if self.progress is not None:
                         self.progress(i, steps)
-                    check = budget.max_seconds is not None and i % CAP_CHECK_EVERY == 0 and i < steps
-                    if check and budget.capped(timer.now() - clock0):
-                        capped = True
-                        break
-            done += i / steps
-            self._log_epoch(state, epoch, sums, seen, m, i, log, extra, number)
-            if capped or (epoch < last and budget.capped(timer.now() - clock0)):
-                return True, done
-        return False, done
+            clock.tick(gpu_s=m.gpu_s)
+            self._log_epoch(state, epoch, sums, seen, m, i, log, extra, number, clock)
+        return False
 
-    def _log_epoch(self, state, epoch, sums, seen, m, steps_done, log, extra, number) -> None:
+    def _log_epoch(self, state, epoch, sums, seen, m, steps_done, log, extra, number, clock: Clock) -> None:
         tl, tc, vl, vc = sums.tolist()  # the epoch's one host read of the metrics
         tn, vn = seen
         if not math.isfinite(tl) or not math.isfinite(vl):
             raise DivergedError(f"search loss is {tl if not math.isfinite(tl) else vl} in epoch {epoch}")
         probs = self.probs(state)
-        event = {"event": "search_epoch", "epoch": number(epoch) if number else epoch,
-                 "epochs": state.tag.get("epochs", state.total_epochs),
-                 "train_loss": tl / tn if tn else None, "train_top1": tc / tn if tn else None,
-                 "valid_loss": vl / vn if vn else None, "valid_top1": vc / vn if vn else None,
-                 "arch": self.decode(state).to_str(), "entropy": entropy(probs), "epoch_s": m.wall_s,
-                 "gpu_s": m.gpu_s, "peak_gpu_bytes": m.peak_gpu_bytes, "peak_host_bytes": m.peak_host_bytes,
-                 "device": m.device, "steps": steps_done, "lr": state.lr, "partial": state.partial}  # fmt: skip
-        event.update({k: v for k, v in state.tag.items() if k != "epochs"})
-        event.update(extra)
-        log(event)
+        epochs = state.tag.get("epochs", state.total_epochs)
+        tags = {k: v for k, v in state.tag.items() if k != "epochs"}
+        train = (tl / tn, tc / tn) if tn else (None, None)
+        valid = (vl / vn, vc / vn) if vn else (None, None)
+        arch = self.decode(state).to_str()
+        clocks = (m.wall_s, m.gpu_s, m.peak_gpu_bytes, m.peak_host_bytes, m.device)
+        n = number(epoch) if number else epoch
+        run = (steps_done, state.lr, state.partial, clock.elapsed_s())
+        extra = {**tags, **extra}
+        log(SearchEpoch(n, epochs, *train, *valid, arch, entropy(probs), *clocks, *run, extra=extra))

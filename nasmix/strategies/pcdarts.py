@@ -20,6 +20,7 @@ import torch
 
 from nasmix import registry
 from nasmix.errors import ConfigError
+from nasmix.events import EdgeNormFallback
 from nasmix.strategies.base import Log
 from nasmix.strategies.darts import check_bilevel, softmax_weights
 from nasmix.strategies.oneshot import BilevelConfig, Drive, OneShot, SearchState
@@ -108,8 +109,8 @@ class Pcdarts(OneShot):
 
     def begin_epoch(self, state: SearchState, epoch: int, log: Log) -> dict:
         if state.extra.pop("edge_norm_note", False):
-            log({"event": "edge_norm_fallback", "space": state.space.registry_name,
-                 "reason": "the supernet has no edge_nodes attribute: one softmax over all edges of each group"})  # fmt: skip
+            reason = "the supernet has no edge_nodes attribute: one softmax over all edges of each group"
+            log(EdgeNormFallback(state.space.registry_name, reason))
         return {}
 
     def updates_arch(self, state: SearchState, epoch: int) -> bool:

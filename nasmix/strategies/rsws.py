@@ -9,7 +9,7 @@ Example:
     >>> events = []
     >>> arch = registry.create("strategy", "rsws", candidates=20).search(registry.create("space", "nb201"),
     ...     None, tiny_search_data(), Budget(epochs=1, batch_size=16), events.append, np.random.default_rng(0))
-    >>> events[-1]["ranked"]
+    >>> events[-1].extra["ranked"]
     20
 """
 
@@ -28,7 +28,7 @@ from nasmix.errors import ConfigError
 from nasmix.strategies.base import Log
 from nasmix.strategies.darts import check_bilevel
 from nasmix.strategies.oneshot import BilevelConfig, Drive, OneShot, SearchState
-from nasmix.train import _autocast, accuracy_counts, epoch_seed
+from nasmix.train import accuracy_counts, autocast, epoch_seed
 
 
 @torch.no_grad()
@@ -69,7 +69,7 @@ def shared_weight_scores(state: SearchState, archs: list[Arch], batches: int | N
         for b, (x, y) in enumerate(source):
             if batches is not None and b >= batches:
                 break
-            with _autocast(device, device.type == "cuda"):
+            with autocast(device, device.type == "cuda"):
                 logits = net(x, weights, active)
             loss = nn.functional.cross_entropy(logits.float(), y, reduction="sum")
             out[i] += torch.stack([loss.double(), accuracy_counts(logits, y)[0].double()])

@@ -22,23 +22,26 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from nasmix.errors import ConfigError, NasmixError
-from nasmix.study.grid import Cell
-from nasmix.study.run import Resume, run_cell
+import torch
 
-# (cell id, key, kind, phase, data) -> None
-Write = Callable[[str, str, str, str, dict], None]
+from nasmix.errors import ConfigError, NasmixError, UnknownNameError
+from nasmix.events import Event
+from nasmix.study.run import Resume, run_cell
+from nasmix.study.schema import CellSpec
+
+# (cell id, key, event) -> None
+Write = Callable[[str, str, Event], None]
 # (cell id, phase, done, total) -> None
 Progress = Callable[[str, str, int, int], None]
 # (cell, end state) -> None, when a cell ends
-Finished = Callable[[Cell, str], None]
+Finished = Callable[[CellSpec, str], None]
 
 
 class Backend(ABC):
     """Runs cells and streams their events to the driver."""
 
     @abstractmethod
-    def run(self, cells: list[Cell], resumes: dict[str, Resume], files: Path, data_path: str | None,
+    def run(self, cells: list[CellSpec], resumes: dict[str, Resume], files: Path, data_path: str | None,
             write: Write, progress: Progress, finished: Finished) -> None:  # fmt: skip
         """Run every cell; return when all have ended or failed to run."""
 
@@ -48,7 +51,7 @@ class InProcess(Backend):
 
     def run(self, cells, resumes, files, data_path, write, progress, finished) -> None:
         for cell in cells:
-            state = run_cell(cell, files, lambda k, kd, ph, d, c=cell: write(c.id, k, kd, ph, d), resumes[cell.id],
+            state = run_cell(cell, files, lambda k, e, c=cell: write(c.id, k, e), resumes[cell.id],
                              data_path, lambda ph, n, t, c=cell: progress(c.id, ph, n, t))  # fmt: skip
             finished(cell, state)
 
@@ -60,8 +63,6 @@ _QUEUE = None
 def _init_worker(events, devices, threads: int) -> None:
     global _QUEUE
     _QUEUE = events
-    import torch
-
     torch.set_num_threads(threads)  # workers share the cores instead of each taking all
     try:
         gpu = devices.get_nowait()
@@ -73,8 +74,8 @@ def _init_worker(events, devices, threads: int) -> None:
 
 def _run_remote(cell_json: str, study: str, resume: Resume, files: str, data_path: str | None, put) -> str:
     """run_cell in a worker, its events and progress sent through `put`."""
-    cell = Cell.from_json(cell_json, study)
-    emit = lambda k, kd, ph, d: put(("event", cell.id, k, kd, ph, d))  # noqa: E731
+    cell = CellSpec.from_json(cell_json, study)
+    emit = lambda k, e: put(("event", cell.id, k, e))  # noqa: E731
     prog = lambda ph, n, t: put(("progress", cell.id, ph, n, t))  # noqa: E731
     try:
         return run_cell(cell, Path(files), emit, resume, data_path, prog)
@@ -105,8 +106,6 @@ class LocalProcesses(Backend):
     or `workers` processes on CPU."""
 
     def __init__(self, workers: int | None = None):
-        import torch
-
         gpus = torch.cuda.device_count()
         self.gpus = list(range(gpus))
         self.workers = workers or max(gpus, 1)
@@ -145,7 +144,7 @@ class LocalProcesses(Backend):
             raise error
 
 
-def _result(future, cell: Cell) -> str:
+def _result(future, cell: CellSpec) -> str:
     try:
         return future.result()
     except Exception as err:  # the worker died (killed, crashed): the cell stays resumable
@@ -225,6 +224,4 @@ def make_backend(name: str, workers: int | None = None, address: str | None = No
         return LocalProcesses(workers)
     if name == "ray":
         return RayBackend(address)
-    from nasmix.errors import UnknownNameError
-
     raise UnknownNameError("backend", name, ["inprocess", "local", "ray"])

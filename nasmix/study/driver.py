@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nasmix.config import StudyConfig
+from nasmix.config import StudyConfig, pick_device
 from nasmix.console import console, progress_bar
 from nasmix.data import load_dataset
+from nasmix.events import End, Event
 from nasmix.study.backends import make_backend
 from nasmix.study.grid import expand
-from nasmix.config import pick_device
 from nasmix.study.run import Resume
+from nasmix.study.schema import CellSpec
 from nasmix.study.store import Store
 
 
@@ -66,19 +67,19 @@ def run_study(cfg: StudyConfig, data_path: str | None = None, backend: str = "in
             study_task = bar.add_task("cells", total=len(cells), completed=summary.skipped)
             phase_task = bar.add_task("phase", total=None)
 
-            def write(cell_id: str, key: str, kind: str, phase: str, data: dict) -> None:
-                store.append(cell_id, key, kind, phase, data)
+            def write(cell_id: str, key: str, event: Event) -> None:
+                store.append(cell_id, key, event)
 
             def progress(cell_id: str, phase: str, done: int, total: int) -> None:
                 bar.update(phase_task, description=f"{phase} {labels[cell_id]}", completed=done, total=total)
 
-            def finished(cell, state: str) -> None:
+            def finished(cell: CellSpec, state: str) -> None:
                 summary.states[cell.id] = state
                 bar.advance(study_task)
-                end = {e.kind: e.data for e in store.events(cell.id, None) if e.key == "end"}
-                data = end.get(state, {})
-                detail = (f"top-1 {100 * data['test_top1']:.2f}%" if data.get("test_top1") is not None
-                          else data.get("reason", ""))  # fmt: skip
+                end = store.record(cell.id).first(End)
+                detail = "" if end is None else end.reason or ""
+                if end is not None and end.test_top1 is not None:
+                    detail = f"top-1 {100 * end.test_top1:.2f}%"
                 console.print(f"{state:>10}  {cell.label}  {detail}")
 
             runner.run(todo, resumes, store.files, data_path or cfg.data.path, write, progress, finished)

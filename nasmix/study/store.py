@@ -11,14 +11,23 @@ All SQL of nasmix lives here. Tables:
   cell's "end" event can never be rewritten.
 Checkpoints and arch files live beside the database, in `<db>.files/`.
 
-A cell's state is derived from its events: pending (none), running (started,
-no end), finished / failed / projected (the kind of its "end" event).
+The store takes typed events (nasmix.events) and returns typed records
+(nasmix.study.schema): `EventRecord`s, and `CellRecord`s that carry their
+events and their state, derived from the events by `cell_state`: pending
+(none), running (started, no end), finished / failed / projected (the kind of
+its "end" event).
 
 Example:
     >>> import tempfile, os
-    >>> store = Store(os.path.join(tempfile.mkdtemp(), "s.db"))
-    >>> store.schema_version()
-    1
+    >>> from nasmix.events import Attempt
+    >>> from nasmix.study.schema import CellSpec
+    >>> cell = CellSpec("nb201", "random", "train", "synthetic", seed=0)
+    >>> with Store(os.path.join(tempfile.mkdtemp(), "s.db")) as store:
+    ...     store.add_cells([cell])
+    ...     store.append(cell.id, "attempt/1", Attempt(device="cpu"))
+    ...     store.cells()[0].state, store.events(cell.id)[0].event
+    True
+    ('running', Attempt(extra={}, device='cpu', resumed_arch=None))
 """
 
 from __future__ import annotations
@@ -28,13 +37,14 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from nasmix.errors import NasmixError
+from nasmix.events import END_STATES, Event
+from nasmix.study.schema import CellRecord, CellSpec, EventRecord, cell_state, estimator_kind
 
-SCHEMA_VERSION = 1
-END_KINDS = ("finished", "failed", "projected")
+SCHEMA_VERSION = 1  # of the tables; each event's data carries its own version (nasmix.events)
+_CELL_COLUMNS = "id, study, label, space, strategy, estimator, dataset, seed, config"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,34 +65,6 @@ CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
 
 class StoreError(NasmixError):
     """The store cannot be opened or written (corrupt file, full disk, newer schema)."""
-
-
-@dataclass(frozen=True)
-class Event:
-    """One stored event."""
-
-    seq: int
-    cell: str
-    key: str
-    kind: str
-    phase: str
-    time: float
-    data: dict
-
-
-@dataclass(frozen=True)
-class CellRow:
-    """One stored cell."""
-
-    id: str
-    study: str
-    label: str
-    space: str
-    strategy: str
-    estimator: str
-    dataset: str
-    seed: int
-    config: str
 
 
 class Store:
@@ -123,6 +105,12 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def schema_version(self) -> int | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else None
@@ -138,29 +126,42 @@ class Store:
             raise StoreError(f"cannot write to store {self.path}: {err}{hint}") from None
 
     # ---- writing (the driver only) ----------------------------------------
-    def add_cells(self, cells: Iterable) -> None:
-        """Record cells (nasmix.study.grid.Cell); known ones are left as they are."""
+    def add_cells(self, cells: Iterable[CellSpec]) -> None:
+        """Record cells; known ones are left as they are."""
         now = time.time()
-        self._write(
-            "INSERT OR IGNORE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ((c.id, c.study, c.label, c.space, c.strategy, c.estimator, c.dataset, c.seed, c.to_json(), now)
-             for c in cells),
-        )  # fmt: skip
+        rows = [
+            (c.id, c.study, c.label, c.space, c.strategy, c.estimator, c.dataset, c.seed, c.to_json(), now)
+            for c in cells
+        ]
+        self._write("INSERT OR IGNORE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
-    def append(self, cell: str, key: str, kind: str, phase: str, data: dict) -> bool:
-        """Append one event; False when (cell, key) was already stored."""
-        text = json.dumps(data, default=_jsonable, allow_nan=True)
-        return self._write("INSERT OR IGNORE INTO events (cell, key, kind, phase, time, data) VALUES (?, ?, ?, ?, ?, ?)",
-                           [(cell, key, kind, phase, time.time(), text)]) == 1  # fmt: skip
+    def append(self, cell: str, key: str, event: Event) -> bool:
+        """Append one event under a key; False when (cell, key) was already stored."""
+        text = json.dumps(event.to_json(), default=_jsonable, allow_nan=True)
+        sql = "INSERT OR IGNORE INTO events (cell, key, kind, phase, time, data) VALUES (?, ?, ?, ?, ?, ?)"
+        return self._write(sql, [(cell, key, event.kind, event.phase, time.time(), text)]) == 1
 
     # ---- reading -----------------------------------------------------------
-    def cells(self) -> list[CellRow]:
-        """Every cell, in the order added."""
-        rows = self.db.execute("SELECT id, study, label, space, strategy, estimator, dataset, seed, config "
-                               "FROM cells ORDER BY added, rowid").fetchall()  # fmt: skip
-        return [CellRow(*r) for r in rows]
+    def cells(self) -> list[CellRecord]:
+        """Every cell with its events and state, in the order added."""
+        by_cell: dict[str, list[EventRecord]] = {}
+        for e in self.events():
+            by_cell.setdefault(e.cell, []).append(e)
+        rows = self.db.execute(f"SELECT {_CELL_COLUMNS} FROM cells ORDER BY added, rowid").fetchall()
+        return [_record(row, tuple(by_cell.get(row[0], ()))) for row in rows]
 
-    def events(self, cell: str | None = None, kind: str | None = None) -> list[Event]:
+    def record(self, cell: str) -> CellRecord:
+        """One cell with its events and state.
+
+        Raises:
+            StoreError: no cell has that id.
+        """
+        row = self.db.execute(f"SELECT {_CELL_COLUMNS} FROM cells WHERE id = ?", (cell,)).fetchone()
+        if row is None:
+            raise StoreError(f"store {self.path} has no cell {cell!r}")
+        return _record(row, tuple(self.events(cell)))
+
+    def events(self, cell: str | None = None, kind: str | None = None) -> list[EventRecord]:
         """Events in the order appended, optionally of one cell and/or kind."""
         sql, args = "SELECT seq, cell, key, kind, phase, time, data FROM events", []
         where = []
@@ -173,7 +174,7 @@ class Store:
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self.db.execute(sql + " ORDER BY seq", args).fetchall()
-        return [Event(s, c, k, kd, ph, t, json.loads(d)) for s, c, k, kd, ph, t, d in rows]
+        return [EventRecord(k, kd, ph, json.loads(d), s, c, t) for s, c, k, kd, ph, t, d in rows]
 
     def keys(self, cell: str) -> set[str]:
         """The event keys a cell has."""
@@ -182,14 +183,23 @@ class Store:
     def state(self, cell: str) -> str:
         """pending, running, finished, failed or projected."""
         end = self.db.execute("SELECT kind FROM events WHERE cell = ? AND key = 'end'", (cell,)).fetchone()
-        if end:
-            return end[0]
         started = self.db.execute("SELECT 1 FROM events WHERE cell = ? LIMIT 1", (cell,)).fetchone()
-        return "running" if started else "pending"
+        return cell_state(end[0] if end else None, started is not None)
 
-    def pending(self, cells: Iterable) -> list:
+    def pending(self, cells: Iterable[CellSpec]) -> list[CellSpec]:
         """The cells without an end event (never started, or interrupted)."""
-        return [c for c in cells if self.state(c.id) not in END_KINDS]
+        return [c for c in cells if self.state(c.id) not in END_STATES]
+
+
+def _record(row: tuple, events: tuple[EventRecord, ...]) -> CellRecord:
+    """The CellRecord of a cells-table row and its events."""
+    id_, study, label, space, strategy, estimator, dataset, seed, config = row
+    end = next((e.kind for e in events if e.key == "end"), None)
+    settings = json.loads(config).get("settings", {})
+    state = cell_state(end, bool(events))
+    kind = estimator_kind(estimator)
+    cell = (id_, label, space, strategy, estimator, dataset, seed)
+    return CellRecord(*cell, state, settings, events, kind, study)
 
 
 def _jsonable(value):

@@ -10,6 +10,7 @@ import torch
 from nasmix import registry
 from nasmix.arch import Arch
 from nasmix.errors import ConfigError, DataError
+from nasmix.events import Candidate
 from nasmix.strategies.base import AskTell, Budget
 from nasmix.testing import tiny_search_data
 
@@ -116,9 +117,9 @@ def test_a_search_over_the_benchmark_logs_simulated_candidates(bench):
     est = registry.create("estimator", "tabular", path=str(bench))
     best = Cycle().search(SPACE, est, tiny_search_data(), Budget(candidates=3), events.append, np.random.default_rng(0))
     assert best == SPACE.parse(ARCHS[2])
-    cands = [e for e in events if e["event"] == "candidate"]
-    assert all(c["simulated"] and "true_score" in c for c in cands)
-    assert cands[-1]["cumulative_cost_s"] == pytest.approx(sum(c["cost_s"] for c in cands))
+    cands = [e for e in events if isinstance(e, Candidate)]
+    assert all(c.simulated and "true_score" in c.extra for c in cands)
+    assert cands[-1].cumulative_cost_s == pytest.approx(sum(c.cost_s for c in cands))
 
 
 def test_missing_path_and_config_errors(tmp_path):

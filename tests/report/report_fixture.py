@@ -17,43 +17,56 @@ from __future__ import annotations
 
 import numpy as np
 
+from nasmix.config import EvalSettings, SearchSettings
+from nasmix.events import Attempt, parse
 from nasmix.spaces.base import get_space
-from nasmix.study.grid import ONESHOT_ESTIMATOR, Cell
+from nasmix.study.schema import ONESHOT_ESTIMATOR, CellSpec, ModuleOptions
 from nasmix.study.store import Store
+from nasmix.train import TrainConfig
 
 DEVICE = "cuda: NVIDIA H100 80GB HBM3"
-EVAL = {"size": "tiny", "max_seconds": None, "max_gpu_seconds": None,
-        "train": {"epochs": 4, "batch_size": 96, "lr": 0.025, "seed": 0}}  # fmt: skip
-SETTINGS = {"data": {"search_portion": 0.5, "train_subset": None, "test_subset": None},
-            "search": {"epochs": 2, "candidates": 2, "size": "tiny"}, "eval": EVAL,
-            "options": {"space": {}, "strategy": {}}, "device": "cuda"}  # fmt: skip
+SEARCH = SearchSettings(epochs=2, candidates=2, size="tiny")
+EVAL = EvalSettings(size="tiny", train=TrainConfig(epochs=4, batch_size=96, lr=0.025))
+# Fields the hand-made events leave out (they do not enter the figures checked).
+EPOCH_FILL = {"epochs": 2, "train_loss": 1.0, "train_top1": 0.5, "valid_loss": 1.0, "entropy": 1.0}
+CLOCKS_FILL = {"gpu_s": None, "peak_gpu_bytes": None, "peak_host_bytes": None}
+FILL = {"search_epoch": {**EPOCH_FILL, **CLOCKS_FILL, "steps": 10, "lr": 0.01}}
 
 
 def arch_of(space: str, seed: int) -> str:
     return get_space(space).sample(np.random.default_rng(seed)).to_str()
 
 
-def cell(space, strategy, seed, estimator=ONESHOT_ESTIMATOR, study="fixture") -> Cell:
-    return Cell(space, strategy, estimator, "synthetic", seed, study, SETTINGS)
+def cell(space, strategy, seed, estimator=ONESHOT_ESTIMATOR, study="fixture") -> CellSpec:
+    options = ModuleOptions(estimator=None if estimator == ONESHOT_ESTIMATOR else {})
+    return CellSpec(space, strategy, estimator, "synthetic", seed, study, SEARCH, EVAL, options=options,
+                    device="cuda")
 
 
-def write_cell(store: Store, c: Cell, search: list, chosen: dict | None, epochs: list, end: tuple) -> None:
+def _append(store: Store, c: CellSpec, key: str, kind: str, phase: str, data: dict) -> None:
+    store.append(c.id, key, parse(kind, phase, {**FILL.get(kind, {}), **data}))
+
+
+def write_cell(
+    store: Store, c: CellSpec, search: list, chosen: dict | None, epochs: list, end: tuple
+) -> None:
     """Append a cell's events the way run_cell emits them."""
-    store.append(c.id, "attempt/1", "attempt", "setup", {"device": DEVICE, "resumed_arch": None})
+    store.append(c.id, "attempt/1", Attempt(DEVICE))
     for kind, data in search:
         key = f"search/epoch/{data['epoch']}" if kind == "search_epoch" else f"search/candidate/{data['index']}"
-        store.append(c.id, key, kind, "search", {"device": DEVICE, **data})
+        _append(store, c, key, kind, "search", {"device": DEVICE, **data})
     if chosen is not None:
-        store.append(c.id, "arch_chosen", "arch_chosen", "search", {"device": DEVICE, "peak_gpu_bytes": 2e9, **chosen})
+        chosen = {"device": DEVICE, "peak_gpu_bytes": 2e9, **chosen}
+        _append(store, c, "arch_chosen", "arch_chosen", "search", chosen)
     for e in epochs:
         body = {"lr": 0.01, "train_loss": 1.0, "train_top1": 0.5, "eval_s": 10.0, "peak_gpu_bytes": 3e9,
                 "device": DEVICE, **e}  # fmt: skip
-        store.append(c.id, f"eval/epoch/{e['epoch']}", "eval_epoch", "eval", body)
+        _append(store, c, f"eval/epoch/{e['epoch']}", "eval_epoch", "eval", body)
     kind, data = end
-    store.append(c.id, "end", kind, "end", data)
+    _append(store, c, "end", kind, "end", data)
 
 
-def build_fixture(path) -> dict[str, Cell]:
+def build_fixture(path) -> dict[str, CellSpec]:
     """The five cells above in a new store at `path`; returns them by letter."""
     store = Store(path)
     cells = {"A": cell("nb201", "gdas", 0), "B": cell("nb201", "gdas", 1), "C": cell("nb201", "random", 0, "train"),
@@ -90,13 +103,8 @@ def build_fixture(path) -> dict[str, Cell]:
                ("projected", {"arch": c, "epochs_done": 2, "epochs": 10, "test_top1": 0.5, "test_top5": 0.8,
                               "eval_train_s": 1800.0, "eval_projected_s": 9000.0, "params": 500,
                               "flops": 1_000_000}))  # fmt: skip
-    store.append(
-        cells["C"].id,
-        "eval/capped",
-        "capped",
-        "eval",
-        {"done": 2, "total": 10, "elapsed_s": 1800.0, "projected_s": 9000.0},
-    )
+    capped = {"done": 2, "total": 10, "elapsed_s": 1800.0, "projected_s": 9000.0}
+    _append(store, cells["C"], "eval/capped", "capped", "eval", capped)
     write_cell(store, cells["D"], [("search_epoch", {"epoch": 1, "epoch_s": 600.0, "valid_top1": 0.2, "arch": e})],
                None, [], ("failed", {"reason": "out of GPU memory", "error": "CUDA out of memory",
                                      "peak_gpu_bytes": 15.9e9}))  # fmt: skip
@@ -112,7 +120,7 @@ def build_fixture(path) -> dict[str, Cell]:
     return cells
 
 
-def build_nine(path, search_epochs: int = 50, eval_epochs: int = 100, eval_every: int = 10) -> list[Cell]:
+def build_nine(path, search_epochs: int = 50, eval_epochs: int = 100, eval_every: int = 10) -> list[CellSpec]:
     """A study of 9 finished cells (3 spaces x 3 one-shot strategies), sized like a real run."""
     store = Store(path)
     cells = [cell(s, t, 0, study="nine") for s in ("simple_cell", "darts", "hierarchical")

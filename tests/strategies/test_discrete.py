@@ -10,6 +10,7 @@ import pytest
 
 from nasmix import registry
 from nasmix.errors import ConfigError, NasmixError
+from nasmix.events import Candidate, SearchDone
 from nasmix.estimators.base import Estimate
 from nasmix.spaces.base import get_space
 from nasmix.strategies.base import Budget
@@ -79,9 +80,9 @@ def test_registered_discrete_and_searches(name, nb201):
     est = ToyEstimator()
     arch = registry.create("strategy", name, **cfg).search(nb201, est, tiny_search_data(), Budget(candidates=25),
                                                            events.append, np.random.default_rng(0))  # fmt: skip
-    cands = [e for e in events if e["event"] == "candidate"]
-    assert len(cands) == 25 and cands[-1]["cumulative_cost_s"] == 25.0
-    assert events[-1] == {"event": "search_done", "arch": arch.to_str(), "score": max(c["score"] for c in cands)}
+    cands = [e for e in events if isinstance(e, Candidate)]
+    assert len(cands) == 25 and cands[-1].cumulative_cost_s == 25.0
+    assert events[-1] == SearchDone(arch.to_str(), max(c.score for c in cands))
 
 
 @pytest.mark.parametrize("space_name", registry.names("space"))

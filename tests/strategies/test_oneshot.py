@@ -8,6 +8,8 @@ import torch
 from torch import nn
 
 from nasmix import registry
+from nasmix.arch import Arch
+from nasmix.events import Capped, PartialFallback, SearchDone, SearchEpoch, Subnet
 from nasmix.spaces.supernet import EdgeContext, MixedEdge, Supernet
 from nasmix.strategies.base import Budget
 from nasmix.strategies.darts import darts_hypergradient
@@ -16,7 +18,7 @@ from nasmix.testing import TINY_TASK, tiny_search_data
 
 
 def _search(name: str, space: str = "nb201", epochs: int = 1, seed: int = 3, budget: Budget | None = None, **cfg):
-    events: list[dict] = []
+    events: list = []
     strategy = registry.create("strategy", name, **cfg)
     arch = strategy.search(registry.create("space", space), None, tiny_search_data(),
                            budget or Budget(epochs=epochs, candidates=4, batch_size=16), events.append,
@@ -134,7 +136,7 @@ def test_darts_second_order_matches_finite_differences():
 
 def test_darts_second_order_search_runs():
     arch, events = _search("darts", order=2)
-    assert events[-1]["arch"] == arch.to_str()
+    assert events[-1].arch == arch.to_str()
 
 
 def test_drnas_samples_lie_on_the_simplex():
@@ -155,41 +157,42 @@ def test_drnas_samples_lie_on_the_simplex():
 
 def test_drnas_progressive_prunes_and_widens():
     _, events = _search("drnas", epochs=2, progressive=True)
-    epochs = [e for e in events if e["event"] == "search_epoch"]
-    assert [e["stage"] for e in epochs] == [1, 2]
-    assert any(e["event"] == "partial_fallback" for e in events)  # K=6 does not divide the tiny network's 4 channels
+    epochs = [e for e in events if isinstance(e, SearchEpoch)]
+    assert [e.extra["stage"] for e in epochs] == [1, 2]
+    # K=6 does not divide the tiny network's 4 channels
+    assert any(isinstance(e, PartialFallback) for e in events)
 
 
 @pytest.mark.parametrize("name", ["darts", "gdas", "drnas", "pcdarts", "rsws"])
 def test_same_seed_same_search(name):
     runs = [_search(name, epochs=2) for _ in range(2)]
     assert runs[0][0] == runs[1][0]
-    losses = [[e["train_loss"] for e in events if e["event"] == "search_epoch"] for _, events in runs]
+    losses = [[e.train_loss for e in events if isinstance(e, SearchEpoch)] for _, events in runs]
     assert losses[0] == losses[1]
 
 
 def test_search_epoch_events_carry_the_vocabulary():
     _, events = _search("gdas", epochs=2)
-    epochs = [e for e in events if e["event"] == "search_epoch"]
-    assert [e["epoch"] for e in epochs] == [1, 2] and [e["tau"] for e in epochs] == [10.0, 0.1]
+    epochs = [e for e in events if isinstance(e, SearchEpoch)]
+    assert [e.epoch for e in epochs] == [1, 2] and [e.extra["tau"] for e in epochs] == [10.0, 0.1]
     for key in ("train_loss", "train_top1", "valid_loss", "valid_top1", "arch", "entropy", "epoch_s", "gpu_s",
                 "peak_gpu_bytes", "peak_host_bytes", "device"):  # fmt: skip
-        assert key in epochs[0], key
-    assert 0 <= epochs[0]["entropy"] <= np.log(5) + 1e-6
+        assert key in epochs[0].to_json(), key
+    assert 0 <= epochs[0].entropy <= np.log(5) + 1e-6
 
 
 def test_time_cap_stops_and_logs_capped():
     arch, events = _search("darts", budget=Budget(epochs=3, batch_size=16, max_seconds=1e-6))
-    capped = [e for e in events if e["event"] == "capped"]
-    assert len(capped) == 1 and capped[0]["done"] == 1.0 and capped[0]["total"] == 3
-    assert events[-1]["event"] == "search_done" and events[-1]["arch"] == arch.to_str()
+    capped = [e for e in events if isinstance(e, Capped)]
+    assert len(capped) == 1 and (capped[0].done, capped[0].total, capped[0].reason) == (1, 3, "max_seconds")
+    assert isinstance(events[-1], SearchDone) and events[-1].arch == arch.to_str()
 
 
 def test_pcdarts_falls_back_to_a_dividing_k():
     _, events = _search("pcdarts", partial=3)
-    fallback = [e for e in events if e["event"] == "partial_fallback"]
-    assert fallback and fallback[0]["requested"] == 3 and fallback[0]["used"] == 2
-    assert all(e["partial"] == 2 for e in events if e["event"] == "search_epoch")
+    fallback = [e for e in events if isinstance(e, PartialFallback)]
+    assert fallback and fallback[0].requested == 3 and fallback[0].used == 2
+    assert all(e.partial == 2 for e in events if isinstance(e, SearchEpoch))
 
 
 def test_pcdarts_edge_weights_normalise_per_node():
@@ -215,21 +218,21 @@ def test_branch_copies_architecture_parameters_and_keeps_them_live():
 def test_rsws_ranks_its_candidates():
     arch, events = _search("rsws", candidates=6, finalists=2)
     done = events[-1]
-    assert done["ranked"] == 6 and len(done["finalists"]) == 2 and done["arch"] == arch.to_str()
-    assert all(e["valid_loss"] is None for e in events if e["event"] == "search_epoch")  # no architecture steps
+    assert done.extra["ranked"] == 6 and len(done.extra["finalists"]) == 2 and done.arch == arch.to_str()
+    assert all(e.valid_loss is None for e in events if isinstance(e, SearchEpoch))  # no architecture steps
 
 
 def test_fewshot_splits_one_edge_into_sub_supernets():
     arch, events = _search("fewshot", epochs=2, base="gdas")
-    subnets = [e for e in events if e["event"] == "subnet"]
+    subnets = [e for e in events if isinstance(e, Subnet)]
     ops = registry.create("space", "nb201").choices()[0].options
-    assert [s["op"] for s in subnets] == list(ops)
+    assert [s.op for s in subnets] == list(ops)
     for s in subnets:  # each sub-supernet keeps the split edge fixed to its op
-        assert registry.create("space", "nb201").parse(s["arch"].split(":", 1)[1]).genotype[0] == s["op"]
-    numbers = [e["epoch"] for e in events if e["event"] == "search_epoch"]
+        assert Arch.from_str(s.arch).genotype[0] == s.op
+    numbers = [e.epoch for e in events if isinstance(e, SearchEpoch)]
     assert numbers == list(range(1, 1 + 1 + len(ops)))  # warm-up epoch, then one per sub-supernet
-    best = max(subnets, key=lambda s: (s["valid_top1"], -s["valid_loss"]))
-    assert arch.to_str() == best["arch"]
+    best = max(subnets, key=lambda s: (s.valid_top1, -s.valid_loss))
+    assert arch.to_str() == best.arch
 
 
 def test_fewshot_refuses_a_discrete_base():
@@ -296,7 +299,7 @@ def test_drnas_pruning_zeroes_pruned_alphas_and_keeps_momentum():
     budget = Budget(epochs=2, batch_size=16)
     state = strategy.prepare(registry.create("space", "nb201"), tiny_search_data(), budget, np.random.default_rng(0),
                              lambda e: None, total_epochs=2)  # fmt: skip
-    strategy.train_epochs(state, 1, 1, budget, lambda e: None, 0.0)
+    strategy.train_epochs(state, 1, 1, budget.clock(timer=None, total=2), lambda e: None)
     momentum = {n: state.w_opt.state[p]["momentum_buffer"].clone() for n, p in state.net.named_parameters()
                 if "momentum_buffer" in state.w_opt.state.get(p, {})}  # fmt: skip
     assert momentum

@@ -294,10 +294,10 @@ def _run_cell_killed_at(tmp_path: Path, name: str, kill_key: str | None, epochs:
     store = Store(cfg.store)
     store.add_cells([cell])
 
-    def emit(key, kind, phase, data):
+    def emit(key, event):
         if key == kill_key:
             raise _Kill
-        store.append(cell.id, key, kind, phase, data)
+        store.append(cell.id, key, event)
 
     try:
         run_cell(cell, store.files, emit, Resume.from_events(store.events(cell.id)))
@@ -345,16 +345,19 @@ def test_gpu_second_caps_apply_on_a_device_without_cuda_events(tmp_path):
 
 def test_discrete_search_gpu_cap_counts_the_candidates_gpu_seconds(tmp_path, monkeypatch):
     """Candidates report their GPU seconds (on a GPU): the search's GPU cap must add them up."""
-    import nasmix.study.run as run_mod
-    from nasmix.strategies.base import AskTell
+    import nasmix.budget
+    from nasmix import registry
 
-    real = AskTell.search
+    estimator = registry.get("estimator", "train").obj
+    real = estimator.estimate
 
-    def search_with_gpu_clock(self, space, estimator, data, budget, log, rng):
-        return real(self, space, estimator, data, budget, lambda e: log({**e, "gpu_s": 10.0}), rng)
+    def estimate_on_a_gpu(self, space, arch, data, parent=None):
+        est = real(self, space, arch, data, parent=parent)
+        est.extra["gpu_s"] = 10.0
+        return est
 
-    monkeypatch.setattr(AskTell, "search", search_with_gpu_clock)
-    monkeypatch.setattr(run_mod, "_has_gpu_clock", lambda timer: True)
+    monkeypatch.setattr(estimator, "estimate", estimate_on_a_gpu)
+    monkeypatch.setattr(nasmix.budget, "has_cuda_events", lambda timer: True)
     capped = lambda t: t.replace("candidates = 2", "candidates = 5\nmax_gpu_seconds = 25")  # noqa: E731
     kind, end, store, cell = _run_cell_killed_at(tmp_path, "g", None, epochs=1, text=capped)
     assert kind == "projected"
@@ -472,10 +475,10 @@ def test_capped_search_killed_before_arch_chosen_stops_where_it_was_capped(tmp_p
     store.add_cells([cell])
     from nasmix.study.run import Resume, run_cell
 
-    def emit(key, kind, phase, data):
+    def emit(key, event):
         if key == "arch_chosen" and slow["on"]:
             raise _Kill
-        store.append(cell.id, key, kind, phase, data)
+        store.append(cell.id, key, event)
 
     with pytest.raises(_Kill):
         run_cell(cell, store.files, emit, Resume.from_events(store.events(cell.id)))
