@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from nasmix import registry
-from nasmix.arch import Arch
+from nasmix.arch import Arch, Options
 from nasmix.data.base import Task
 from nasmix.errors import ConfigError
 from nasmix.spaces.base import Choice, SearchSpace, check_size
@@ -133,7 +133,20 @@ class Hierarchical(SearchSpace):
         True
     """
 
-    arch_options = ("motifs",)  # it decides which arch strings are valid
+    # The variant (its primitives, and for "paper" its network) and the motif count decide which
+    # arch strings are valid and what they build.
+    arch_options = ("variant", "motifs")
+
+    @functools.cached_property
+    def arch_key(self) -> Options:
+        """The variant where it is not NASLib's, and M where it is not the variant's own
+        (the Config's `motifs = None` stands for the variant's count, so the base rule,
+        which compares with the field's default, would always name it)."""
+        cfg = self.config
+        key = {"variant": cfg.variant} if cfg.variant != self.Config.variant else {}
+        if cfg.motifs != DESIGNS[cfg.variant].motifs:
+            key["motifs"] = cfg.motifs
+        return tuple(sorted(key.items()))
 
     @dataclass(frozen=True)
     class Config:
