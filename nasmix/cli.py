@@ -25,7 +25,7 @@ from nasmix.data import check_path_use, load_dataset, with_subsets
 from nasmix.errors import NasmixError, UnknownNameError
 from nasmix.options import build_config, parse_options
 from nasmix.timing import count_flops, count_params
-from nasmix.train import TrainConfig, train
+from nasmix.train import DivergedError, TrainConfig, train
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -160,11 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NasmixError as err:
         print(f"nasmix: error: {err}", file=sys.stderr)
         return err.exit_code
-    except Exception as err:
-        from nasmix.train import DivergedError
-
-        if not isinstance(err, DivergedError):
-            raise
+    except DivergedError as err:
         # Outside a study a diverged run is the user's recipe (an lr of inf, or too high): no traceback.
         message = f"training diverged ({err}); lower the learning rate"
         print(f"nasmix: error: {message}", file=sys.stderr)

@@ -255,6 +255,24 @@ def test_create_model_builds_nasmix_networks_and_checks_the_export(exports):
     assert nasmix.load_model is load_model and nasmix.create_model is create_model  # lazy re-exports
 
 
+def test_an_arch_of_non_default_space_options_exports_and_loads(tmp_path):
+    """An arch string that names its space's options (`chain{"layers":3}:...`) builds that space."""
+    space = registry.create("space", "chain", layers=3)
+    arch = space.sample(np.random.default_rng(0))
+    assert arch.to_str().startswith('chain{"layers":3}:')
+    info = export_arch(arch.to_str(), tmp_path / "e", size="tiny", seed=2, skip=("pt2", "onnx"))
+    assert info.space_options == {"layers": 3} and info.arch == arch.to_str()
+    torch.manual_seed(2)
+    net = space.build(arch, TASK, "tiny").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(load_model(tmp_path / "e")(x), net(x))
+        assert torch.equal(create_model(arch.to_str(), pretrained=tmp_path / "e")(x), net(x))
+    assert """create_model('chain{"layers":3}:...',""" in (tmp_path / "e" / "README.md").read_text()
+    with pytest.raises(ConfigError, match="layers"):  # options that contradict the string's
+        create_model(arch.to_str(), options={"layers": 4})
+
+
 def test_cli_exports_an_arch_string(tmp_path, capsys):
     from nasmix.cli import main
     from nasmix.spaces.darts import DARTS_V2

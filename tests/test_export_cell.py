@@ -77,18 +77,18 @@ def test_trained_cell_exports_with_its_weights_and_card(study, tmp_path):
     # nasmix's own network with the checkpoint's weights, as the study built it
     space = registry.create("space", "darts")
     torch.manual_seed(0)
-    net = space.build(Arch.from_str(record.end["arch"], space), info.task, "tiny")
+    net = space.build(Arch.from_str(record.end.arch, space), info.task, "tiny")
     net.load_state_dict(checkpoint.state)
     net.eval()
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         want = net(x)
         assert torch.equal(load_model(tmp_path / "e")(x), want)
-        again = nasmix.create_model(record.end["arch"], pretrained=tmp_path / "e")
+        again = nasmix.create_model(record.end.arch, pretrained=tmp_path / "e")
         assert torch.equal(again(x), want) and not again.training
     assert info.dropped and all(k.startswith("aux.") for k in info.dropped)  # the auxiliary head is left out
     card = (tmp_path / "e" / "README.md").read_text()
-    top1 = next(h["test_top1"] for h in record.epochs if h["epoch"] == 2)
+    top1 = next(h.test_top1 for h in record.epochs if h.epoch == 2)
     for fact in (
         "| strategy | random |",
         "| estimator | zero_cost |",
@@ -101,7 +101,7 @@ def test_trained_cell_exports_with_its_weights_and_card(study, tmp_path):
         "| search |",
         "| training |",
         "no GPU clock",
-        record.end["arch"],
+        record.end.arch,
         "drop-path",
         "`aux`",
         "MEAN =",
@@ -135,25 +135,22 @@ def test_a_gpu_cells_channels_last_checkpoint_and_gpu_clocks(study, tmp_path):
     torch.save(saved, path)
     info = export_cell(copy, cell, tmp_path / "e", skip=("pt2", "onnx"))
     space = registry.create("space", "darts")
-    net = space.build(Arch.from_str(record.end["arch"], space), info.task, "tiny")
+    net = space.build(Arch.from_str(record.end.arch, space), info.task, "tiny")
     net.load_state_dict(reference)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(load_model(tmp_path / "e")(x), net.eval()(x))
     on_gpu = dataclasses.replace(
         record,
-        chosen={
-            **record.chosen,
-            "search_gpu_s": 7200.0,
-            "search_s": 7300.0,
-            "device": "cuda:0 (H200)",
-        },
-        end={**record.end, "eval_train_gpu_s": 1800.0},
+        chosen=dataclasses.replace(
+            record.chosen, search_gpu_s=7200.0, search_s=7300.0, device="cuda:0 (H200)"
+        ),
+        end=dataclasses.replace(record.end, eval_train_gpu_s=1800.0),
     )
     card = render_card(dataclasses.replace(info, record=on_gpu))
     assert "| search | 2 GPU-hours (7,200.0 s) on cuda:0 (H200); 2.03 h wall |" in card
     assert "| training | 0.5 GPU-hours (1,800.0 s) on " in card
-    untested = dataclasses.replace(on_gpu, epochs=tuple(h for h in record.epochs if h["epoch"] != 1))
+    untested = dataclasses.replace(on_gpu, epochs=tuple(h for h in record.epochs if h.epoch != 1))
     card = render_card(dataclasses.replace(info, epoch=1, record=untested))
     assert "(epoch 2; the exported weights are of epoch 1, which was not evaluated)" in card
 
@@ -174,19 +171,18 @@ def test_finished_cell_without_checkpoints_exports_the_arch_and_says_so(study, t
 
 def _store_with_unfinished_cells(db: Path, tmp_path: Path) -> dict[str, str]:
     """A copy of the store plus a pending, a running and a failed cell."""
-    from nasmix.study.grid import Cell
+    from nasmix.events import Attempt, End
     from nasmix.study.store import Store
 
     store = Store(_copy_store(db, tmp_path, files=False))
-    first = store.cells()[0]
-    base = Cell.from_json(first.config, first.study)
+    base = store.cells()[0].spec
     cells = {
-        state: Cell(base.space, base.strategy, base.estimator, base.dataset, seed, base.study, base.settings)
+        state: dataclasses.replace(base, seed=seed)
         for state, seed in (("pending", 11), ("running", 12), ("failed", 13))
     }
     store.add_cells(cells.values())
-    store.append(cells["running"].id, "attempt/1", "attempt", "setup", {})
-    store.append(cells["failed"].id, "end", "failed", "end", {"reason": "out of GPU memory"})
+    store.append(cells["running"].id, "attempt/1", Attempt(device="cpu"))
+    store.append(cells["failed"].id, "end", End(state="failed", reason="out of GPU memory"))
     store.close()
     return {state: c.id for state, c in cells.items()}
 
@@ -230,7 +226,10 @@ def test_without_the_data_a_known_datasets_shape_is_used_and_the_normalisation_i
 
     monkeypatch.delenv("NASMIX_DATA", raising=False)
     record = read_cell(*study)
-    task, mean, std, classes = _cell_task(dataclasses.replace(record, dataset="cifar10"), None)
+    def on(dataset):
+        return dataclasses.replace(record, cell=dataclasses.replace(record.cell, dataset=dataset))
+
+    task, mean, std, classes = _cell_task(on("cifar10"), None)
     assert task.shape == (3, 32, 32) and task.num_classes == 10 and mean is std is classes is None
     with pytest.raises(NasmixError, match="give --data"):
-        _cell_task(dataclasses.replace(record, dataset="imagefolder"), None)
+        _cell_task(on("imagefolder"), None)

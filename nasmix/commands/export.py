@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import argparse
 
+from rich.markup import escape
+
+from nasmix.console import console
 from nasmix.errors import ConfigError
+from nasmix.export import export_arch, export_cell
+from nasmix.options import parse_options
 
 ARCH_FLAGS = (
     ("--num-classes", int, 10, "classes"),
@@ -59,12 +64,6 @@ def add_parser(sub) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export, then list the files written, the formats that failed and why."""
-    from rich.markup import escape
-
-    from nasmix.cli import _parse_options
-    from nasmix.console import console
-    from nasmix.export import export_arch, export_cell
-
     by_arch = args.arch is not None or args.space is not None
     if by_arch and args.db is not None:
         raise ConfigError("give either DB CELL (a study's cell) or --space/--arch (an arch alone), not both")
@@ -83,7 +82,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         info = export_arch(
             text,
             args.out,
-            _parse_options(args.space_opt, "space"),
+            parse_options(args.space_opt, "space"),
             given["num_classes"],
             (given["channels"], given["image_size"], given["image_size"]),
             given["size"],
@@ -99,7 +98,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             flags = ", ".join((["--space-opt"] if args.space_opt else []) + stray)
             raise ConfigError(f"{flags} apply to --arch only: a cell's network is built as the cell ran")
         info = export_cell(args.db, args.cell, args.out, args.data, args.skip)
-        source = f"cell {info.record.id} ({info.record.label})"
+        source = f"cell {info.record.cell.id} ({info.record.cell.label})"
     console.print(escape(f"exported {source} to {args.out}"))
     for a in info.artifacts:
         mark = "[green]written[/]" if a.ok else "[yellow]not written[/]"

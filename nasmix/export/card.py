@@ -14,9 +14,12 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
+import nasmix
+from nasmix.arch import options_text, split
 from nasmix.data.base import Task
 from nasmix.export.artifacts import Artifact
-from nasmix.export.source import CellRecord
+from nasmix.export.source import CellSource
+from nasmix.study.schema import ONESHOT_ESTIMATOR
 
 FORMAT = "nasmix-export"
 FORMAT_VERSION = 1
@@ -61,7 +64,7 @@ class ExportInfo:
     dropped: tuple[str, ...]
     train_only: tuple[str, ...]
     artifacts: tuple[Artifact, ...]
-    record: CellRecord | None
+    record: CellSource | None
     description: str
 
 
@@ -71,12 +74,13 @@ def accuracy(info: ExportInfo) -> tuple[float | None, float | None, int | None]:
     rec = info.record
     if rec is None:
         return None, None, None
-    tested = {h["epoch"]: h for h in rec.epochs if h.get("test_top1") is not None}
+    tested = {h.epoch: h for h in rec.epochs if h.test_top1 is not None}
     if info.epoch in tested:
         h = tested[info.epoch]
-        return h["test_top1"], h.get("test_top5"), info.epoch
-    end = rec.end or {}
-    return end.get("test_top1"), end.get("test_top5"), end.get("epochs_done")
+        return h.test_top1, h.test_top5, info.epoch
+    if rec.end is None:
+        return None, None, None
+    return rec.end.test_top1, rec.end.test_top5, rec.end.epochs_done
 
 
 def config_json(info: ExportInfo) -> dict:
@@ -85,35 +89,33 @@ def config_json(info: ExportInfo) -> dict:
     rec = info.record
     cell = None
     if rec is not None:
-        end, chosen = rec.end or {}, rec.chosen or {}
+        c, end, chosen = rec.cell, rec.end, rec.chosen
         cell = {
-            "id": rec.id,
-            "label": rec.label,
-            "study": rec.study,
+            "id": c.id,
+            "label": c.label,
+            "study": c.study,
             "store": str(rec.store),
-            "state": rec.state,
-            "strategy": rec.strategy,
-            "estimator": rec.estimator,
-            "dataset": rec.dataset,
-            "seed": rec.seed,
+            "state": c.state,
+            "strategy": c.strategy,
+            "estimator": c.estimator,
+            "dataset": c.dataset,
+            "seed": c.seed,
             "test_top1": top1,
             "test_top5": top5,
             "accuracy_epoch": at,
-            "epochs_done": end.get("epochs_done"),
-            "epochs": end.get("epochs"),
-            "search_s": chosen.get("search_s"),
-            "search_gpu_s": chosen.get("search_gpu_s"),
-            "search_device": chosen.get("device"),
-            "train_s": end.get("eval_train_s"),
-            "train_gpu_s": end.get("eval_train_gpu_s"),
+            "epochs_done": end.epochs_done if end else None,
+            "epochs": end.epochs if end else None,
+            "search_s": chosen.search_s if chosen else None,
+            "search_gpu_s": chosen.search_gpu_s if chosen else None,
+            "search_device": chosen.device if chosen else None,
+            "train_s": end.eval_train_s if end else None,
+            "train_gpu_s": end.eval_train_gpu_s if end else None,
             "train_device": _train_device(rec),
         }
-    from nasmix import __version__
-
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "nasmix": __version__,
+        "nasmix": nasmix.__version__,
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "arch": info.arch,
         "space": info.space,
@@ -142,8 +144,8 @@ def config_json(info: ExportInfo) -> dict:
     }
 
 
-def _train_device(rec: CellRecord) -> str | None:
-    devices = sorted({h.get("device") for h in rec.epochs if h.get("device")})
+def _train_device(rec: CellSource) -> str | None:
+    devices = sorted({h.device for h in rec.epochs if h.device})
     return ", ".join(devices) if devices else None
 
 
@@ -172,28 +174,27 @@ def _epoch_note(at: int | None, weights_epoch: int | None) -> str:
 
 
 def _title(info: ExportInfo) -> str:
-    rec = info.record
-    if rec is None:
+    if info.record is None:
         return f"# {info.space} network ({info.weights_note})"
-    est = "" if rec.estimator == "supernet" else f" with {rec.estimator}"
-    return f"# {info.space} network: {rec.strategy}{est} on {rec.dataset}, seed {rec.seed}"
+    c = info.record.cell
+    est = "" if c.estimator == ONESHOT_ESTIMATOR else f" with {c.estimator}"
+    return f"# {info.space} network: {c.strategy}{est} on {c.dataset}, seed {c.seed}"
 
 
 def render_card(info: ExportInfo) -> str:
     """The model card, in Markdown."""
-    from nasmix import __version__
-
+    version = nasmix.__version__
     rec = info.record
     lines = [_title(info), ""]
     if rec is not None:
         lines += [
-            f"Exported by nasmix {__version__} from cell `{rec.id}` ({rec.label}) of study "
-            f"`{rec.study}` (store `{rec.store.name}`).",
+            f"Exported by nasmix {version} from cell `{rec.cell.id}` ({rec.cell.label}) of study "
+            f"`{rec.cell.study}` (store `{rec.store.name}`).",
             "",
         ]
     else:
         lines += [
-            f"Exported by nasmix {__version__} from an arch string, without a study: "
+            f"Exported by nasmix {version} from an arch string, without a study: "
             "the network is untrained.",
             "",
         ]
@@ -203,23 +204,26 @@ def render_card(info: ExportInfo) -> str:
     c, h, w = info.task.shape
     rows = [("space", f"{info.space} ({options}), {info.size} size")]
     if rec is not None:
-        chosen, end = rec.chosen or {}, rec.end or {}
+        c, chosen, end = rec.cell, rec.chosen, rec.end
         top1, top5, at = accuracy(info)
-        data = rec.settings.get("data", {})
-        subsets = ", ".join(f"{k} {data[k]}" for k in ("train_subset", "test_subset") if data.get(k))
+        data = c.spec.data
+        subsets = ", ".join(
+            f"{k} {getattr(data, k)}" for k in ("train_subset", "test_subset") if getattr(data, k)
+        )
+        search = _hours(chosen.search_gpu_s, chosen.search_s, chosen.device) if chosen else "-"
+        training = _hours(end.eval_train_gpu_s, end.eval_train_s, _train_device(rec)) if end else "-"
         rows += [
-            ("strategy", rec.strategy),
-            ("estimator", rec.estimator + (" (one-shot)" if rec.estimator == "supernet" else "")),
-            ("dataset", f"{rec.dataset}" + (f" ({subsets})" if subsets else "")),
-            ("seed", str(rec.seed)),
+            ("strategy", c.strategy),
+            ("estimator", c.estimator + (" (one-shot)" if c.estimator == ONESHOT_ESTIMATOR else "")),
+            ("dataset", f"{c.dataset}" + (f" ({subsets})" if subsets else "")),
+            ("seed", str(c.seed)),
             (
                 "cell state",
-                rec.state
-                + (" (a cap stopped it; the rest was projected)" if rec.state == "projected" else ""),
+                c.state + (" (a cap stopped it; the rest was projected)" if c.state == "projected" else ""),
             ),
             ("test top-1 / top-5", f"{_percent(top1)} / {_percent(top5)}" + _epoch_note(at, info.epoch)),
-            ("search", _hours(chosen.get("search_gpu_s"), chosen.get("search_s"), chosen.get("device"))),
-            ("training", _hours(end.get("eval_train_gpu_s"), end.get("eval_train_s"), _train_device(rec))),
+            ("search", search),
+            ("training", training),
         ]
     rows += [
         ("weights", info.weights_note),
@@ -276,11 +280,17 @@ def _use(info: ExportInfo) -> list[str]:
         "import nasmix",
         "",
         'net = nasmix.load_model("DIR")                                   # the same module',
-        f'net = nasmix.create_model("{info.arch.split(":")[0]}:...", num_classes={info.task.num_classes}, '
+        f"net = nasmix.create_model({_prefix(info.arch) + ':...'!r}, num_classes={info.task.num_classes}, "
         'pretrained="DIR")  # nasmix\'s own network, to train further',
         "```",
         "",
     ]
+
+
+def _prefix(arch: str) -> str:
+    """The space (and its options) of an arch string: the part before the payload."""
+    name, options, _ = split(arch)
+    return f"{name}{options_text(options or ())}"
 
 
 def _files(info: ExportInfo) -> list[str]:

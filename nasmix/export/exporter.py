@@ -37,8 +37,11 @@ from nasmix.errors import ConfigError, NasmixError
 from nasmix.export.artifacts import Artifact, write_onnx, write_pt2, write_weights
 from nasmix.export.card import FORMAT, ExportInfo, config_json, render_card
 from nasmix.export.codegen import build, generate
-from nasmix.export.source import CellRecord, read_cell, read_checkpoint
+from nasmix.export.hub import parse_arch
+from nasmix.export.source import CellSource, read_cell, read_checkpoint
 from nasmix.spaces.base import SearchSpace
+from nasmix.study.run import prepare_data
+from nasmix.timing import count_flops, count_params
 
 FORMATS = ("pt2", "onnx")
 FILES = ("model.py", "model.safetensors", "model.pt2", "model.onnx", "config.json", "README.md")
@@ -78,16 +81,17 @@ def export_cell(
     _check_skip(skip)
     record = read_cell(db, cell)
     _check_state(record)
-    options = record.settings["options"]["space"]
-    space = registry.create("space", record.space, **options)
-    arch = Arch.from_str((record.end or {}).get("arch") or record.chosen["arch"], space)
+    spec = record.cell.spec
+    options = dict(spec.options.space)
+    space = registry.create("space", spec.space, **options)
+    arch = Arch.from_str((record.end and record.end.arch) or record.chosen.arch, space)
     task, mean, std, classes = _cell_task(record, data_path)
-    size = record.settings["eval"]["size"]
-    torch.manual_seed(record.seed)  # the initial weights of the cell's evaluation
+    size = spec.eval.size
+    torch.manual_seed(spec.seed)  # the initial weights of the cell's evaluation
     net = space.build(arch, task, size)
     checkpoint = read_checkpoint(record.checkpoints)
     if checkpoint is None:
-        every = record.settings["eval"]["train"].get("checkpoint_every")
+        every = spec.eval.train.checkpoint_every
         weights, note = "absent", f"the cell kept no checkpoint (checkpoint_every = {every})"
     else:
         try:
@@ -97,7 +101,7 @@ def export_cell(
                 f"checkpoint {checkpoint.path} does not fit the network of {arch.to_str()}: "
                 f"{str(err).splitlines()[0]}"
             ) from None
-        planned = (record.end or {}).get("epochs")
+        planned = record.end.epochs if record.end else None
         of = f" of {planned}" if planned else ""
         weights, note = "trained", f"trained, epoch {checkpoint.epoch}{of} ({checkpoint.path.name})"
     job = _Job(
@@ -113,7 +117,7 @@ def export_cell(
         weights,
         note,
         checkpoint.epoch if checkpoint else None,
-        record.seed,
+        spec.seed,
         record,
     )
     return _export(folder, job, skip)
@@ -132,9 +136,9 @@ def export_arch(
     """Export the untrained network of an arch, with the initial weights of `seed`.
 
     Args:
-        arch: the arch string (`space:payload`) or value.
+        arch: the arch string (`space:payload`, or `space{options}:payload`) or value.
         out: the export folder.
-        options: the space's options (e.g. {"eval_cells": 14}).
+        options: the space's options (e.g. {"eval_cells": 14}), besides those the arch names.
         num_classes, input_shape: the task the network is built for.
         size: tiny, search or eval.
         seed: the seed of the initial weights.
@@ -150,11 +154,7 @@ def export_arch(
     folder = _output_folder(out)
     _check_skip(skip)
     text = arch.to_str() if isinstance(arch, Arch) else str(arch)
-    if ":" not in text:
-        raise ConfigError(f"arch {text!r} must start with its space, e.g. 'darts:normal=...'")
-    options = dict(options or {})
-    space = registry.create("space", text.split(":", 1)[0].strip(), **options)
-    value = Arch.from_str(text, space)
+    space, value, options = parse_arch(text, options)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
     task = Task("custom", num_classes, tuple(int(v) for v in input_shape))
@@ -171,22 +171,23 @@ def _check_skip(skip: Sequence[str]) -> None:
         raise ConfigError(f"unknown format(s) to skip: {', '.join(bad)}; valid: {', '.join(FORMATS)}")
 
 
-def _check_state(record: CellRecord) -> None:
+def _check_state(record: CellSource) -> None:
     """Only a cell that ended with a network can be exported."""
-    if record.state in ("finished", "projected") and record.chosen is not None:
+    state = record.cell.state
+    if state in ("finished", "projected") and record.chosen is not None:
         return
-    what = f"cell {record.id} ({record.label})"
-    if record.state == "pending":
+    what = f"cell {record.cell.id} ({record.cell.label})"
+    if state == "pending":
         raise NasmixError(f"{what} has not started: nothing to export yet")
-    if record.state == "running":
+    if state == "running":
         raise NasmixError(
             f"{what} has not ended (it is running, or was interrupted: `nasmix study` resumes it); "
             "export it once it has finished"
         )
-    if record.state == "failed":
-        reason = (record.end or {}).get("reason", "no reason recorded")
+    if state == "failed":
+        reason = (record.end and record.end.reason) or "no reason recorded"
         raise NasmixError(f"{what} failed ({reason}): it has no trained network to export")
-    raise NasmixError(f"{what} is {record.state} without a chosen arch: nothing to export")
+    raise NasmixError(f"{what} is {state} without a chosen arch: nothing to export")
 
 
 def _output_folder(out: str | os.PathLike) -> Path:
@@ -210,24 +211,20 @@ def _is_export(folder: Path) -> bool:
         return False
 
 
-def _cell_task(record: CellRecord, data_path: str | None):
+def _cell_task(record: CellSource, data_path: str | None):
     """The task the cell's network was built for, with the normalisation and class names where the
     data can be read; else the shape of a known dataset, normalisation unknown."""
-    config = getattr(registry.get("dataset", record.dataset).obj, "Config", None)
+    dataset = record.cell.dataset
+    config = getattr(registry.get("dataset", dataset).obj, "Config", None)
     needs_files = config is not None and "path" in {f.name for f in dataclasses.fields(config)}
     if data_path or os.environ.get("NASMIX_DATA") or not needs_files:
-        from nasmix.study.grid import Cell
-        from nasmix.study.run import prepare_data
-
-        data = prepare_data(Cell.from_json(record.config, record.study), data_path)
+        data = prepare_data(record.cell.spec, data_path)
         return data.task, data.task.mean, data.task.std, tuple(data.classes)
-    num_classes = (record.chosen or {}).get("num_classes")
-    shape = KNOWN_SHAPES.get(record.dataset)
+    num_classes = record.chosen.num_classes if record.chosen else None
+    shape = KNOWN_SHAPES.get(dataset)
     if shape is None or num_classes is None:
-        raise ConfigError(
-            f"give --data: the image shape of dataset {record.dataset!r} is read from its files"
-        )
-    return Task(record.dataset, int(num_classes), shape), None, None, None
+        raise ConfigError(f"give --data: the image shape of dataset {dataset!r} is read from its files")
+    return Task(dataset, int(num_classes), shape), None, None, None
 
 
 def _train_only(net: nn.Module, dropped: Sequence[str]) -> tuple[str, ...]:
@@ -261,13 +258,11 @@ class _Job:
     note: str
     epoch: int | None
     seed: int
-    record: CellRecord | None
+    record: CellSource | None
 
 
 def _export(folder: Path, job: _Job, skip: Sequence[str]) -> ExportInfo:
     """Generate and check the source first, then write the folder."""
-    from nasmix.timing import count_flops, count_params
-
     task, arch = job.task, job.arch
     example = torch.randn((2, *task.shape), generator=torch.Generator().manual_seed(0))
     constants = {
@@ -337,7 +332,9 @@ def _export(folder: Path, job: _Job, skip: Sequence[str]) -> ExportInfo:
 
 def _docstring(job: _Job) -> str:
     record, task, arch = job.record, job.task, job.arch
-    where = f"cell {record.id} ({record.label}) of study {record.study}" if record else "an arch string"
+    where = "an arch string"
+    if record is not None:
+        where = f"cell {record.cell.id} ({record.cell.label}) of study {record.cell.study}"
     c, h, w = task.shape
     use = "net = model.load()  # eval mode, weights from WEIGHTS beside this file"
     if job.weights == "absent":

@@ -27,10 +27,44 @@ from pathlib import Path
 from torch import nn
 
 from nasmix import registry
-from nasmix.arch import Arch
+from nasmix.arch import Arch, options_text, split
 from nasmix.data.base import Task
 from nasmix.errors import ConfigError, NasmixError
 from nasmix.export.card import FORMAT
+from nasmix.export.template import read_safetensors
+from nasmix.spaces.base import SearchSpace
+
+
+def parse_arch(text: str, options: dict | None = None) -> tuple[SearchSpace, Arch, dict]:
+    """The space, arch and space options of an arch string.
+
+    Args:
+        text: `space:payload`, or `space{options}:payload` as a space with non-default
+            options writes its archs (nasmix.arch).
+        options: further space options (e.g. {"eval_cells": 14}); those the string names
+            must agree with them.
+
+    Returns:
+        (the space built with the string's and the given options, the arch, those options as JSON
+        values).
+
+    Raises:
+        ConfigError: no space in the string, an unknown space or option, a bad payload, or
+            options that contradict the string's.
+
+    Example:
+        >>> space, arch, options = parse_arch('chain{"layers":3}:skip-32/dil3x3-16/conv5x5-16')
+        >>> options
+        {'layers': 3}
+    """
+    text = str(text).strip()
+    name, named, _ = split(text)
+    if name is None:
+        raise ConfigError(f"arch {text!r} must be an arch string 'space:payload', e.g. 'darts:normal=...'")
+    # The string's options as JSON values (lists, not tuples), as config.json keeps them.
+    merged = {**(json.loads(options_text(named)) if named else {}), **dict(options or {})}
+    space = registry.create("space", name, **merged)
+    return space, Arch.from_str(text, space), merged
 
 
 def read_config(directory: str | os.PathLike) -> dict:
@@ -93,7 +127,8 @@ def create_model(
     """nasmix's own network of an arch, untrained or with an export's weights.
 
     Args:
-        name: the arch string, `space:payload` (e.g. "darts:normal=...;reduce=...").
+        name: the arch string, `space:payload` (e.g. "darts:normal=...;reduce=..."), or
+            `space{options}:payload` for a space with non-default options.
         num_classes: classes of the classifier (default: the export's, else 10).
         pretrained: an export folder whose weights to load (its arch must be `name`).
         size: tiny, search or eval (default: the export's, else eval).
@@ -111,14 +146,8 @@ def create_model(
         >>> net = create_model("darts:" + DARTS_V2, num_classes=10)   # doctest: +SKIP
     """
     config = read_config(pretrained) if pretrained is not None else {}
-    text = str(name).strip()
-    if ":" not in text:
-        raise ConfigError(
-            f"model name {text!r} must be an arch string 'space:payload', e.g. 'darts:normal=...'"
-        )
-    options = dict(options if options is not None else config.get("space_options", {}))
-    space = registry.create("space", text.split(":", 1)[0].strip(), **options)
-    arch = Arch.from_str(text, space)
+    given = options if options is not None else config.get("space_options", {})
+    space, arch, options = parse_arch(name, given)
     size = size or config.get("size", "eval")
     num_classes = num_classes if num_classes is not None else config.get("num_classes", 10)
     shape = tuple(input_shape or config.get("input_shape") or (3, 32, 32))
@@ -142,8 +171,6 @@ def create_model(
 
 
 def _load_weights(net: nn.Module, folder: Path, config: dict) -> None:
-    from nasmix.export.template import read_safetensors
-
     file = (config.get("weights") or {}).get("file")
     if not file or not (folder / file).is_file():
         raise NasmixError(

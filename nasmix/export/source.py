@@ -1,13 +1,14 @@
 """What an export reads from a study: one cell's record, and its trained weights.
 
-Each read is one small function, because both formats are moving: the store
-is becoming typed records (`read_cell` uses today's `Store` API), and the
-checkpoints are becoming weights-only files (`read_checkpoint` loads them with
-`weights_only=True` and takes the model's state dict).
+Each read is one small function. `read_cell` takes the store's typed record of
+the cell (nasmix.study.schema.CellRecord, with its state from `cell_state`)
+and the typed events an export uses (ArchChosen, EvalEpoch, End);
+`read_checkpoint` loads a weights-only checkpoint with `weights_only=True`
+and takes the model's state dict.
 
 Example:
-    >>> record = read_cell("runs/demo.db", "3f2a")   # doctest: +SKIP
-    >>> record.state, record.chosen["arch"]           # doctest: +SKIP
+    >>> source = read_cell("runs/demo.db", "3f2a")    # doctest: +SKIP
+    >>> source.cell.state, source.chosen.arch          # doctest: +SKIP
     ('finished', 'darts:normal=...')
 """
 
@@ -20,52 +21,47 @@ from pathlib import Path
 import torch
 
 from nasmix.errors import ConfigError, NasmixError
+from nasmix.events import ArchChosen, End, EvalEpoch
+from nasmix.study.schema import CellRecord
+from nasmix.study.store import Store
 
 
 @dataclass(frozen=True)
-class CellRecord:
-    """One cell of a store, as an export needs it.
+class CellSource:
+    """One cell of a store, as an export reads it.
 
     Attributes:
-        id, label, study, space, strategy, estimator, dataset, seed: the cell.
-        config: the cell's canonical JSON (nasmix.study.grid.Cell.to_json).
-        settings: its phase settings and module options.
-        state: pending, running, finished, failed or projected.
-        chosen: the arch_chosen event's data (None before the search ends).
-        end: the end event's data (None before the cell ends).
-        epochs: the eval_epoch events' data, in order.
+        cell: the store's record of the cell (ids, settings, state, events);
+            `cell.spec` is its typed CellSpec.
+        chosen: its ArchChosen event (None before the search ends).
+        end: its End event (None before the cell ends).
+        epochs: its EvalEpoch events, in order.
         checkpoints: the folder of its evaluation checkpoints.
         store: the store's path.
     """
 
-    id: str
-    label: str
-    study: str
-    space: str
-    strategy: str
-    estimator: str
-    dataset: str
-    seed: int
-    config: str
-    settings: dict
-    state: str
-    chosen: dict | None
-    end: dict | None
-    epochs: tuple[dict, ...]
+    cell: CellRecord
+    chosen: ArchChosen | None
+    end: End | None
+    epochs: tuple[EvalEpoch, ...]
     checkpoints: Path
     store: Path
 
 
-def read_cell(db: str | os.PathLike, cell: str) -> CellRecord:
+def read_cell(db: str | os.PathLike, cell: str) -> CellSource:
     """One cell of a store, by id or by an unambiguous id prefix.
 
+    Args:
+        db: the study's store.
+        cell: a cell id, or its first characters.
+
+    Returns:
+        The cell's record with the events an export uses.
+
     Raises:
-        NasmixError: no such store, no such cell, or a prefix that several cells share.
+        NasmixError: no such store, no such cell, a prefix that several cells share,
+            or event data this nasmix cannot read.
     """
-    import json
-
-    from nasmix.study.store import Store
-
     path = Path(db)
     if not path.is_file():
         raise NasmixError(
@@ -74,43 +70,25 @@ def read_cell(db: str | os.PathLike, cell: str) -> CellRecord:
     cell = cell.strip()
     if not cell:
         raise ConfigError("give a cell id (or its first characters); `nasmix status DB` lists them")
-    store = Store(path, readonly=True)
-    try:
-        rows = store.cells()
-        matches = [r for r in rows if r.id == cell] or [r for r in rows if r.id.startswith(cell)]
-        if len(matches) != 1:
-            listed = "; ".join(f"{r.id} ({r.label})" for r in (matches or rows)[:8])
-            more = "" if len(matches or rows) <= 8 else f" and {len(matches or rows) - 8} more"
-            if matches:
-                raise NasmixError(
-                    f"cell prefix {cell!r} matches {len(matches)} cells of {path}: {listed}{more}"
-                )
-            raise NasmixError(f"no cell {cell!r} in {path}; its cells: {listed or '(none)'}{more}")
-        row = matches[0]
-        events = store.events(row.id)
-        state = store.state(row.id)
-        files = store.files / row.id / "eval"
-    finally:
-        store.close()
-    chosen = next((e.data for e in events if e.key == "arch_chosen"), None)
-    end = next((e.data for e in events if e.key == "end"), None)
-    epochs = tuple(e.data for e in events if e.kind == "eval_epoch")
-    return CellRecord(
-        row.id,
-        row.label,
-        row.study,
-        row.space,
-        row.strategy,
-        row.estimator,
-        row.dataset,
-        row.seed,
-        row.config,
-        json.loads(row.config)["settings"],
-        state,
-        chosen,
-        end,
-        epochs,
-        files,
+    with Store(path, readonly=True) as store:
+        records = store.cells()
+        files = store.files
+    matches = [r for r in records if r.id == cell] or [r for r in records if r.id.startswith(cell)]
+    if len(matches) != 1:
+        shown = matches or records
+        listed = "; ".join(f"{r.id} ({r.label})" for r in shown[:8])
+        more = "" if len(shown) <= 8 else f" and {len(shown) - 8} more"
+        if matches:
+            raise NasmixError(f"cell prefix {cell!r} matches {len(matches)} cells of {path}: {listed}{more}")
+        raise NasmixError(f"no cell {cell!r} in {path}; its cells: {listed or '(none)'}{more}")
+    record = matches[0]
+    ends = record.events_of(End)
+    return CellSource(
+        record,
+        record.first(ArchChosen),
+        ends[0] if ends else None,
+        tuple(record.events_of(EvalEpoch)),
+        files / record.id / "eval",
         path,
     )
 
