@@ -126,6 +126,20 @@ def test_string_round_trip(variant):
         assert Arch.from_str(a.to_str(), space) == a and space.from_choices(space.to_choices(a)) == a
     sep = "sep_conv_3x3" if variant == "naslib" else "sep_conv_3x3_h"  # the code sep3 names the variant's
     assert arch.genotype[0][0][0 if variant == "light" else 3] == sep
+    # The string names the variant where it is not NASLib's, so that it parses alone into that variant.
+    prefix = "hierarchical:" if variant == "naslib" else f'hierarchical{{"variant":"{variant}"}}:'
+    assert arch.to_str().startswith(prefix)
+    assert Arch.from_str(arch.to_str()) == arch
+
+
+def test_arch_strings_name_only_non_default_motif_counts():
+    light = {"variant": "light"}
+    assert registry.create("space", "hierarchical", motifs=6).arch_key == ()  # NASLib's own count
+    assert registry.create("space", "hierarchical", motifs=4, **light).arch_key == (("variant", "light"),)
+    space = registry.create("space", "hierarchical", motifs=6, **light)
+    assert space.arch_key == (("motifs", 6), ("variant", "light"))
+    arch = space.sample(np.random.default_rng(0))
+    assert Arch.from_str(arch.to_str()) == arch and len(arch.genotype[0]) == 6
 
 
 @pytest.mark.parametrize(
