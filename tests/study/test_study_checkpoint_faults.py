@@ -101,10 +101,10 @@ def test_a_garbage_checkpoint_never_fails_the_cell(tmp_path, uninterrupted):
     store = Store(cfg.store)
     store.add_cells([cell])
 
-    def killed_at_epoch_2(key, kind, phase, data):
+    def killed_at_epoch_2(key, event):
         if key == "eval/epoch/2":  # its checkpoint is on disk, its event never reaches the store
             raise Crash
-        store.append(cell.id, key, kind, phase, data)
+        store.append(cell.id, key, event)
 
     with pytest.raises(Crash):
         run_cell(cell, store.files, killed_at_epoch_2, Resume.from_events(store.events(cell.id)))
