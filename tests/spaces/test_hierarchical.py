@@ -234,7 +234,7 @@ def test_canonical_relabels_motifs_by_first_use():
     motifs, cell = space.parse(EXAMPLE_LIGHT).genotype
     swapped = (motifs[1], motifs[0], motifs[2], motifs[3])
     cell = tuple({"motif0": "motif1", "motif1": "motif0"}.get(o, o) for o in cell)
-    other = Arch("hierarchical", (swapped, cell))
+    other = space.arch((swapped, cell))  # with the space's arch options (its variant)
     example = space.parse(EXAMPLE_LIGHT)
     assert other != example and space.canonical(other) == space.canonical(example)
 
@@ -243,9 +243,9 @@ def test_canonical_relabels_motifs_by_first_use():
 def test_degenerate_archs_run(variant):
     space = _small(variant)
     blank = ("none",) * 6
-    archs = [Arch("hierarchical", ((blank,) * 2, ("motif0",) * 10))]
+    archs = [space.arch(((blank,) * 2, ("motif0",) * 10))]
     if space.design.cell_none:
-        archs.append(Arch("hierarchical", ((blank,) * 2, ("none",) * 10)))
+        archs.append(space.arch(((blank,) * 2, ("none",) * 10)))
     sn = None if variant == "paper" else space.supernet(TINY_TASK, "tiny")
     for arch in archs:
         net = space.build(arch, TINY_TASK, "tiny")
