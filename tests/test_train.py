@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from nasmix import registry
+from nasmix.checkpoint import CheckpointWarning
 from nasmix.data import load_dataset
 from nasmix.errors import ConfigError
 from nasmix.train import DivergedError, TrainConfig, cosine_lr, train
@@ -63,7 +64,8 @@ def test_torn_checkpoint_falls_back_to_the_previous_one(data, tmp_path):
     cfg = TrainConfig(epochs=2, batch_size=50, checkpoint_every=1)
     full = train(_net(data), data.train, data.task, cfg, test=data.test, checkpoint_dir=tmp_path)
     (tmp_path / "epoch-0002.pt").write_bytes(b"torn")
-    again = train(_net(data), data.train, data.task, cfg, test=data.test, checkpoint_dir=tmp_path)
+    with pytest.warns(CheckpointWarning, match="epoch-0002.pt"):  # the skipped file is named
+        again = train(_net(data), data.train, data.task, cfg, test=data.test, checkpoint_dir=tmp_path)
     assert again.resumed_from == 1 and again.final["test_top1"] == full.final["test_top1"]
 
 
