@@ -3,6 +3,7 @@ refusals (unknown or unfinished cell, bad arch, bad output folder)."""
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import json
 import shutil
@@ -15,7 +16,7 @@ import torch
 import nasmix
 from nasmix import registry
 from nasmix.arch import Arch
-from nasmix.errors import NasmixError
+from nasmix.errors import CheckpointError, NasmixError
 from nasmix.export import export_arch, export_cell, load_model
 from nasmix.export.card import render_card
 from nasmix.export.source import read_cell, read_checkpoint
@@ -153,6 +154,33 @@ def test_a_gpu_cells_channels_last_checkpoint_and_gpu_clocks(study, tmp_path):
     untested = dataclasses.replace(on_gpu, epochs=tuple(h for h in record.epochs if h.epoch != 1))
     card = render_card(dataclasses.replace(info, epoch=1, record=untested))
     assert "(epoch 2; the exported weights are of epoch 1, which was not evaluated)" in card
+
+
+class _Evil:
+    """Unpickling calls open(marker, "w"): the file appears if the pickle was run."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return builtins.open, (self.marker, "w")
+
+
+def test_a_torn_newest_checkpoint_falls_back_and_a_crafted_one_is_refused(study, tmp_path):
+    """Checkpoints are read as training reads them (nasmix.checkpoint)."""
+    db, cell = study
+    copy = _copy_store(db, tmp_path, files=True)
+    newest = read_cell(copy, cell).checkpoints / "epoch-0002.pt"
+    saved = torch.load(newest, weights_only=True)
+    newest.write_bytes(b"torn")
+    info = export_cell(copy, cell, tmp_path / "e", skip=("pt2", "onnx"))
+    assert info.weights == "trained" and info.epoch == 1 and "epoch-0001.pt" in info.weights_note
+    marker = tmp_path / "pwned"
+    saved["history"][-1]["note"] = _Evil(marker)
+    torch.save(saved, newest)
+    with pytest.raises(CheckpointError, match=r"epoch-0002\.pt is not plain data"):
+        export_cell(copy, cell, tmp_path / "e2", skip=("pt2", "onnx"))
+    assert not marker.exists() and not (tmp_path / "e2").exists()
 
 
 def test_finished_cell_without_checkpoints_exports_the_arch_and_says_so(study, tmp_path, capsys):

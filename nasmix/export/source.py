@@ -3,8 +3,8 @@
 Each read is one small function. `read_cell` takes the store's typed record of
 the cell (nasmix.study.schema.CellRecord, with its state from `cell_state`)
 and the typed events an export uses (ArchChosen, EvalEpoch, End);
-`read_checkpoint` loads a weights-only checkpoint with `weights_only=True`
-and takes the model's state dict.
+`read_checkpoint` takes the model's state dict from the newest good
+checkpoint, read as training reads it (nasmix.checkpoint: `weights_only=True`).
 
 Example:
     >>> source = read_cell("runs/demo.db", "3f2a")    # doctest: +SKIP
@@ -18,10 +18,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from nasmix.errors import ConfigError, NasmixError
+from nasmix.checkpoint import checkpoints, malformed
+from nasmix.errors import CheckpointError, ConfigError, NasmixError
 from nasmix.events import ArchChosen, End, EvalEpoch
+from nasmix.safeload import UnsafeContent, torch_load
 from nasmix.study.schema import CellRecord
 from nasmix.study.store import Store
 
@@ -109,33 +109,32 @@ class Checkpoint:
 
 
 def read_checkpoint(folder: str | os.PathLike) -> Checkpoint | None:
-    """The newest readable checkpoint (`epoch-NNNN.pt`) of a folder; None when it has none.
+    """The newest good training checkpoint (`epoch-NNNN.pt`) of a folder; None when it has none.
 
-    Loaded with `weights_only=True` (no code runs from the file). A torn file (a
-    killed write) is skipped for the one before it.
+    Read as training resumes (nasmix.checkpoint): with `weights_only=True`, so no code
+    runs from the file; a torn or malformed file is skipped for the one before.
 
     Raises:
+        CheckpointError: the newest readable checkpoint names code (it was not run).
         NasmixError: checkpoints exist but none can be read.
     """
-    paths = sorted(Path(folder).glob("epoch-*.pt"), reverse=True)
     problems = []
-    for path in paths:
+    for epoch, path in checkpoints(Path(folder)):
         try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # torn, or not a checkpoint: try the one before
-            problems.append(
-                f"{path.name}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            )
+            saved = torch_load(path)
+        except UnsafeContent as err:
+            raise CheckpointError(
+                f"checkpoint {path} is not plain data (it names {', '.join(err.names)}); nasmix reads "
+                "checkpoints with weights_only=True and runs no code from them: it was not exported"
+            ) from None
+        except Exception as err:  # torn or foreign: try the one before
+            problems.append(f"{path.name}: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:120]}")
             continue
-        model = saved.get("model") if isinstance(saved, dict) else None
-        if not isinstance(model, dict):
-            problems.append(f"{path.name}: no 'model' state dict")
+        problem = malformed(saved, epoch)
+        if problem:
+            problems.append(f"{path.name}: {problem}")
             continue
-        epoch = saved.get("epoch")
-        epoch = int(epoch) if isinstance(epoch, int) else int(path.stem.split("-")[1])
-        return Checkpoint(path, epoch, dict(model))
+        return Checkpoint(path, epoch, dict(saved["model"]))
     if problems:
-        raise NasmixError(
-            f"no checkpoint in {folder} can be read with weights_only=True: {'; '.join(problems[:3])}"
-        )
+        raise NasmixError(f"no checkpoint in {folder} can be read: {'; '.join(problems[:3])}")
     return None
