@@ -255,7 +255,7 @@ def test_create_model_builds_nasmix_networks_and_checks_the_export(exports):
     assert nasmix.load_model is load_model and nasmix.create_model is create_model  # lazy re-exports
 
 
-def test_an_arch_of_non_default_space_options_exports_and_loads(tmp_path):
+def test_an_arch_of_non_default_space_options_exports_and_loads(tmp_path, capsys):
     """An arch string that names its space's options (`chain{"layers":3}:...`) builds that space."""
     space = registry.create("space", "chain", layers=3)
     arch = space.sample(np.random.default_rng(0))
@@ -271,6 +271,13 @@ def test_an_arch_of_non_default_space_options_exports_and_loads(tmp_path):
     assert """create_model('chain{"layers":3}:...',""" in (tmp_path / "e" / "README.md").read_text()
     with pytest.raises(ConfigError, match="layers"):  # options that contradict the string's
         create_model(arch.to_str(), options={"layers": 4})
+    from nasmix.cli import main
+
+    argv = ["export", "--space", "chain", "--arch", arch.to_str(), "--size", "tiny", "--seed", "2"]
+    assert main([*argv, "--skip", "pt2", "--skip", "onnx", "-o", str(tmp_path / "cli")]) == 0
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["arch"] == arch.to_str()
+    assert main(["export", "--space", "nb201", "--arch", arch.to_str(), "-o", str(tmp_path / "x")]) == 2
+    assert "is of space 'chain', not of --space 'nb201'" in capsys.readouterr().err
 
 
 def test_cli_exports_an_arch_string(tmp_path, capsys):

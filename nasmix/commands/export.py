@@ -11,6 +11,7 @@ import argparse
 
 from rich.markup import escape
 
+from nasmix.arch import split
 from nasmix.console import console
 from nasmix.errors import ConfigError
 from nasmix.export import export_arch, export_cell
@@ -71,8 +72,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.arch is None:
             raise ConfigError("--space needs --arch STRING (the arch to export)")
         text = args.arch.strip()
-        if args.space is not None and not text.startswith(args.space + ":"):
+        named = split(text)[0]  # the space the string names, if it names one
+        if args.space is not None and named is None:
             text = f"{args.space}:{text}"
+        elif args.space is not None and named != args.space:
+            raise ConfigError(f"--arch {text!r} is of space {named!r}, not of --space {args.space!r}")
         if args.data is not None:
             raise ConfigError("--data applies to DB CELL (the cell's dataset); an arch alone has none")
         given = {f[2:].replace("-", "_"): v for f, _, v, _ in ARCH_FLAGS}
