@@ -10,6 +10,8 @@ stays light:
 - `fit(model, data, config)`: train a network, an arch or a reference model.
 - `run_study(path_or_config)`, `load_study(db)`, `write_report(db, out)`:
   studies, their cells, events and metrics, and their reports.
+- `load_model(dir)`, `create_model(arch, ...)`: networks exported by
+  `nasmix export` (docs/export.md).
 - Values: `Arch`, `Budget`, `TrainConfig`, `CellSpec`, `SearchResult`,
   `Study`, the events (`nasmix.events`), and the errors (`NasmixError`,
   `ConfigError`).
