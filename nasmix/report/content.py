@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from nasmix.report import aggregate, metrics
+from nasmix.report import aggregate, efficiency, metrics
 from nasmix.report.archgraph import ArchGraph, arch_graphs
 from nasmix.report.checklist import ChecklistItem, checklist
 from nasmix.report.data import CellRecord
@@ -55,11 +55,10 @@ class ReportContent:
     curves: dict[str, metrics.Curve]
     basis: str
     target: float
-    horizon_h: float
     summary: list[dict]
     combos: list[tuple[str, aggregate.Stat]]
     marginals: list[aggregate.MarginalTable]
-    marginals_top1: list[aggregate.MarginalTable]
+    marginals_auc: list[aggregate.MarginalTable]
     marginals_cost: list[aggregate.MarginalTable]
     paretos: list[aggregate.ParetoSet]
     projected: list[dict]
@@ -133,12 +132,11 @@ def compute_content(records: Sequence[CellRecord], target: float = 0.9, basis: s
     """
     records = list(records)
     curves = {r.id: metrics.runtime_curve(r) for r in records}
-    horizon = max((c.end_h for c in curves.values()), default=0.0)
-    ms = metrics.study_metrics(records, target=target, basis=basis, horizon_h=horizon)
+    ms = efficiency.score(metrics.study_metrics(records, target=target, basis=basis), curves)
     return ReportContent(
         records=records, metrics=ms, curves=curves, basis=ms[0].cost_basis if ms else metrics.cost_basis(records),
-        target=target, horizon_h=horizon, summary=metrics.summary_rows(ms), combos=aggregate.combo_stats(ms),
-        marginals=aggregate.marginal_tables(ms), marginals_top1=aggregate.marginal_tables(ms, "top1"),
+        target=target, summary=efficiency.summary_rows(ms), combos=aggregate.combo_stats(ms),
+        marginals=aggregate.marginal_tables(ms), marginals_auc=aggregate.marginal_tables(ms, "auc"),
         marginals_cost=aggregate.marginal_tables(ms, "cost_h"),
         paretos=[aggregate.pareto(ms, x) for x in ("cost_h", "params", "flops")],
         projected=aggregate.projected_rows(ms), failed=aggregate.failed_rows(ms), checklist=checklist(records, ms),
