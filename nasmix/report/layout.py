@@ -64,7 +64,7 @@ def _tick_labels(axis) -> list[Text]:
     for tick in axis.get_major_ticks() + axis.get_minor_ticks():
         if tick.label1.get_visible() and lo - span <= tick.get_loc() <= hi + span:
             out.append(tick.label1)
-    return out + [axis.get_label(), axis.get_offset_text()]
+    return out
 
 
 def clip_segment(seg: Sequence[float], box: Sequence[float]) -> list[float] | None:
@@ -174,6 +174,8 @@ def figure_layout(fig, renderer) -> dict:
             for axis, kind in ((ax.xaxis, "xtick"), (ax.yaxis, "ytick")):
                 for t in _tick_labels(axis):
                     add_text(t, kind)
+                add_text(axis.get_label(), "axis label")
+                add_text(axis.get_offset_text(), "offset")  # a "1e-3" multiplier: it should stay empty
         legend = ax.get_legend()
         if legend is not None and legend.get_visible():
             out["legends"].append(_box(legend.get_window_extent(renderer), height))
