@@ -145,7 +145,8 @@ def budget_figure(groups: Sequence[tuple], devices: Sequence[str]) -> Figure:
             ax.axvline(scale * b, color="#999999", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_xlim(left, right)
-        ax.set_xticks([scale * b for b in budgets], [f"b{k}\n{scale * b:.3g}" for k, b in enumerate(budgets, 1)])
+        names = [f"b{k}" for k in range(1, len(budgets))] + ["B"]
+        ax.set_xticks([scale * b for b in budgets], [f"{n}\n{scale * b:.3g}" for n, b in zip(names, budgets)])
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(0, 102)
         ax.set_xlabel(f"measured runtime ({unit}, log scale) at the budgets of the ranking table", fontsize=8)

@@ -120,13 +120,13 @@ def _headline_table(c: ReportContent, group: str) -> Table:
     ms = [m for m in ranking(c.metrics) if m.group == group and m.rank is not None]
     grid = ms[0].budgets_h if ms else ()
     rel = tuple(f"to {round(100 * q)}% of best" for q in REL_TARGETS)
-    headers = ("rank", "cell", *(f"top-1 at b{k} = {dur(b)}" for k, b in enumerate(grid, start=1)),
-               "top-1 at B", "reached at", f"to {pct(c.target)}", *rel, "AUC", "Pareto layer", "gain vs random",
-               f"gain per {unit}", f"top-1 per {unit}")  # fmt: skip
+    headers = ("rank", "cell", *(f"top-1 at b{k} = {dur(b)}" for k, b in enumerate(grid[:-1], start=1)),
+               f"top-1 at B = {dur(grid[-1]) if grid else '-'}", "reached at", f"to {pct(c.target)}", *rel, "AUC",
+               "Pareto layer", "gain vs random", f"gain per {unit} (pp)", f"top-1 per {unit}")  # fmt: skip
     rows = []
-    for m in ms:
-        rows.append((str(m.rank), m.label, *(pct(v) for v in m.top1_at_budgets), pct(m.top1_at_budget), dur(m.reach_h),
-                     dur(m.time_to_target_h), *(dur(t) for t in m.time_to_rel_h), num(m.auc, 3),
+    for m in ms:  # the grid's last budget is B: its column is "top-1 at B"
+        rows.append((str(m.rank), m.label, *(pct(v) for v in m.top1_at_budgets[:-1]), pct(m.top1_at_budget),
+                     dur(m.reach_h), dur(m.time_to_target_h), *(dur(t) for t in m.time_to_rel_h), num(m.auc, 3),
                      str(m.pareto_layer or "-"), pp(m.gain_vs_random), num(None if m.gain_per_cost_h is None
                      else 100 * m.gain_per_cost_h), num(m.top1_per_cost_h)))  # fmt: skip
     return Table(headers, tuple(rows))
@@ -199,8 +199,8 @@ def report_blocks(c: ReportContent, figures: Sequence[FigureFile], out_name: str
     b.append(Para("Each cell is judged by the test top-1 it had reached within the same budget as every other "
                   "cell of its group: B, the longest measured runtime in the group (a cell that ended sooner keeps "
                   "its result). Rank: top-1 at B, highest first; ties by the time it was reached, earliest first; "
-                  "then by the anytime AUC over [0, B], highest first. b1 to b4 are smaller budgets, evenly spaced "
-                  "in log time from the group's first tested checkpoint to B. Top-1 per "
+                  "then by the anytime AUC over [0, B], highest first. b1, b2 and b3 are smaller budgets, evenly "
+                  "spaced with B in log time from the group's first tested checkpoint. Top-1 per "
                   f"{unit} is shown, not ranked by: a ratio rewards cheap, useless runs."))  # fmt: skip
     groups = list(dict.fromkeys(m.group for m in c.metrics))
     for g in groups:
@@ -215,7 +215,7 @@ def report_blocks(c: ReportContent, figures: Sequence[FigureFile], out_name: str
         b.append(_headline_table(c, g))
         b.append(Para(_baseline_note(mine)))
     b += [Fig(f, "Every ranked cell's test top-1 over measured runtime (log scale), held after its end; one colour "
-                 "per combination, seeds lighter; dotted: the budgets b1 to B.") for f in figs.get("budgets", [])]
+                 "per combination, seeds lighter; dotted: the budgets b1, b2, b3 and B.") for f in figs.get("budgets", [])]
     b += [Fig(f, "Top-1 at the common budget per combination, mean ± std over seeds, in headline order.")
           for f in figs.get("ranking", [])]  # fmt: skip
     b += [Heading(2, "Summary"), _summary_table(c)]
