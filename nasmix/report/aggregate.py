@@ -21,9 +21,15 @@ from nasmix.report.metrics import CellMetrics
 # The marginal tables of a report: each module axis, across the axes it is compared over.
 MARGINALS = (("strategy", ("space",)), ("space", ("strategy",)), ("estimator", ("space", "strategy")),
              ("dataset", ("space",)))  # fmt: skip
-METRIC_NAMES = {"top1_at_budget": "top-1 at the common budget", "top1_per_cost_h": "top-1 per cost-hour",
-                "top1": "test top-1", "cost_h": "cost (hours)", "auc": "anytime AUC",
-                "time_to_target_h": "hours to target", "gain_vs_random": "gain over random search"}  # fmt: skip
+METRIC_NAMES = {
+    "top1_at_budget": "top-1 at the common budget",
+    "top1_per_cost_h": "top-1 per cost-hour",
+    "top1": "test top-1",
+    "cost_h": "cost (hours)",
+    "auc": "anytime AUC",
+    "time_to_target_h": "hours to target",
+    "gain_vs_random": "gain over random search",
+}
 HEADLINE = "top1_at_budget"  # the marginal tables' and combinations' default metric (see efficiency.py)
 ENDED_WITH_RESULT = ("finished", "projected")
 
@@ -59,7 +65,9 @@ def _key(m: CellMetrics, axes: Sequence[str]) -> str:
 
 
 def _values(group: Sequence[CellMetrics], metric: str) -> Stat:
-    vals = [getattr(m, metric) for m in group if m.state in ENDED_WITH_RESULT and getattr(m, metric) is not None]
+    vals = [
+        getattr(m, metric) for m in group if m.state in ENDED_WITH_RESULT and getattr(m, metric) is not None
+    ]
     return stat(vals, failed=sum(1 for m in group if m.state == "failed"))
 
 
@@ -84,8 +92,9 @@ class MarginalTable:
     cells: dict
 
 
-def marginal(metrics: Sequence[CellMetrics], axis: str, across: Sequence[str],
-             metric: str = HEADLINE) -> MarginalTable:  # fmt: skip
+def marginal(
+    metrics: Sequence[CellMetrics], axis: str, across: Sequence[str], metric: str = HEADLINE
+) -> MarginalTable:
     """Each value of a module axis, per value of the axes it is compared across, and overall.
 
     Cells that ended with a result (finished or projected) give a value;
@@ -169,7 +178,11 @@ def pareto(metrics: Sequence[CellMetrics], x: str = "cost_h") -> ParetoSet:
         >>> pareto([], "params").front
         ()
     """
-    use = [m for m in metrics if m.state in ENDED_WITH_RESULT and m.top1 is not None and getattr(m, x) is not None]
+    use = [
+        m
+        for m in metrics
+        if m.state in ENDED_WITH_RESULT and m.top1 is not None and getattr(m, x) is not None
+    ]
     pts = tuple((float(getattr(m, x)), float(m.top1)) for m in use)
     return ParetoSet(x, tuple(m.label for m in use), pts, tuple(pareto_front(pts)))
 

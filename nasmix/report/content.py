@@ -92,7 +92,9 @@ def describe_arch(rec: CellRecord, arch: str, space_for: Callable) -> tuple[str,
         return f"{arch}\n(cannot describe: {type(err).__name__}: {err})", (), ""
 
 
-def _archs(records: Sequence[CellRecord], ms: Sequence[metrics.CellMetrics], space_for: Callable) -> list[ArchEntry]:
+def _archs(
+    records: Sequence[CellRecord], ms: Sequence[metrics.CellMetrics], space_for: Callable
+) -> list[ArchEntry]:
     by_arch: dict[str, list[tuple[CellRecord, metrics.CellMetrics]]] = {}
     for rec, m in zip(records, ms):
         if m.arch:
@@ -102,7 +104,9 @@ def _archs(records: Sequence[CellRecord], ms: Sequence[metrics.CellMetrics], spa
         text, graphs, source = describe_arch(items[0][0], arch, space_for)
         m = items[0][1]
         devs = tuple(dict.fromkeys(d for _, mm in items for d in mm.devices))
-        out.append(ArchEntry(arch, tuple(mm.label for _, mm in items), text, graphs, source, m.params, m.flops, devs))
+        out.append(
+            ArchEntry(arch, tuple(mm.label for _, mm in items), text, graphs, source, m.params, m.flops, devs)
+        )
     return out
 
 

@@ -52,7 +52,8 @@ def checkpoints(curve: Curve) -> list[tuple[float, float]]:
 
     Example:
         >>> from nasmix.report.metrics import Point
-        >>> checkpoints(Curve((), None, 0.0, None, (Point(1.0, 0.4, None),), Point(2.0, 0.5, None), 2.0, None))
+        >>> c = Curve((), None, 0.0, None, (Point(1.0, 0.4, None),), Point(2.0, 0.5, None), 2.0, None)
+        >>> checkpoints(c)
         [(1.0, 0.4), (2.0, 0.5)]
     """
     pts = list(curve.points) + ([curve.final] if curve.final else [])
@@ -132,8 +133,14 @@ def random_baseline(curves: Sequence[Curve], t_h: float) -> float | None:
 def headline_key(m: CellMetrics) -> tuple:
     """The sort key of the headline order (see the module docstring); unranked cells last."""
     ranked = m.top1_at_budget is not None
-    return (not ranked, -(m.top1_at_budget or 0.0), m.reach_h if m.reach_h is not None else float("inf"),
-            -(m.auc if m.auc is not None else -1.0), m.label, m.id)  # fmt: skip
+    return (
+        not ranked,
+        -(m.top1_at_budget or 0.0),
+        m.reach_h if m.reach_h is not None else float("inf"),
+        -(m.auc if m.auc is not None else -1.0),
+        m.label,
+        m.id,
+    )
 
 
 def _gain(m: CellMetrics, curve: Curve, top1: float, base: Sequence[tuple[CellMetrics, Curve]]):
@@ -168,10 +175,17 @@ def _score_group(group: Sequence[CellMetrics], curves: Mapping[str, Curve]) -> d
         base = [(r, curves[r.id]) for r in scored if r.strategy == RANDOM_SEARCH and r.space == m.space]
         note, gain, per_h = _gain(m, c, top1, base)
         out[m.id] = dict(
-            top1_at_budget=top1, reach_h=reach_time(c, top1), budgets_h=grid,
-            top1_at_budgets=tuple(accuracy_at(c, b) for b in grid), best_top1=best,
-            time_to_rel_h=tuple(time_to_target(c, q * best) for q in REL_TARGETS), pareto_layer=layers.get(m.id),
-            baseline=note, gain_vs_random=gain, gain_per_cost_h=per_h)  # fmt: skip
+            top1_at_budget=top1,
+            reach_h=reach_time(c, top1),
+            budgets_h=grid,
+            top1_at_budgets=tuple(accuracy_at(c, b) for b in grid),
+            best_top1=best,
+            time_to_rel_h=tuple(time_to_target(c, q * best) for q in REL_TARGETS),
+            pareto_layer=layers.get(m.id),
+            baseline=note,
+            gain_vs_random=gain,
+            gain_per_cost_h=per_h,
+        )
     return out
 
 
@@ -214,13 +228,48 @@ def ranking(metrics: Sequence[CellMetrics]) -> list[CellMetrics]:
 
 
 SUMMARY_COLUMNS = (
-    "group", "rank", "id", "label", "space", "strategy", "estimator", "dataset", "seed", "state",
-    "top1_at_budget", "budget_h", "reach_h",
+    "group",
+    "rank",
+    "id",
+    "label",
+    "space",
+    "strategy",
+    "estimator",
+    "dataset",
+    "seed",
+    "state",
+    "top1_at_budget",
+    "budget_h",
+    "reach_h",
     *(f"{k}{i}" for i in range(1, GRID_POINTS + 1) for k in ("budget_h_", "top1_at_budget_")),
-    "best_top1", *(f"h_to_{round(100 * q)}pct_of_best" for q in REL_TARGETS), "target", "time_to_target_h", "auc",
-    "pareto_layer", "baseline", "gain_vs_random", "gain_per_cost_h", "top1_per_cost_h", "cost_h", "cost_basis",
-    "top1", "top5", "search_h", "eval_h", "runtime_h", "projected_h", "energy_kj", "params", "flops",
-    "peak_gpu_gb", "epochs_done", "epochs", "device", "reason", "arch")  # fmt: skip
+    "best_top1",
+    *(f"h_to_{round(100 * q)}pct_of_best" for q in REL_TARGETS),
+    "target",
+    "time_to_target_h",
+    "auc",
+    "pareto_layer",
+    "baseline",
+    "gain_vs_random",
+    "gain_per_cost_h",
+    "top1_per_cost_h",
+    "cost_h",
+    "cost_basis",
+    "top1",
+    "top5",
+    "search_h",
+    "eval_h",
+    "runtime_h",
+    "projected_h",
+    "energy_kj",
+    "params",
+    "flops",
+    "peak_gpu_gb",
+    "epochs_done",
+    "epochs",
+    "device",
+    "reason",
+    "arch",
+)
 
 
 def summary_rows(metrics: Sequence[CellMetrics]) -> list[dict]:

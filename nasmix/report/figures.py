@@ -86,11 +86,29 @@ def _figure_jobs(content: ReportContent, shared_time_axis: bool) -> list[tuple]:
         title = f"{', '.join(content.studies) or 'study'} on {dataset}: test accuracy over runtime"
         jobs.append((grid_figure, (panels, rows, cols, shared_time_axis, title, devs), f"grid_{_slug(dataset)}",
                      "grid", f"All cells on {dataset}", dataset))  # fmt: skip
-    jobs.append((budget_figure, (_budget_groups(content), content.devices), "budgets", "budgets",
-                 "Accuracy within equal budgets", ""))  # fmt: skip
-    jobs.append((ranking_figure, (content.combos, content.devices), "ranking", "ranking", "Headline ranking", ""))
-    jobs.append((marginal_figure, (content.marginals, content.basis, content.devices), "marginal", "marginal",
-                 "Per module", ""))  # fmt: skip
+    jobs.append(
+        (
+            budget_figure,
+            (_budget_groups(content), content.devices),
+            "budgets",
+            "budgets",
+            "Accuracy within equal budgets",
+            "",
+        )
+    )
+    jobs.append(
+        (ranking_figure, (content.combos, content.devices), "ranking", "ranking", "Headline ranking", "")
+    )
+    jobs.append(
+        (
+            marginal_figure,
+            (content.marginals, content.basis, content.devices),
+            "marginal",
+            "marginal",
+            "Per module",
+            "",
+        )
+    )
     jobs.append((pareto_figure, (content.paretos, content.basis, content.devices), "pareto", "pareto",
                  "Pareto fronts", ""))  # fmt: skip
     for m in ms:
@@ -109,7 +127,9 @@ def _budget_groups(content: ReportContent) -> list[tuple]:
     """(group, budgets, [(combination, [curves in rank order])]) of each group with ranked cells."""
     out = []
     for g in dict.fromkeys(m.group for m in content.metrics):
-        ranked = sorted((m for m in content.metrics if m.group == g and m.rank is not None), key=lambda m: m.rank)
+        ranked = sorted(
+            (m for m in content.metrics if m.group == g and m.rank is not None), key=lambda m: m.rank
+        )
         if not ranked:
             continue
         combos: dict[str, list] = {}

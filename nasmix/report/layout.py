@@ -43,8 +43,12 @@ def on_data(text: Text) -> Text:
 
 def _box(bb, height: float) -> list[float]:
     """A matplotlib display Bbox as [x0, y0, x1, y1] with y measured down from the top."""
-    return [round(float(bb.x0), 1), round(height - float(bb.y1), 1), round(float(bb.x1), 1),
-            round(height - float(bb.y0), 1)]  # fmt: skip
+    return [
+        round(float(bb.x0), 1),
+        round(height - float(bb.y1), 1),
+        round(float(bb.x1), 1),
+        round(height - float(bb.y0), 1),
+    ]
 
 
 def _text_box(t: Text, renderer, height: float) -> list[float] | None:
@@ -238,7 +242,7 @@ def overlaps(layout: dict) -> list[str]:
                 found.append(f"a legend covers {what}")
         found += [f"a legend covers the text {t['text']!r}" for t in texts if hit(lg, t["box"])]
     for i, a in enumerate(texts):
-        for b in texts[i + 1:]:
+        for b in texts[i + 1 :]:
             if hit(a["box"], b["box"]):
                 found.append(f"texts {a['text']!r} and {b['text']!r} overlap")
         if a["axes"] is not None:
@@ -246,6 +250,11 @@ def overlaps(layout: dict) -> list[str]:
             if what:
                 found.append(f"the label {a['text']!r} covers {what}")
         x0, y0, x1, y1 = a["box"]
-        if x0 < -TOLERANCE or y0 < -TOLERANCE or x1 > layout["width"] + TOLERANCE or y1 > layout["height"] + TOLERANCE:
+        if (
+            x0 < -TOLERANCE
+            or y0 < -TOLERANCE
+            or x1 > layout["width"] + TOLERANCE
+            or y1 > layout["height"] + TOLERANCE
+        ):
             found.append(f"text {a['text']!r} is cut off by the image's edge")
     return found

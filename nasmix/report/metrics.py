@@ -187,7 +187,9 @@ def runtime_curve(rec: CellRecord) -> Curve:
     for e in rec.of_kind("eval_epoch"):
         t += e.get("train_s") or 0.0
         if e.get("test_top1") is not None:
-            points.append(Point(t / HOUR, e["test_top1"], e.get("test_top5"), e.get("epoch"), "checkpoint" in e))
+            points.append(
+                Point(t / HOUR, e["test_top1"], e.get("test_top5"), e.get("epoch"), "checkpoint" in e)
+            )
     final = None
     if end.get("test_top1") is not None:
         final = Point(t / HOUR, end["test_top1"], end.get("test_top5"), end.get("epochs_done"), True)
@@ -241,7 +243,9 @@ def cost_seconds(rec: CellRecord, basis: str) -> float | None:
     if basis == "gpu":
         if not has_gpu_time(rec):
             return None
-        return rec.event("arch_chosen")["search_gpu_s"] + sum(e["train_gpu_s"] for e in rec.of_kind("eval_epoch"))
+        return rec.event("arch_chosen")["search_gpu_s"] + sum(
+            e["train_gpu_s"] for e in rec.of_kind("eval_epoch")
+        )
     return _search_seconds(rec) + sum(e.get("train_s") or 0.0 for e in rec.of_kind("eval_epoch"))
 
 
@@ -333,14 +337,40 @@ def cell_metrics(rec: CellRecord, basis: str, target: float, horizon_h: float) -
         failed_in = "eval" if chosen else "search"
     devs = devices(rec)
     return CellMetrics(
-        rec.id, rec.label, rec.space, rec.strategy, rec.estimator, rec.dataset, rec.seed, rec.method, rec.state,
-        top1, top5, curve.search_end_h, curve.end_h - _search_seconds(rec) / HOUR, curve.end_h, curve.projected_h,
-        cost_h, basis, top1 / cost_h if usable and cost_h else None, target, time_to_target(curve, target),
-        anytime_auc(curve, horizon_h), None if energy is None else energy / 1000, chosen.get("params"),
-        chosen.get("flops"), None if peak is None else peak / 1e9, devs,
-        max((e.get("epoch") or 0 for e in epochs), default=0), end.get("epochs") or _planned_epochs(rec),
-        end.get("reason"), failed_in, chosen.get("arch") or end.get("arch"),
-        group=group_key(rec.dataset, devs), budget_h=horizon_h)  # fmt: skip
+        rec.id,
+        rec.label,
+        rec.space,
+        rec.strategy,
+        rec.estimator,
+        rec.dataset,
+        rec.seed,
+        rec.method,
+        rec.state,
+        top1,
+        top5,
+        curve.search_end_h,
+        curve.end_h - _search_seconds(rec) / HOUR,
+        curve.end_h,
+        curve.projected_h,
+        cost_h,
+        basis,
+        top1 / cost_h if usable and cost_h else None,
+        target,
+        time_to_target(curve, target),
+        anytime_auc(curve, horizon_h),
+        None if energy is None else energy / 1000,
+        chosen.get("params"),
+        chosen.get("flops"),
+        None if peak is None else peak / 1e9,
+        devs,
+        max((e.get("epoch") or 0 for e in epochs), default=0),
+        end.get("epochs") or _planned_epochs(rec),
+        end.get("reason"),
+        failed_in,
+        chosen.get("arch") or end.get("arch"),
+        group=group_key(rec.dataset, devs),
+        budget_h=horizon_h,
+    )
 
 
 def _planned_epochs(rec: CellRecord) -> int | None:
@@ -386,5 +416,12 @@ def study_metrics(records: Sequence[CellRecord], target: float = 0.9, basis: str
     """
     basis = cost_basis(records) if basis == "auto" else basis
     budgets = group_budgets(records)
-    return [cell_metrics(r, basis, target, horizon_h if horizon_h is not None else
-                         budgets[group_key(r.dataset, devices(r))]) for r in records]  # fmt: skip
+    return [
+        cell_metrics(
+            r,
+            basis,
+            target,
+            horizon_h if horizon_h is not None else budgets[group_key(r.dataset, devices(r))],
+        )
+        for r in records
+    ]

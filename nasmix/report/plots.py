@@ -91,8 +91,15 @@ def device_line(devices: Sequence[str]) -> str:
 
 def device_note(fig: Figure, devices: Sequence[str]) -> None:
     """The figure's device line in its bottom right corner, inside the image."""
-    fig.text(0.99, 0.04 / fig.get_figheight(), plain(device_line(devices)), ha="right", va="bottom", fontsize=7,
-             color="#555555")  # fmt: skip
+    fig.text(
+        0.99,
+        0.04 / fig.get_figheight(),
+        plain(device_line(devices)),
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        color="#555555",
+    )
 
 
 def curve_extent(curve: Curve) -> float:
@@ -132,8 +139,16 @@ def _wrap(text: str, width: int = 38) -> str:
     return "\n".join(lines + [line])
 
 
-def draw_cell(ax, curve: Curve, m: CellMetrics | None = None, xlim: float | None = None, alpha: float = 1.0,
-              legend: bool = True, annotate: bool = True, scale: float = 1.0) -> None:  # fmt: skip
+def draw_cell(
+    ax,
+    curve: Curve,
+    m: CellMetrics | None = None,
+    xlim: float | None = None,
+    alpha: float = 1.0,
+    legend: bool = True,
+    annotate: bool = True,
+    scale: float = 1.0,
+) -> None:
     """Draw one cell's accuracy over runtime into `ax`.
 
     Args:
@@ -151,10 +166,24 @@ def draw_cell(ax, curve: Curve, m: CellMetrics | None = None, xlim: float | None
         xs = [scale * x for x, y in curve.search if y is not None]
         ys = [pct * y for _, y in curve.search if y is not None]
         if xs:
-            ax.plot(xs, ys, ".-", color=SEARCH, ms=4, lw=1, alpha=0.8 * alpha, label=curve.search_label or "search")
+            ax.plot(
+                xs,
+                ys,
+                ".-",
+                color=SEARCH,
+                ms=4,
+                lw=1,
+                alpha=0.8 * alpha,
+                label=curve.search_label or "search",
+            )
         elif curve.search_end_h:
-            ax.axvspan(0, scale * curve.search_end_h, color=SEARCH, alpha=0.08 * alpha,
-                       label="search (score not an accuracy)")  # fmt: skip
+            ax.axvspan(
+                0,
+                scale * curve.search_end_h,
+                color=SEARCH,
+                alpha=0.08 * alpha,
+                label="search (score not an accuracy)",
+            )
     if curve.search_end_h is not None:
         ax.axvline(scale * curve.search_end_h, color=DIVIDER, lw=2, alpha=0.7 * alpha, label="end of search")
     if curve.search_projected_h is not None:
@@ -162,31 +191,76 @@ def draw_cell(ax, curve: Curve, m: CellMetrics | None = None, xlim: float | None
                    label="projected end of search")  # fmt: skip
     pts = list(curve.points)
     if pts:
-        ax.plot([scale * p.x_h for p in pts], [pct * p.top1 for p in pts], "o-", color=TOP1, ms=3, lw=1.2,
-                alpha=alpha, label="top-1 (checkpoints)")  # fmt: skip
+        ax.plot(
+            [scale * p.x_h for p in pts],
+            [pct * p.top1 for p in pts],
+            "o-",
+            color=TOP1,
+            ms=3,
+            lw=1.2,
+            alpha=alpha,
+            label="top-1 (checkpoints)",
+        )
         five = [p for p in pts if p.top5 is not None]
-        ax.plot([scale * p.x_h for p in five], [pct * p.top5 for p in five], "s-", color=TOP5, ms=3, lw=1.2,
-                alpha=alpha, label="top-5 (checkpoints)")  # fmt: skip
+        ax.plot(
+            [scale * p.x_h for p in five],
+            [pct * p.top5 for p in five],
+            "s-",
+            color=TOP5,
+            ms=3,
+            lw=1.2,
+            alpha=alpha,
+            label="top-5 (checkpoints)",
+        )
     if curve.final is not None:
         f = curve.final
-        ax.plot([scale * f.x_h], [pct * f.top1], "*", color=TOP1, ms=11, mec="black", mew=0.5, alpha=alpha,
-                label="final test")  # fmt: skip
+        ax.plot(
+            [scale * f.x_h],
+            [pct * f.top1],
+            "*",
+            color=TOP1,
+            ms=11,
+            mec="black",
+            mew=0.5,
+            alpha=alpha,
+            label="final test",
+        )
         if f.top5 is not None:
-            ax.plot([scale * f.x_h], [pct * f.top5], "*", color=TOP5, ms=11, mec="black", mew=0.5, alpha=alpha)
+            ax.plot(
+                [scale * f.x_h], [pct * f.top5], "*", color=TOP5, ms=11, mec="black", mew=0.5, alpha=alpha
+            )
         if annotate:  # right of the star, where no curve goes (the time axis has RIGHT_ROOM for it); below
             # and right when a projection's dashed line goes on from the star
             off, va = ((6, -5), "top") if curve.projected_h is not None and pts else ((7, 0), "center")
-            ax.annotate(f"{pct * f.top1:.1f}%", (scale * f.x_h, pct * f.top1), textcoords="offset points",
-                        xytext=off, ha="left", va=va, fontsize=7, color=TOP1)  # fmt: skip
+            ax.annotate(
+                f"{pct * f.top1:.1f}%",
+                (scale * f.x_h, pct * f.top1),
+                textcoords="offset points",
+                xytext=off,
+                ha="left",
+                va=va,
+                fontsize=7,
+                color=TOP1,
+            )
     if curve.projected_h is not None and pts:
         last = pts[-1]
         xs = [scale * curve.end_h, scale * curve.projected_h]
-        ax.plot(xs, [pct * last.top1] * 2, "--", color=TOP1, lw=1, alpha=alpha, label="projected (measured pace)")
+        ax.plot(
+            xs, [pct * last.top1] * 2, "--", color=TOP1, lw=1, alpha=alpha, label="projected (measured pace)"
+        )
         if last.top5 is not None:
             ax.plot(xs, [pct * last.top5] * 2, "--", color=TOP5, lw=1, alpha=alpha)
         if annotate:  # right of the dashed top-1 line's end
-            ax.annotate("projected", (scale * curve.projected_h, pct * last.top1), textcoords="offset points",
-                        xytext=(4, 0), ha="left", va="center", fontsize=7, style="italic")  # fmt: skip
+            ax.annotate(
+                "projected",
+                (scale * curve.projected_h, pct * last.top1),
+                textcoords="offset points",
+                xytext=(4, 0),
+                ha="left",
+                va="center",
+                fontsize=7,
+                style="italic",
+            )
     if m is not None and m.state == "failed" and annotate:
         _failed_panel(ax, m, curve)
     ax.set_ylim(0, 102)
@@ -249,7 +323,9 @@ def grid_figure(panels: dict, rows: Sequence[str], cols: Sequence[str], shared_t
     nr, nc = max(len(rows), 1), max(len(cols), 1)
     lines = max((min(len(items), 3) + (len(items) > 3) for items in panels.values()), default=1)
     gap, axes_h, top = 0.5 + 0.13 * lines, 2.0, 0.85  # inches
-    fig = Figure(figsize=(3.3 * nc + 0.9, nr * axes_h + (nr - 1) * gap + top + 1.5))  # the height is set below
+    fig = Figure(
+        figsize=(3.3 * nc + 0.9, nr * axes_h + (nr - 1) * gap + top + 1.5)
+    )  # the height is set below
     axes = fig.subplots(nr, nc, squeeze=False, sharex=shared_time_axis, sharey=True)
     shared = max((curve_extent(c) for items in panels.values() for c, _ in items), default=1e-6)
     unit, scale = time_unit(shared * RIGHT_ROOM)  # one unit per figure, fit to its longest panel
@@ -258,13 +334,23 @@ def grid_figure(panels: dict, rows: Sequence[str], cols: Sequence[str], shared_t
             ax = axes[i][j]
             items = panels.get((row, col), [])
             if not items:
-                ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="#999999")
+                ax.text(
+                    0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="#999999"
+                )
                 ax.set_xticks([])
                 ax.set_yticks([])
             right = shared if shared_time_axis else max((curve_extent(c) for c, _ in items), default=1e-6)
             for k, (curve, m) in enumerate(items):
-                draw_cell(ax, curve, m, xlim=right, alpha=1.0 if k == 0 else 0.55, legend=False,
-                          annotate=len(items) == 1 or m.state == "failed", scale=scale)  # fmt: skip
+                draw_cell(
+                    ax,
+                    curve,
+                    m,
+                    xlim=right,
+                    alpha=1.0 if k == 0 else 0.55,
+                    legend=False,
+                    annotate=len(items) == 1 or m.state == "failed",
+                    scale=scale,
+                )
             if items:
                 foot = [footer(c, m) for c, m in items[:3]] + (["..."] if len(items) > 3 else [])
                 ax.set_xlabel("\n".join(foot), fontsize=6.5)
@@ -285,12 +371,26 @@ def grid_figure(panels: dict, rows: Sequence[str], cols: Sequence[str], shared_t
     h = nr * axes_h + (nr - 1) * gap + top + foot_h + legend_h + device_h
     fig.set_figheight(h)
     if handles:
-        fig.legend(list(handles.values()), list(handles.keys()), loc="lower left", fontsize=7, ncol=ncol,
-                   bbox_to_anchor=(0.1 / w, device_h / h), frameon=False, borderaxespad=0.0)  # fmt: skip
+        fig.legend(
+            list(handles.values()),
+            list(handles.keys()),
+            loc="lower left",
+            fontsize=7,
+            ncol=ncol,
+            bbox_to_anchor=(0.1 / w, device_h / h),
+            frameon=False,
+            borderaxespad=0.0,
+        )
     axis = "shared time axis" if shared_time_axis else "independent time axes"
     fig.suptitle(f"{plain(title)}\n(x: measured runtime in {unit}; {axis})", fontsize=10, x=0.02, ha="left")
     device_note(fig, devices)
     # fixed margins: tight_layout would draw the figure once more
-    fig.subplots_adjust(left=0.75 / w, right=1 - 0.15 / w, top=1 - top / h,
-                        bottom=(foot_h + legend_h + device_h) / h, wspace=0.12, hspace=gap / axes_h)  # fmt: skip
+    fig.subplots_adjust(
+        left=0.75 / w,
+        right=1 - 0.15 / w,
+        top=1 - top / h,
+        bottom=(foot_h + legend_h + device_h) / h,
+        wspace=0.12,
+        hspace=gap / axes_h,
+    )
     return fig

@@ -25,7 +25,17 @@ from nasmix.report.archgraph import ArchGraph
 from nasmix.report.layout import on_data
 from nasmix.report.plots import plain
 
-OP_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974")
+OP_COLORS = (
+    "#4c72b0",
+    "#dd8452",
+    "#55a868",
+    "#c44e52",
+    "#8172b3",
+    "#937860",
+    "#da8bc3",
+    "#8c8c8c",
+    "#ccb974",
+)
 
 
 def _color(op: str, palette: dict) -> str:
@@ -63,8 +73,18 @@ def draw_graph(ax, g: ArchGraph, palette: dict) -> None:
             xytext=(pos[b], sign * 0.32),
             arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.2},
         )
-        on_data(ax.text((x0 + x1) / 2, y, plain(op), ha="center", va="center", fontsize=7, color="black",
-                        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": color, "lw": 0.8}))
+        on_data(
+            ax.text(
+                (x0 + x1) / 2,
+                y,
+                plain(op),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black",
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": color, "lw": 0.8},
+            )
+        )
         top = max(top, h)
     for n, x in pos.items():
         ax.plot([x], [0], "o", ms=15, color="#f0f0f0", mec="black", mew=1, zorder=3)
@@ -91,7 +111,14 @@ def arch_figure(graphs: Sequence[ArchGraph], title: str, footer: str = "", text:
         lines = (text or "(no description)").splitlines()[:40]
         fig = Figure(figsize=(7.5, 0.18 * len(lines) + 1.0))
         fig.text(0.02, 0.97, plain(title), fontsize=10, va="top", weight="bold")
-        fig.text(0.02, 0.9, plain("\n".join(line[:110] for line in lines)), fontsize=7, va="top", family="monospace")
+        fig.text(
+            0.02,
+            0.9,
+            plain("\n".join(line[:110] for line in lines)),
+            fontsize=7,
+            va="top",
+            family="monospace",
+        )
         fig.text(0.02, 0.01, plain(footer), fontsize=7, color="#555555")
         return fig
     widest = max(len(g.nodes) for g in graphs)

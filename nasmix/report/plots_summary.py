@@ -26,8 +26,18 @@ from nasmix.report.metrics import Curve
 from nasmix.report.plots import device_note, plain, plain_time_axis, time_unit
 
 X_NAMES = {"cost_h": "cost (hours)", "params": "parameters", "flops": "FLOPs"}
-COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-          "#17becf")  # fmt: skip
+COLORS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 PERCENT_METRICS = ("top1_at_budget", "top1", "auc", "gain_vs_random")
 
 
@@ -71,8 +81,13 @@ def ranking_figure(combos: Sequence[tuple[str, Stat]], devices: Sequence[str]) -
     """
     fig = Figure(figsize=(7.5, 0.42 * max(len(combos), 1) + 1.6))
     ax = fig.add_subplot()
-    _bars(ax, [c for c, _ in combos], [s for _, s in combos], "test top-1 (%) within the common budget (mean ± std)",
-          scale=100.0)  # fmt: skip
+    _bars(
+        ax,
+        [c for c, _ in combos],
+        [s for _, s in combos],
+        "test top-1 (%) within the common budget (mean ± std)",
+        scale=100.0,
+    )
     ax.set_title("Headline: accuracy within equal budgets", fontsize=10)
     device_note(fig, devices)
     _margins(fig, [c for c, _ in combos], top=0.4)
@@ -96,8 +111,13 @@ def marginal_figure(tables: Sequence[MarginalTable], basis: str, devices: Sequen
     for ax, t in zip(axes, tables):
         pct = t.metric in PERCENT_METRICS
         name = METRIC_NAMES.get(t.metric, t.metric).replace("cost-hour", basis_words(basis))
-        _bars(ax, list(t.rows), [t.cells[(r, "all")] for r in t.rows], name + (" (%)" if pct else ""),
-              scale=100.0 if pct else 1.0)  # fmt: skip
+        _bars(
+            ax,
+            list(t.rows),
+            [t.cells[(r, "all")] for r in t.rows],
+            name + (" (%)" if pct else ""),
+            scale=100.0 if pct else 1.0,
+        )
         ax.set_title(f"per {t.axis}", fontsize=9)
     fig.suptitle("Per module: mean ± std over all cells that use it", fontsize=10)
     device_note(fig, devices)
@@ -137,10 +157,18 @@ def budget_figure(groups: Sequence[tuple], devices: Sequence[str]) -> Figure:
                 xs = [max(scale * x, left) for x, _ in pts]
                 ys = [100 * y for _, y in pts]
                 alpha = 1.0 if i == 0 else 0.5
-                ax.plot(xs + [scale * budgets[-1]], ys + [100 * (accuracy_at(c, budgets[-1]) or 0.0)],
-                        drawstyle="steps-post", color=color, lw=1.4, alpha=alpha,
-                        label=plain(label) if i == 0 else None)  # fmt: skip
-                ax.plot(xs, ys, "o", color=color, ms=3, alpha=alpha)  # the checkpoints: equal curves stay told apart
+                ax.plot(
+                    xs + [scale * budgets[-1]],
+                    ys + [100 * (accuracy_at(c, budgets[-1]) or 0.0)],
+                    drawstyle="steps-post",
+                    color=color,
+                    lw=1.4,
+                    alpha=alpha,
+                    label=plain(label) if i == 0 else None,
+                )
+                ax.plot(
+                    xs, ys, "o", color=color, ms=3, alpha=alpha
+                )  # the checkpoints: equal curves stay told apart
         for b in budgets:
             ax.axvline(scale * b, color="#999999", lw=0.8, ls=":")
         ax.set_xscale("log")
@@ -158,8 +186,9 @@ def budget_figure(groups: Sequence[tuple], devices: Sequence[str]) -> Figure:
     fig.suptitle("Accuracy within equal budgets (the latest tested checkpoint at each runtime)", fontsize=10)
     device_note(fig, devices)
     w, h = fig.get_figwidth(), fig.get_figheight()
-    fig.subplots_adjust(left=0.6 / w, right=1 - (legend_w + 0.1) / w, top=1 - 0.55 / h, bottom=0.6 / h,
-                        hspace=0.55)  # fmt: skip
+    fig.subplots_adjust(
+        left=0.6 / w, right=1 - (legend_w + 0.1) / w, top=1 - 0.55 / h, bottom=0.6 / h, hspace=0.55
+    )
     return fig
 
 
@@ -174,7 +203,9 @@ def _count_axis(ax, values: Sequence[float]) -> None:
     if lo > 0 and hi / lo >= 10:
         ax.set_xscale("log")
         ax.set_xlim(lo / 1.6, hi * 1.6)
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if hi / lo < 1e3 else (1.0,), numticks=5))
+        ax.xaxis.set_major_locator(
+            LogLocator(base=10, subs=(1.0, 2.0, 5.0) if hi / lo < 1e3 else (1.0,), numticks=5)
+        )
     else:
         pad = (hi - lo) * 0.15 or abs(hi) * 0.1 or 1.0
         ax.set_xlim(lo - pad, hi + pad)
@@ -198,7 +229,9 @@ def pareto_figure(sets: Sequence[ParetoSet], basis: str, devices: Sequence[str])
     fig = Figure(figsize=(4.3 * n, 3.3 + key_h))
     axes = fig.subplots(1, n, squeeze=False)[0]
     w, h = fig.get_figwidth(), fig.get_figheight()
-    fig.subplots_adjust(left=0.7 / w, right=1 - 0.25 / w, top=1 - 0.6 / h, bottom=(0.75 + key_h) / h, wspace=0.35)
+    fig.subplots_adjust(
+        left=0.7 / w, right=1 - 0.25 / w, top=1 - 0.6 / h, bottom=(0.75 + key_h) / h, wspace=0.35
+    )
     for ax, s in zip(axes, sets):
         if not s.points:
             ax.text(0.5, 0.5, "no cell with this cost", ha="center", va="center", transform=ax.transAxes)
@@ -229,18 +262,35 @@ def pareto_figure(sets: Sequence[ParetoSet], basis: str, devices: Sequence[str])
         lines = [f"{k}  {plain(_short(s.labels[i]))}" for k, i in enumerate(s.front[:KEY_LINES], start=1)]
         if len(s.front) > KEY_LINES:
             lines.append(f"... and {len(s.front) - KEY_LINES} more (the report's table lists them all)")
-        ax.text(0.0, -0.55 / ax.get_position().height / h, "\n".join(lines), transform=ax.transAxes,
-                va="top", ha="left", fontsize=6.5, linespacing=1.25)  # fmt: skip
-    fig.suptitle("Pareto fronts: accuracy against cost (red: on the front, numbered as in the key; gray: "
-                 "dominated)", fontsize=10)  # fmt: skip
+        ax.text(
+            0.0,
+            -0.55 / ax.get_position().height / h,
+            "\n".join(lines),
+            transform=ax.transAxes,
+            va="top",
+            ha="left",
+            fontsize=6.5,
+            linespacing=1.25,
+        )
+    fig.suptitle(
+        "Pareto fronts: accuracy against cost (red: on the front, numbered as in the key; gray: dominated)",
+        fontsize=10,
+    )
     device_note(fig, devices)
     return fig
 
 
 KEY_LINES = 10  # cells named in a Pareto panel's key; the report's table lists the rest
-_OFFSETS = ((5, 4, "left", "bottom"), (5, -4, "left", "top"), (-5, 4, "right", "bottom"),
-            (-5, -4, "right", "top"), (0, 7, "center", "bottom"), (0, -7, "center", "top"),
-            (8, 0, "left", "center"), (-8, 0, "right", "center"))  # fmt: skip
+_OFFSETS = (
+    (5, 4, "left", "bottom"),
+    (5, -4, "left", "top"),
+    (-5, 4, "right", "bottom"),
+    (-5, -4, "right", "top"),
+    (0, 7, "center", "bottom"),
+    (0, -7, "center", "top"),
+    (8, 0, "left", "center"),
+    (-8, 0, "right", "center"),
+)
 
 
 def _number_front(ax, xs: Sequence[float], ys: Sequence[float], front: Sequence[int]) -> None:
@@ -265,9 +315,14 @@ def _number_front(ax, xs: Sequence[float], ys: Sequence[float], front: Sequence[
             x0 = x + dx * px - (tw if ha == "right" else tw / 2 if ha == "center" else 0)
             y0 = y + dy * px - (th if va == "top" else th / 2 if va == "center" else 0)
             box = [x0, y0, x0 + tw, y0 + th]
-            inside = box_ax.x0 <= box[0] and box[2] <= box_ax.x1 and box_ax.y0 <= box[1] and box[3] <= box_ax.y1
-            clear = not any(hit_point(box, p) for p in points) and not any(hit(box, b) for b in placed) and not any(
-                clip_segment(sg, box) for sg in segs)  # fmt: skip
+            inside = (
+                box_ax.x0 <= box[0] and box[2] <= box_ax.x1 and box_ax.y0 <= box[1] and box[3] <= box_ax.y1
+            )
+            clear = (
+                not any(hit_point(box, p) for p in points)
+                and not any(hit(box, b) for b in placed)
+                and not any(clip_segment(sg, box) for sg in segs)
+            )
             if inside and clear:
                 best = (dx, dy, ha, va)
                 break
@@ -275,8 +330,17 @@ def _number_front(ax, xs: Sequence[float], ys: Sequence[float], front: Sequence[
         x0 = x + dx * px - (tw if ha == "right" else tw / 2 if ha == "center" else 0)
         y0 = y + dy * px - (th if va == "top" else th / 2 if va == "center" else 0)
         placed.append([x0, y0, x0 + tw, y0 + th])
-        ax.annotate(text, (xs[i], ys[i]), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, fontsize=7,
-                    color="#8b1a1a", weight="bold")  # fmt: skip
+        ax.annotate(
+            text,
+            (xs[i], ys[i]),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            ha=ha,
+            va=va,
+            fontsize=7,
+            color="#8b1a1a",
+            weight="bold",
+        )
 
 
 def _short(label: str) -> str:

@@ -100,8 +100,22 @@ def write_csv(content: ReportContent, out: Path) -> tuple[Path, Path]:
         w.writerow(("metric", "axis", "value", "across", "column", "mean", "std", "n", "failed"))
         for t in content.marginals + content.marginals_auc + content.marginals_cost:
             for (row, col), s in t.cells.items():
-                w.writerow([csv_cell(v) for v in (t.metric, t.axis, row, " / ".join(t.across), col, s.mean, s.std,
-                                                  s.n, s.failed)])  # fmt: skip
+                w.writerow(
+                    [
+                        csv_cell(v)
+                        for v in (
+                            t.metric,
+                            t.axis,
+                            row,
+                            " / ".join(t.across),
+                            col,
+                            s.mean,
+                            s.std,
+                            s.n,
+                            s.failed,
+                        )
+                    ]
+                )
     return summary, marginal
 
 
@@ -121,8 +135,9 @@ def to_html(blocks: Sequence, title: str) -> str:
             parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         elif isinstance(blk, Fig):
             data = base64.b64encode(blk.file.png).decode()
-            parts.append(f"<figure><img class=\"figure\" data-figure=\"{e(blk.file.name)}\" alt=\"{e(blk.file.title)}\" "
-                         f"src=\"data:image/png;base64,{data}\"><figcaption>{e(blk.caption)} "
+            parts.append(f"<figure><img class=\"figure\" data-figure=\"{e(blk.file.name)}\" "
+                         f"alt=\"{e(blk.file.title)}\" src=\"data:image/png;base64,{data}\">"
+                         f"<figcaption>{e(blk.caption)} "
                          f"(figures/{e(blk.file.name)}.png, .svg)</figcaption></figure>")  # fmt: skip
         elif isinstance(blk, Pre):
             parts.append(f"<pre>{e(blk.text)}</pre>")
@@ -178,15 +193,19 @@ def to_markdown(blocks: Sequence) -> str:
             out += ["| " + " | ".join(md_text(c) for c in row) + " |" for row in blk.rows]
         elif isinstance(blk, Fig):
             name = re.sub(r"[^A-Za-z0-9_.-]", "_", blk.file.name)  # figure files are named by `figures._slug`
-            out.append(f"![{md_text(blk.file.title)}](figures/{name}.png)\n\n*{md_text(blk.caption)}* "
-                       f"([SVG](figures/{name}.svg))")  # fmt: skip
+            out.append(
+                f"![{md_text(blk.file.title)}](figures/{name}.png)\n\n*{md_text(blk.caption)}* "
+                f"([SVG](figures/{name}.svg))"
+            )
         elif isinstance(blk, Pre):
             out.append(md_code(blk.text))
         elif isinstance(blk, Checklist):
             for s in dict.fromkeys(i.section for i in blk.items):
                 out.append(f"### {md_text(s.capitalize())}\n")
-                out += [f"- {MARKS[i.status][1]} {md_text(i.text)} ({MARKS[i.status][2]}: {md_text(i.evidence)})"
-                        for i in blk.items if i.section == s]  # fmt: skip
+                for i in blk.items:
+                    if i.section == s:
+                        mark, word = MARKS[i.status][1], MARKS[i.status][2]
+                        out.append(f"- {mark} {md_text(i.text)} ({word}: {md_text(i.evidence)})")
         out.append("")
     return "\n".join(out)
 
@@ -222,5 +241,11 @@ def write_report(db: str | os.PathLike, out: str | os.PathLike, target: float = 
     summary, marginal = write_csv(content, out)
     layout = out / "figures" / "layout.json"
     layout.write_text(json.dumps({f.name: f.layout for f in figures}), encoding="utf-8")
-    return {"html": out / "report.html", "md": out / "report.md", "summary_csv": summary,
-            "marginal_csv": marginal, "figures": out / "figures", "layout": layout}  # fmt: skip
+    return {
+        "html": out / "report.html",
+        "md": out / "report.md",
+        "summary_csv": summary,
+        "marginal_csv": marginal,
+        "figures": out / "figures",
+        "layout": layout,
+    }

@@ -21,7 +21,9 @@ import pytest
 
 PROBE = """<script>
 var LAYOUTS = %s;
-function hit(a, b) { return Math.min(a[2], b[2]) - Math.max(a[0], b[0]) > 1 && Math.min(a[3], b[3]) - Math.max(a[1], b[1]) > 1; }
+function hit(a, b) {
+  return Math.min(a[2], b[2]) - Math.max(a[0], b[0]) > 1 && Math.min(a[3], b[3]) - Math.max(a[1], b[1]) > 1;
+}
 function hitPoint(b, p) {
   var dx = Math.max(b[0] - p[0], 0, p[0] - b[2]), dy = Math.max(b[1] - p[1], 0, p[1] - b[3]);
   return Math.hypot(dx, dy) < p[2] - 0.5;
@@ -51,7 +53,10 @@ window.addEventListener("load", function () {
   imgs.forEach(function (img) {
     var name = img.getAttribute("data-figure"), L = LAYOUTS[name];
     if (!L) { found.push(name + ": no layout"); return; }
-    if (img.naturalWidth !== L.width || img.naturalHeight !== L.height) { found.push(name + ": size differs"); return; }
+    if (img.naturalWidth !== L.width || img.naturalHeight !== L.height) {
+      found.push(name + ": size differs");
+      return;
+    }
     var k = img.clientWidth / img.naturalWidth;  // as displayed
     if (!(k > 0)) { found.push(name + ": not displayed"); return; }
     var axes = L.axes.map(function (a) {
@@ -68,8 +73,10 @@ window.addEventListener("load", function () {
       texts.forEach(function (t) { if (hit(box, t.box)) found.push(name + ": a legend covers " + t.text); });
     });
     texts.forEach(function (t, i) {
-      texts.slice(i + 1).forEach(function (u) { if (hit(t.box, u.box)) found.push(name + ": " + t.text + " / " + u.text); });
-      if (t.axes !== null && coversData(t.box, axes[t.axes])) found.push(name + ": " + t.text + " covers data");
+      texts.slice(i + 1).forEach(function (u) {
+        if (hit(t.box, u.box)) found.push(name + ": " + t.text + " / " + u.text);
+      });
+      if (t.axes !== null && coversData(t.box, axes[t.axes])) found.push(name + ": " + t.text + " on data");
     });
     checked++;
   });
@@ -104,10 +111,22 @@ def test_report_opens_offline_and_no_figure_overlaps(rendered, tmp_path):
     page = tmp_path / "probe.html"  # a copy beside nothing: the page must need no other file
     probe = PROBE % layouts.replace("</", "<\\/").replace("<!--", "<\\!--")  # inert inside <script>
     page.write_text(files["html"].read_text().replace("</body>", probe + "</body>"))
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
-           "--dump-dom", page.as_uri()]  # fmt: skip
+    cmd = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False).stdout
     body = re.search(r"<body[^>]*>", dom)
     assert body, f"no page rendered: {dom[:300]!r}"

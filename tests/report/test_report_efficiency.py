@@ -12,14 +12,27 @@ from nasmix.report.efficiency import accuracy_at, budget_grid, pareto_layers, ra
 H = 3600.0
 
 
-def trajectory(name: str, search_s: float, epochs: list[tuple[float, float]], strategy: str = "darts",
-               space: str = "darts", state: str = "finished", device: str = "cpu",
-               dataset: str = "cifar10") -> CellRecord:  # fmt: skip
+def trajectory(
+    name: str,
+    search_s: float,
+    epochs: list[tuple[float, float]],
+    strategy: str = "darts",
+    space: str = "darts",
+    state: str = "finished",
+    device: str = "cpu",
+    dataset: str = "cifar10",
+) -> CellRecord:
     """A cell that searched for `search_s` seconds, then trained epochs of (seconds, test top-1)."""
     ev = [EventRecord("arch_chosen", "arch_chosen", "search", {"search_s": search_s, "device": device})]
     for i, (secs, top1) in enumerate(epochs, start=1):
-        ev.append(EventRecord(f"eval/epoch/{i}", "eval_epoch", "eval",
-                              {"epoch": i, "train_s": secs, "test_top1": top1, "device": device}))  # fmt: skip
+        ev.append(
+            EventRecord(
+                f"eval/epoch/{i}",
+                "eval_epoch",
+                "eval",
+                {"epoch": i, "train_s": secs, "test_top1": top1, "device": device},
+            )
+        )
     if state != "running":
         ev.append(EventRecord("end", state, "end", {"test_top1": epochs[-1][1], "epochs_done": len(epochs)}))
     label = f"{space} / {strategy} / {dataset} / seed 0 ({name})"
@@ -100,7 +113,9 @@ def test_time_to_targets_and_auc_on_the_common_axis():
 
 
 def test_gain_over_random_search_of_the_same_budget():
-    rnd = trajectory("rnd", 1800.0, [(1800.0, 0.3), (3600.0, 0.5)], strategy="random")  # 0.3 at 1 h, 0.5 at 2 h
+    rnd = trajectory(
+        "rnd", 1800.0, [(1800.0, 0.3), (3600.0, 0.5)], strategy="random"
+    )  # 0.3 at 1 h, 0.5 at 2 h
     rnd2 = trajectory("rnd2", 5400.0, [(1800.0, 0.4)], strategy="random")  # 0.4 at 2 h
     quick = trajectory("quick", 1800.0, [(1800.0, 0.35)])  # ends at 1 h
     long = trajectory("long", 3600.0, [(7200.0, 0.6)])  # ends at 3 h

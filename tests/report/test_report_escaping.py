@@ -103,7 +103,9 @@ def test_svg_figures_hold_no_elements_from_the_store(hostile):
     assert svgs
     for p in svgs:
         root = ET.parse(p).getroot()
-        assert not [e for e in root.iter() if e.tag.split("}")[-1] in ("script", "foreignObject", "a")], p.name
+        assert not [e for e in root.iter() if e.tag.split("}")[-1] in ("script", "foreignObject", "a")], (
+            p.name
+        )
 
 
 def test_escaping_helpers():

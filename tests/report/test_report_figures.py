@@ -34,9 +34,23 @@ def ticks(layout: dict, kind: str = "xtick") -> list[str]:
 def cell(**kw) -> CellMetrics:
     """A CellMetrics with the given fields, the rest empty."""
     base = {f.name: None for f in dataclasses.fields(CellMetrics) if f.default is dataclasses.MISSING}
-    base.update(id="i", label="l", space="s", strategy="t", estimator="e", dataset="d", seed=0, method="t",
-                state="finished", cost_basis="wall", target=0.9, devices=("cpu",), epochs_done=0, eval_h=0.0,
-                runtime_h=0.0)  # fmt: skip
+    base.update(
+        id="i",
+        label="l",
+        space="s",
+        strategy="t",
+        estimator="e",
+        dataset="d",
+        seed=0,
+        method="t",
+        state="finished",
+        cost_basis="wall",
+        target=0.9,
+        devices=("cpu",),
+        epochs_done=0,
+        eval_h=0.0,
+        runtime_h=0.0,
+    )
     return CellMetrics(**{**base, **kw})
 
 
@@ -44,10 +58,20 @@ def curve(seconds: float, top1=(0.2, 0.3, 0.35), projected: float | None = None)
     """A search of a third of `seconds`, then checkpoints evenly to the end, the last one final."""
     h = seconds / 3600
     n = len(top1)
-    pts = tuple(Point(h / 3 + 2 * h / 3 * (i + 1) / n, t, min(1.0, t + 0.3), i + 1) for i, t in enumerate(top1))
+    pts = tuple(
+        Point(h / 3 + 2 * h / 3 * (i + 1) / n, t, min(1.0, t + 0.3), i + 1) for i, t in enumerate(top1)
+    )
     search = tuple((h / 3 * (i + 1) / 4, 0.1 + 0.05 * i) for i in range(4))
-    return Curve(search, "search: supernet validation top-1", h / 3, None, pts, pts[-1], h,
-                 None if projected is None else projected / 3600)  # fmt: skip
+    return Curve(
+        search,
+        "search: supernet validation top-1",
+        h / 3,
+        None,
+        pts,
+        pts[-1],
+        h,
+        None if projected is None else projected / 3600,
+    )
 
 
 def test_every_figure_of_the_fixture_report_is_free_of_overlaps(rendered):
@@ -64,8 +88,10 @@ def test_every_figure_of_the_fixture_report_is_free_of_overlaps(rendered):
             assert legend[0] > max(a["box"][2] for a in layout["axes"]), name
 
 
-@pytest.mark.parametrize(("seconds", "unit"), [(6, "seconds"), (42, "seconds"), (600, "minutes"),
-                                                (5000, "minutes"), (30 * 3600, "hours")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("seconds", "unit"),
+    [(6, "seconds"), (42, "seconds"), (600, "minutes"), (5000, "minutes"), (30 * 3600, "hours")],
+)
 def test_time_axes_read_in_seconds_minutes_or_hours(tmp_path, seconds, unit):
     assert time_unit(seconds * 1.2 / 3600)[0] == unit
     layout = drawn(cell_figure(curve(seconds), None, title="a cell", devices=("cpu",)), tmp_path)
@@ -90,24 +116,34 @@ def test_projected_and_failed_cells_draw_clear_of_their_data(tmp_path):
 
 
 def test_grid_figure_with_mixed_cells(tmp_path):
-    panels = {("darts", "gdas"): [(curve(40), cell(seed=0)), (curve(50, (0.25, 0.3, 0.32)), cell(seed=1))],
-              ("darts", "drnas"): [(curve(90, projected=200), cell())], ("nb201", "gdas"): [(curve(20), cell())]}
-    layout = drawn(grid_figure(panels, ["darts", "nb201"], ["gdas", "drnas"], title="t", devices=("cpu",)),
-                   tmp_path)  # fmt: skip
+    panels = {
+        ("darts", "gdas"): [(curve(40), cell(seed=0)), (curve(50, (0.25, 0.3, 0.32)), cell(seed=1))],
+        ("darts", "drnas"): [(curve(90, projected=200), cell())],
+        ("nb201", "gdas"): [(curve(20), cell())],
+    }
+    layout = drawn(
+        grid_figure(panels, ["darts", "nb201"], ["gdas", "drnas"], title="t", devices=("cpu",)), tmp_path
+    )
     # one unit for the figure, fit to its longest panel: 200 s projected
     assert any("measured runtime in minutes" in t["text"] for t in layout["texts"])
     assert layout["legends"] and overlaps(layout) == []
 
 
-@pytest.mark.parametrize("flops", [[1.2e8, 1.5e8, 1.9e8], [2.1e7, 2.6e7, 3.3e7, 4.4e7, 5.9e7], [3e6, 9e7, 4e8],
-                                   [5e5, 5e9], [7e7, 7e7]], ids=["narrow", "decade", "two-decades", "four-decades",
-                                                                 "one-value"])  # fmt: skip
+@pytest.mark.parametrize(
+    "flops",
+    [[1.2e8, 1.5e8, 1.9e8], [2.1e7, 2.6e7, 3.3e7, 4.4e7, 5.9e7], [3e6, 9e7, 4e8], [5e5, 5e9], [7e7, 7e7]],
+    ids=["narrow", "decade", "two-decades", "four-decades", "one-value"],
+)
 def test_pareto_tick_labels_never_print_over_each_other(tmp_path, flops):
     labels = tuple(f"space{i} / strategy{i} / cifar10 / seed 0" for i in range(len(flops)))
     acc = [0.2 + 0.05 * i for i in range(len(flops))]
-    sets = [ParetoSet("cost_h", labels, tuple((0.001 * (i + 1), a) for i, a in enumerate(acc)), tuple(range(len(acc)))),
-            ParetoSet("params", labels, tuple((f / 100, a) for f, a in zip(flops, acc)), (0,)),
-            ParetoSet("flops", labels, tuple(zip(flops, acc)), tuple(range(len(flops))))]  # fmt: skip
+    sets = [
+        ParetoSet(
+            "cost_h", labels, tuple((0.001 * (i + 1), a) for i, a in enumerate(acc)), tuple(range(len(acc)))
+        ),
+        ParetoSet("params", labels, tuple((f / 100, a) for f, a in zip(flops, acc)), (0,)),
+        ParetoSet("flops", labels, tuple(zip(flops, acc)), tuple(range(len(flops)))),
+    ]
     layout = drawn(pareto_figure(sets, "gpu", ("cpu",)), tmp_path)
     assert overlaps(layout) == []
     assert any("cost (GPU-seconds)" == t["text"] for t in layout["texts"])

@@ -148,8 +148,10 @@ def test_marginal_tables_over_seeds(study):
     assert est.cells[("train", "nb201 / random")].mean == 0.5
     axes = [t.axis for t in aggregate.marginal_tables(ms)]
     assert axes == ["strategy", "space", "estimator"]  # one dataset: no dataset table
-    assert [k for k, _ in aggregate.combo_stats(ms)][:2] == ["nb201 / gdas / synthetic", "simple_cell / random + "
-                                                             "train / synthetic"]  # fmt: skip
+    assert [k for k, _ in aggregate.combo_stats(ms)][:2] == [
+        "nb201 / gdas / synthetic",
+        "simple_cell / random + train / synthetic",
+    ]
 
 
 def test_pareto_fronts(study):
@@ -167,7 +169,11 @@ def test_projected_and_failed_tables(study):
     (p,) = aggregate.projected_rows(ms)
     assert p["label"] == m["C"].label and p["measured_h"] == 1.0 and p["projected_h"] == pytest.approx(3.0)
     (f,) = aggregate.failed_rows(ms)
-    assert (f["failed_in"], f["reason"], f["peak_gpu_gb"]) == ("search", "out of GPU memory", pytest.approx(15.9))
+    assert (f["failed_in"], f["reason"], f["peak_gpu_gb"]) == (
+        "search",
+        "out of GPU memory",
+        pytest.approx(15.9),
+    )
 
 
 def test_checklist_answers_from_the_data(study):
@@ -192,7 +198,9 @@ def test_capped_search_is_projected():
     events = (
         EventRecord("arch_chosen", "arch_chosen", "search", {"search_s": 100.0, "search_projected_s": 400.0}),
         EventRecord("eval/epoch/1", "eval_epoch", "eval", {"epoch": 1, "train_s": 50.0, "test_top1": 0.4}),
-        EventRecord("end", "projected", "end", {"test_top1": 0.4, "search_projected_s": 400.0, "eval_train_s": 50.0}),
+        EventRecord(
+            "end", "projected", "end", {"test_top1": 0.4, "search_projected_s": 400.0, "eval_train_s": 50.0}
+        ),
     )
     curve = metrics.runtime_curve(CellRecord("c", "c", "s", "t", "e", "d", 0, "projected", {}, events))
     assert curve.search_end_h == pytest.approx(100 / H) and curve.search_projected_h == pytest.approx(400 / H)
