@@ -310,7 +310,9 @@ def devices(rec: CellRecord) -> tuple[str, ...]:
     return tuple(out)
 
 
-def cell_metrics(rec: CellRecord, basis: str, target: float, horizon_h: float) -> CellMetrics:
+def cell_metrics(
+    rec: CellRecord, basis: str, target: float, horizon_h: float, group: str | None = None
+) -> CellMetrics:
     """Every per-cell number of the report that needs no other cell.
 
     Args:
@@ -318,6 +320,7 @@ def cell_metrics(rec: CellRecord, basis: str, target: float, horizon_h: float) -
         basis: "gpu" or "wall" (see `cost_basis`).
         target: the accuracy for `time_to_target` (a fraction, e.g. 0.9).
         horizon_h: the common horizon of `anytime_auc` (also kept as `budget_h`).
+        group: its comparison group (`group_keys`); None: `group_key` of its own devices.
 
     Returns:
         The cell's CellMetrics (the headline fields empty: see `efficiency.score`).
@@ -337,44 +340,34 @@ def cell_metrics(rec: CellRecord, basis: str, target: float, horizon_h: float) -
         failed_in = "eval" if chosen else "search"
     devs = devices(rec)
     return CellMetrics(
-        rec.id,
-        rec.label,
-        rec.space,
-        rec.strategy,
-        rec.estimator,
-        rec.dataset,
-        rec.seed,
-        rec.method,
-        rec.state,
-        top1,
-        top5,
-        curve.search_end_h,
-        curve.end_h - _search_seconds(rec) / HOUR,
-        curve.end_h,
-        curve.projected_h,
-        cost_h,
-        basis,
-        top1 / cost_h if usable and cost_h else None,
-        target,
-        time_to_target(curve, target),
-        anytime_auc(curve, horizon_h),
-        None if energy is None else energy / 1000,
-        chosen.get("params"),
-        chosen.get("flops"),
-        None if peak is None else peak / 1e9,
-        devs,
-        max((e.get("epoch") or 0 for e in epochs), default=0),
-        end.get("epochs") or _planned_epochs(rec),
-        end.get("reason"),
-        failed_in,
-        chosen.get("arch") or end.get("arch"),
-        group=group_key(rec.dataset, devs),
-        budget_h=horizon_h,
-    )
+        rec.id, rec.label, rec.space, rec.strategy, rec.estimator, rec.dataset, rec.seed, rec.method, rec.state,
+        top1, top5, curve.search_end_h, curve.end_h - _search_seconds(rec) / HOUR, curve.end_h, curve.projected_h,
+        cost_h, basis, top1 / cost_h if usable and cost_h else None, target, time_to_target(curve, target),
+        anytime_auc(curve, horizon_h), None if energy is None else energy / 1000, chosen.get("params"),
+        chosen.get("flops"), None if peak is None else peak / 1e9, devs,
+        max((e.get("epoch") or 0 for e in epochs), default=0), end.get("epochs") or _planned_epochs(rec),
+        end.get("reason"), failed_in, chosen.get("arch") or end.get("arch"),
+        group=group if group is not None else group_key(rec.dataset, devs), budget_h=horizon_h)  # fmt: skip
 
 
 def _planned_epochs(rec: CellRecord) -> int | None:
     return ((rec.settings.get("eval") or {}).get("train") or {}).get("epochs")
+
+
+def group_keys(records: Sequence[CellRecord]) -> list[str]:
+    """Each cell's comparison group (`group_key`). A cell that recorded no device (one that has not
+    run) joins its dataset's group when the dataset has only one.
+
+    Example:
+        >>> group_keys([CellRecord("c", "c", "s", "t", "e", "d", 0, "pending", {}, ())])
+        ['d on an unrecorded device']
+    """
+    keys = [group_key(r.dataset, devices(r)) if devices(r) else None for r in records]
+    for i, r in enumerate(records):
+        if keys[i] is None:
+            known = {k for k, o in zip(keys, records) if k is not None and o.dataset == r.dataset}
+            keys[i] = known.pop() if len(known) == 1 else group_key(r.dataset, ())
+    return keys
 
 
 def group_budgets(records: Sequence[CellRecord]) -> dict[str, float]:
@@ -390,9 +383,8 @@ def group_budgets(records: Sequence[CellRecord]) -> dict[str, float]:
     """
     out: dict[str, float] = {}
     scored: dict[str, float] = {}
-    for r in records:
+    for r, key in zip(records, group_keys(records)):
         curve = runtime_curve(r)
-        key = group_key(r.dataset, devices(r))
         out[key] = max(out.get(key, 0.0), curve.end_h)
         if r.state in ("finished", "projected") and (curve.points or curve.final):
             scored[key] = max(scored.get(key, 0.0), curve.end_h)
@@ -417,11 +409,6 @@ def study_metrics(records: Sequence[CellRecord], target: float = 0.9, basis: str
     basis = cost_basis(records) if basis == "auto" else basis
     budgets = group_budgets(records)
     return [
-        cell_metrics(
-            r,
-            basis,
-            target,
-            horizon_h if horizon_h is not None else budgets[group_key(r.dataset, devices(r))],
-        )
-        for r in records
+        cell_metrics(r, basis, target, horizon_h if horizon_h is not None else budgets[g], group=g)
+        for r, g in zip(records, group_keys(records))
     ]

@@ -139,7 +139,11 @@ def test_groups_by_dataset_and_device():
     other = trajectory("other", 0.0, [(36.0, 0.2)], device="cpu", dataset="svhn")
     running = trajectory("running", 0.0, [(7200.0, 0.9)], device="cpu", state="running")
     failed = trajectory("failed", 0.0, [(60.0, 0.95)], device="cpu", state="failed")
-    m = scored([cpu, gpu, other, running, failed])
+    pending = CellRecord("pending", "p", "darts", "gdas", "supernet", "svhn", 0, "pending", {}, ())
+    pending2 = CellRecord("pending2", "p2", "darts", "gdas", "supernet", "cifar10", 0, "pending", {}, ())
+    m = scored([cpu, gpu, other, running, failed, pending, pending2])
+    # a cell that has not run joins its dataset's group, if the dataset has only one
+    assert m["pending"].group == "svhn on cpu" and m["pending2"].group == "cifar10 on an unrecorded device"
     assert m["cpu"].group == "cifar10 on cpu" and m["gpu"].group == "cifar10 on cuda: H100"
     # each group its own budget and ranking; cells without a result are not ranked, nor set B
     assert (m["cpu"].budget_h, m["gpu"].budget_h, m["other"].budget_h) == (1.0, 0.1, 0.01)
