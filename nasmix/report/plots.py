@@ -265,9 +265,16 @@ def draw_cell(
         _failed_panel(ax, m, curve)
     ax.set_ylim(0, 102)
     right = xlim if xlim is not None else curve_extent(curve)
-    ax.set_xlim(0, scale * (right or 1e-6) * RIGHT_ROOM)
-    plain_time_axis(ax.xaxis)
     ax.grid(alpha=0.3)
+    if right > 0:
+        ax.set_xlim(0, scale * right * RIGHT_ROOM)
+        plain_time_axis(ax.xaxis)
+    else:  # nothing measured yet: a time axis would only label a zero-width range
+        ax.set_xlim(0, 1)
+        ax.set_xticks([])
+        note = "nothing measured yet" if m is None or m.state != "failed" else ""
+        if note and note not in [t.get_text() for t in ax.texts]:
+            ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes, color="#999999")
     if legend and ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, framealpha=0.9)
 

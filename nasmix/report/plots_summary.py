@@ -22,7 +22,6 @@ from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, MaxNLocat
 from nasmix.report.aggregate import METRIC_NAMES, MarginalTable, ParetoSet, Stat
 from nasmix.report.efficiency import accuracy_at, checkpoints
 from nasmix.report.layout import clip_segment, hit, hit_point
-from nasmix.report.metrics import Curve
 from nasmix.report.plots import device_note, plain, plain_time_axis, time_unit
 
 X_NAMES = {"cost_h": "cost (hours)", "params": "parameters", "flops": "FLOPs"}
