@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from nasmix.report import efficiency, metrics
+from nasmix.report.aggregate import combo_stats
 from nasmix.report.data import CellRecord, EventRecord
 from nasmix.report.efficiency import accuracy_at, budget_grid, pareto_layers, random_baseline, reach_time
 
@@ -97,6 +98,13 @@ def test_ties_break_on_reach_then_auc():
     assert [m[k].reach_h for k in ("early", "late", "steady")] == [2.0, 4.0, 4.0]
     assert m["steady"].auc > m["late"].auc
     assert [m[k].rank for k in ("early", "steady", "late")] == [1, 2, 3]
+    # the ranking figure's combinations (space / method / dataset) follow the same order
+    spaced = [
+        trajectory("early", 3600.0, [(3600.0, 0.5)], space="b"),
+        trajectory("late", 3600.0, [(3600.0, 0.1), (7200.0, 0.5)], space="a"),
+    ]
+    combos = [k for k, _ in combo_stats(list(scored(spaced).values()))]
+    assert combos == ["b / darts / cifar10", "a / darts / cifar10"]
 
 
 def test_time_to_targets_and_auc_on_the_common_axis():
