@@ -22,7 +22,7 @@ from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, MaxNLocat
 from nasmix.report.aggregate import METRIC_NAMES, MarginalTable, ParetoSet, Stat
 from nasmix.report.efficiency import accuracy_at, checkpoints
 from nasmix.report.layout import clip_segment, hit, hit_point
-from nasmix.report.plots import device_note, plain, plain_time_axis, time_unit
+from nasmix.report.plots import device_note, plain, time_unit
 
 X_NAMES = {"cost_h": "cost (hours)", "params": "parameters", "flops": "FLOPs"}
 COLORS = (
@@ -195,9 +195,14 @@ def _eng(v: float, _=None) -> str:
     return EngFormatter(sep="")(v).replace("μ", "u") if v else "0"
 
 
-def _count_axis(ax, values: Sequence[float]) -> None:
-    """Parameters or FLOPs: a log axis with few 1-2-5 ticks when they span a decade or more, else a linear
-    one; labels in engineering notation (2.5M), none of them minor, so they never print over each other."""
+def _plain_number(v: float, _=None) -> str:
+    return f"{v:g}"
+
+
+def _cost_axis(ax, values: Sequence[float], label=_eng) -> None:
+    """A cost axis (parameters, FLOPs, time) whose tick labels never print over each other: a log axis
+    with few 1-2-5 ticks when the values span a decade or more, else a linear one with four; no minor
+    labels. `label` writes a tick (default: engineering notation, 2.5M)."""
     lo, hi = min(values), max(values)
     if lo > 0 and hi / lo >= 10:
         ax.set_xscale("log")
@@ -207,9 +212,9 @@ def _count_axis(ax, values: Sequence[float]) -> None:
         )
     else:
         pad = (hi - lo) * 0.15 or abs(hi) * 0.1 or 1.0
-        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_xlim(max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
-    ax.xaxis.set_major_formatter(FuncFormatter(_eng))
+    ax.xaxis.set_major_formatter(FuncFormatter(label))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
@@ -244,12 +249,7 @@ def pareto_figure(sets: Sequence[ParetoSet], basis: str, devices: Sequence[str])
         fx, fy = [xs[i] for i in s.front], [ys[i] for i in s.front]
         ax.step(fx, fy, where="post", color="#c44e52", lw=1.5)
         ax.scatter(fx, fy, s=30, color="#c44e52", zorder=3)
-        if s.x == "cost_h":
-            pad = (max(xs) - min(xs)) * 0.12 or max(xs) * 0.1 or 1.0
-            ax.set_xlim(max(0.0, min(xs) - pad), max(xs) + pad)
-            plain_time_axis(ax.xaxis)
-        else:
-            _count_axis(ax, xs)
+        _cost_axis(ax, xs, _plain_number if s.x == "cost_h" else _eng)
         lo, hi = min(ys), max(ys)
         pad = (hi - lo) * 0.15 or 2.0
         ax.set_ylim(max(0.0, lo - pad), min(102.0, hi + pad))
