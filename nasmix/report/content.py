@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from nasmix import registry
 from nasmix.arch import Arch
-from nasmix.report import aggregate, metrics
+from nasmix.report import aggregate, efficiency, metrics
 from nasmix.report.archgraph import ArchGraph, arch_graphs
 from nasmix.report.checklist import ChecklistItem, checklist
 from nasmix.report.data import CellRecord
@@ -57,11 +57,10 @@ class ReportContent:
     curves: dict[str, metrics.Curve]
     basis: str
     target: float
-    horizon_h: float
     summary: list[dict]
     combos: list[tuple[str, aggregate.Stat]]
     marginals: list[aggregate.MarginalTable]
-    marginals_top1: list[aggregate.MarginalTable]
+    marginals_auc: list[aggregate.MarginalTable]
     marginals_cost: list[aggregate.MarginalTable]
     paretos: list[aggregate.ParetoSet]
     projected: list[dict]
@@ -91,7 +90,9 @@ def describe_arch(rec: CellRecord, arch: str, space_for: Callable) -> tuple[str,
         return f"{arch}\n(cannot describe: {type(err).__name__}: {err})", (), ""
 
 
-def _archs(records: Sequence[CellRecord], ms: Sequence[metrics.CellMetrics], space_for: Callable) -> list[ArchEntry]:
+def _archs(
+    records: Sequence[CellRecord], ms: Sequence[metrics.CellMetrics], space_for: Callable
+) -> list[ArchEntry]:
     by_arch: dict[str, list[tuple[CellRecord, metrics.CellMetrics]]] = {}
     for rec, m in zip(records, ms):
         if m.arch:
@@ -101,7 +102,9 @@ def _archs(records: Sequence[CellRecord], ms: Sequence[metrics.CellMetrics], spa
         text, graphs, source = describe_arch(items[0][0], arch, space_for)
         m = items[0][1]
         devs = tuple(dict.fromkeys(d for _, mm in items for d in mm.devices))
-        out.append(ArchEntry(arch, tuple(mm.label for _, mm in items), text, graphs, source, m.params, m.flops, devs))
+        out.append(
+            ArchEntry(arch, tuple(mm.label for _, mm in items), text, graphs, source, m.params, m.flops, devs)
+        )
     return out
 
 
@@ -131,12 +134,11 @@ def compute_content(records: Sequence[CellRecord], target: float = 0.9, basis: s
     """
     records = list(records)
     curves = {r.id: metrics.runtime_curve(r) for r in records}
-    horizon = max((c.end_h for c in curves.values()), default=0.0)
-    ms = metrics.study_metrics(records, target=target, basis=basis, horizon_h=horizon)
+    ms = efficiency.score(metrics.study_metrics(records, target=target, basis=basis), curves)
     return ReportContent(
         records=records, metrics=ms, curves=curves, basis=ms[0].cost_basis if ms else metrics.cost_basis(records),
-        target=target, horizon_h=horizon, summary=metrics.summary_rows(ms), combos=aggregate.combo_stats(ms),
-        marginals=aggregate.marginal_tables(ms), marginals_top1=aggregate.marginal_tables(ms, "top1"),
+        target=target, summary=efficiency.summary_rows(ms), combos=aggregate.combo_stats(ms),
+        marginals=aggregate.marginal_tables(ms), marginals_auc=aggregate.marginal_tables(ms, "auc"),
         marginals_cost=aggregate.marginal_tables(ms, "cost_h"),
         paretos=[aggregate.pareto(ms, x) for x in ("cost_h", "params", "flops")],
         projected=aggregate.projected_rows(ms), failed=aggregate.failed_rows(ms), checklist=checklist(records, ms),

@@ -5,7 +5,7 @@ Example:
     >>> from nasmix.report.content import compute_content
     >>> files = draw_figures(compute_content([]), tempfile.mkdtemp())
     >>> sorted(f.name for f in files)
-    ['marginal', 'pareto', 'ranking']
+    ['budgets', 'marginal', 'pareto', 'ranking']
 """
 
 from __future__ import annotations
@@ -13,15 +13,19 @@ from __future__ import annotations
 import io
 import multiprocessing
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from PIL import Image
 
 from nasmix.report.content import ReportContent
+from nasmix.report.layout import figure_layout
 from nasmix.report.plots import cell_figure, grid_figure, panel_title
 from nasmix.report.plots_arch import arch_figure
-from nasmix.report.plots_summary import marginal_figure, pareto_figure, ranking_figure
+from nasmix.report.plots_summary import budget_figure, marginal_figure, pareto_figure, ranking_figure
 
 DPI = 110
 
@@ -32,10 +36,11 @@ class FigureFile:
 
     Attributes:
         name: its file stem (figures/<name>.png and .svg).
-        kind: "grid", "cell", "ranking", "marginal", "pareto" or "arch".
+        kind: "grid", "cell", "budgets", "ranking", "marginal", "pareto" or "arch".
         title: a caption title.
         key: what it shows (a cell id, a dataset, an arch string).
         png: the PNG bytes (embedded in the HTML).
+        layout: where its legends, data and texts are in the PNG (`layout.figure_layout`).
     """
 
     name: str
@@ -43,6 +48,7 @@ class FigureFile:
     title: str
     key: str
     png: bytes
+    layout: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _slug(text: str) -> str:
@@ -50,15 +56,19 @@ def _slug(text: str) -> str:
 
 
 def save(fig, folder: Path, name: str, kind: str, title: str, key: str = "") -> FigureFile:
-    """Write a figure as folder/name.png and folder/name.svg; returns its FigureFile."""
+    """Write a figure as folder/name.png and folder/name.svg; returns its FigureFile with its layout."""
+    fig.set_dpi(DPI)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # one rendering gives both the PNG's pixels and the layout read from it
+    layout = figure_layout(fig, canvas.get_renderer())
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buf, format="png")
     png = buf.getvalue()
     (folder / f"{name}.png").write_bytes(png)
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: editable and searchable
         fig.savefig(folder / f"{name}.svg", format="svg")
     fig.clear()
-    return FigureFile(name, kind, title, key, png)
+    return FigureFile(name, kind, title, key, png, layout)
 
 
 def _figure_jobs(content: ReportContent, shared_time_axis: bool) -> list[tuple]:
@@ -76,10 +86,29 @@ def _figure_jobs(content: ReportContent, shared_time_axis: bool) -> list[tuple]:
         title = f"{', '.join(content.studies) or 'study'} on {dataset}: test accuracy over runtime"
         jobs.append((grid_figure, (panels, rows, cols, shared_time_axis, title, devs), f"grid_{_slug(dataset)}",
                      "grid", f"All cells on {dataset}", dataset))  # fmt: skip
-    jobs.append((ranking_figure, (content.combos, content.basis, content.devices), "ranking", "ranking",
-                 "Efficiency ranking", ""))  # fmt: skip
-    jobs.append((marginal_figure, (content.marginals, content.basis, content.devices), "marginal", "marginal",
-                 "Marginal efficiency per module", ""))  # fmt: skip
+    jobs.append(
+        (
+            budget_figure,
+            (_budget_groups(content), content.devices),
+            "budgets",
+            "budgets",
+            "Accuracy within equal budgets",
+            "",
+        )
+    )
+    jobs.append(
+        (ranking_figure, (content.combos, content.devices), "ranking", "ranking", "Headline ranking", "")
+    )
+    jobs.append(
+        (
+            marginal_figure,
+            (content.marginals, content.basis, content.devices),
+            "marginal",
+            "marginal",
+            "Per module",
+            "",
+        )
+    )
     jobs.append((pareto_figure, (content.paretos, content.basis, content.devices), "pareto", "pareto",
                  "Pareto fronts", ""))  # fmt: skip
     for m in ms:
@@ -92,6 +121,22 @@ def _figure_jobs(content: ReportContent, shared_time_axis: bool) -> list[tuple]:
         jobs.append((arch_figure, (list(a.graphs), title, footer, a.text), f"arch_{i}", "arch", f"Architecture {i}",
                      a.arch))  # fmt: skip
     return jobs
+
+
+def _budget_groups(content: ReportContent) -> list[tuple]:
+    """(group, budgets, [(combination, [curves in rank order])]) of each group with ranked cells."""
+    out = []
+    for g in dict.fromkeys(m.group for m in content.metrics):
+        ranked = sorted(
+            (m for m in content.metrics if m.group == g and m.rank is not None), key=lambda m: m.rank
+        )
+        if not ranked:
+            continue
+        combos: dict[str, list] = {}
+        for m in ranked:
+            combos.setdefault(f"{m.space} / {m.method}", []).append(content.curves[m.id])
+        out.append((g, ranked[0].budgets_h, list(combos.items())))
+    return out
 
 
 _JOBS: list[tuple] = []  # the jobs of the current draw_figures call, inherited by forked workers
@@ -116,7 +161,7 @@ def draw_figures(content: ReportContent, out: str | Path, shared_time_axis: bool
             Workers are forked, so they exist only where the platform forks.
 
     Returns:
-        The saved figures in report order: grids, ranking, marginal, Pareto, cells, archs.
+        The saved figures in report order: grids, budgets, ranking, marginal, Pareto, cells, archs.
     """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

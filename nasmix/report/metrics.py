@@ -101,6 +101,31 @@ class CellMetrics:
     reason: str | None
     failed_in: str | None
     arch: str | None
+    # Filled by `efficiency.score` (the headline measures; see docs/reports.md), except
+    # group and budget_h, which study_metrics sets.
+    group: str = ""
+    budget_h: float | None = None
+    top1_at_budget: float | None = None
+    reach_h: float | None = None
+    budgets_h: tuple[float, ...] = ()
+    top1_at_budgets: tuple[float | None, ...] = ()
+    best_top1: float | None = None
+    time_to_rel_h: tuple[float | None, ...] = ()
+    pareto_layer: int | None = None
+    baseline: str = ""
+    gain_vs_random: float | None = None
+    gain_per_cost_h: float | None = None
+    rank: int | None = None
+
+
+def group_key(dataset: str, devs: Sequence[str]) -> str:
+    """The comparison group of a cell: its dataset and device(s); budgets are shared only within one.
+
+    Example:
+        >>> group_key("cifar10", ("cpu",))
+        'cifar10 on cpu'
+    """
+    return f"{dataset} on {'; '.join(devs) or 'an unrecorded device'}"
 
 
 def _search_seconds(rec: CellRecord) -> float:
@@ -162,7 +187,9 @@ def runtime_curve(rec: CellRecord) -> Curve:
     for e in rec.of_kind("eval_epoch"):
         t += e.get("train_s") or 0.0
         if e.get("test_top1") is not None:
-            points.append(Point(t / HOUR, e["test_top1"], e.get("test_top5"), e.get("epoch"), "checkpoint" in e))
+            points.append(
+                Point(t / HOUR, e["test_top1"], e.get("test_top5"), e.get("epoch"), "checkpoint" in e)
+            )
     final = None
     if end.get("test_top1") is not None:
         final = Point(t / HOUR, end["test_top1"], end.get("test_top5"), end.get("epochs_done"), True)
@@ -216,7 +243,9 @@ def cost_seconds(rec: CellRecord, basis: str) -> float | None:
     if basis == "gpu":
         if not has_gpu_time(rec):
             return None
-        return rec.event("arch_chosen")["search_gpu_s"] + sum(e["train_gpu_s"] for e in rec.of_kind("eval_epoch"))
+        return rec.event("arch_chosen")["search_gpu_s"] + sum(
+            e["train_gpu_s"] for e in rec.of_kind("eval_epoch")
+        )
     return _search_seconds(rec) + sum(e.get("train_s") or 0.0 for e in rec.of_kind("eval_epoch"))
 
 
@@ -244,8 +273,8 @@ def anytime_auc(curve: Curve, horizon_h: float) -> float | None:
 
     Args:
         curve: the cell's curve.
-        horizon_h: the common horizon in hours (a report uses its longest
-            measured runtime, so every cell is scored over the same time).
+        horizon_h: the common horizon in hours (a report uses its group's
+            common budget, so every cell is scored over the same time).
     """
     pts = sorted(curve.points + ((curve.final,) if curve.final else ()), key=lambda p: p.x_h)
     if not pts or horizon_h <= 0:
@@ -281,17 +310,20 @@ def devices(rec: CellRecord) -> tuple[str, ...]:
     return tuple(out)
 
 
-def cell_metrics(rec: CellRecord, basis: str, target: float, horizon_h: float) -> CellMetrics:
-    """Every per-cell number of the report.
+def cell_metrics(
+    rec: CellRecord, basis: str, target: float, horizon_h: float, group: str | None = None
+) -> CellMetrics:
+    """Every per-cell number of the report that needs no other cell.
 
     Args:
         rec: the cell.
         basis: "gpu" or "wall" (see `cost_basis`).
         target: the accuracy for `time_to_target` (a fraction, e.g. 0.9).
-        horizon_h: the common horizon of `anytime_auc`.
+        horizon_h: the common horizon of `anytime_auc` (also kept as `budget_h`).
+        group: its comparison group (`group_keys`); None: `group_key` of its own devices.
 
     Returns:
-        The cell's CellMetrics.
+        The cell's CellMetrics (the headline fields empty: see `efficiency.score`).
     """
     curve = runtime_curve(rec)
     top1, top5 = final_accuracy(rec)
@@ -306,62 +338,77 @@ def cell_metrics(rec: CellRecord, basis: str, target: float, horizon_h: float) -
     failed_in = None
     if rec.state == "failed":
         failed_in = "eval" if chosen else "search"
+    devs = devices(rec)
     return CellMetrics(
         rec.id, rec.label, rec.space, rec.strategy, rec.estimator, rec.dataset, rec.seed, rec.method, rec.state,
         top1, top5, curve.search_end_h, curve.end_h - _search_seconds(rec) / HOUR, curve.end_h, curve.projected_h,
         cost_h, basis, top1 / cost_h if usable and cost_h else None, target, time_to_target(curve, target),
         anytime_auc(curve, horizon_h), None if energy is None else energy / 1000, chosen.get("params"),
-        chosen.get("flops"), None if peak is None else peak / 1e9, devices(rec),
+        chosen.get("flops"), None if peak is None else peak / 1e9, devs,
         max((e.get("epoch") or 0 for e in epochs), default=0), end.get("epochs") or _planned_epochs(rec),
-        end.get("reason"), failed_in, chosen.get("arch") or end.get("arch"))  # fmt: skip
+        end.get("reason"), failed_in, chosen.get("arch") or end.get("arch"),
+        group=group if group is not None else group_key(rec.dataset, devs), budget_h=horizon_h)  # fmt: skip
 
 
 def _planned_epochs(rec: CellRecord) -> int | None:
     return ((rec.settings.get("eval") or {}).get("train") or {}).get("epochs")
 
 
+def group_keys(records: Sequence[CellRecord]) -> list[str]:
+    """Each cell's comparison group (`group_key`). A cell that recorded no device (one that has not
+    run) joins its dataset's group when the dataset has only one.
+
+    Example:
+        >>> group_keys([CellRecord("c", "c", "s", "t", "e", "d", 0, "pending", {}, ())])
+        ['d on an unrecorded device']
+    """
+    keys = [group_key(r.dataset, devices(r)) if devices(r) else None for r in records]
+    for i, r in enumerate(records):
+        if keys[i] is None:
+            known = {k for k, o in zip(keys, records) if k is not None and o.dataset == r.dataset}
+            keys[i] = known.pop() if len(known) == 1 else group_key(r.dataset, ())
+    return keys
+
+
+def group_budgets(records: Sequence[CellRecord]) -> dict[str, float]:
+    """The common budget of each comparison group, in hours of measured runtime.
+
+    It is the longest measured runtime among the group's cells that ended with
+    a tested result (finished or projected), so every such cell is judged over
+    the same time; a group without one uses its longest runtime.
+
+    Example:
+        >>> group_budgets([])
+        {}
+    """
+    out: dict[str, float] = {}
+    scored: dict[str, float] = {}
+    for r, key in zip(records, group_keys(records)):
+        curve = runtime_curve(r)
+        out[key] = max(out.get(key, 0.0), curve.end_h)
+        if r.state in ("finished", "projected") and (curve.points or curve.final):
+            scored[key] = max(scored.get(key, 0.0), curve.end_h)
+    return {**out, **scored}
+
+
 def study_metrics(records: Sequence[CellRecord], target: float = 0.9, basis: str = "auto",
                   horizon_h: float | None = None) -> list[CellMetrics]:  # fmt: skip
-    """CellMetrics of every cell, on one cost basis and one AUC horizon.
+    """CellMetrics of every cell, on one cost basis and one AUC horizon per comparison group.
 
     Args:
         records: the study's cells.
         target: the accuracy of the time-to-target metric.
         basis: "auto" (see `cost_basis`), "gpu" or "wall".
-        horizon_h: the AUC horizon; None: the longest measured runtime.
+        horizon_h: the AUC horizon for every cell; None: each group's common
+            budget (see `group_budgets`).
 
     Returns:
-        One CellMetrics per record, in the same order.
+        One CellMetrics per record, in the same order (headline fields empty:
+        `efficiency.score` fills them).
     """
     basis = cost_basis(records) if basis == "auto" else basis
-    if horizon_h is None:
-        horizon_h = max((runtime_curve(r).end_h for r in records), default=0.0)
-    return [cell_metrics(r, basis, target, horizon_h) for r in records]
-
-
-def ranking(metrics: Sequence[CellMetrics]) -> list[CellMetrics]:
-    """Cells from the most to the least top-1 per cost-hour; cells without it last (by top-1)."""
-    return sorted(metrics, key=lambda m: (m.top1_per_cost_h is None, -(m.top1_per_cost_h or 0.0),
-                                          -(m.top1 if m.top1 is not None else -1.0), m.label))  # fmt: skip
-
-
-SUMMARY_COLUMNS = (
-    "rank", "id", "label", "space", "strategy", "estimator", "dataset", "seed", "state", "top1", "top5",
-    "search_h", "eval_h", "runtime_h", "projected_h", "cost_h", "cost_basis", "top1_per_cost_h", "target",
-    "time_to_target_h", "auc", "energy_kj", "params", "flops", "peak_gpu_gb", "epochs_done", "epochs", "device",
-    "reason", "arch")  # fmt: skip
-
-
-def summary_rows(metrics: Sequence[CellMetrics]) -> list[dict]:
-    """The summary table: one dict per cell (keys SUMMARY_COLUMNS), in ranking order.
-
-    Numbers stay numbers (None where unknown); `rank` counts only cells with
-    an efficiency.
-    """
-    rows = []
-    for i, m in enumerate(ranking(metrics), start=1):
-        row = {k: getattr(m, k, None) for k in SUMMARY_COLUMNS}
-        row["rank"] = i if m.top1_per_cost_h is not None else None
-        row["device"] = "; ".join(m.devices)
-        rows.append(row)
-    return rows
+    budgets = group_budgets(records)
+    return [
+        cell_metrics(r, basis, target, horizon_h if horizon_h is not None else budgets[g], group=g)
+        for r, g in zip(records, group_keys(records))
+    ]

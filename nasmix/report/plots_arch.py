@@ -22,8 +22,20 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Arc
 
 from nasmix.report.archgraph import ArchGraph
+from nasmix.report.layout import on_data
+from nasmix.report.plots import plain
 
-OP_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974")
+OP_COLORS = (
+    "#4c72b0",
+    "#dd8452",
+    "#55a868",
+    "#c44e52",
+    "#8172b3",
+    "#937860",
+    "#da8bc3",
+    "#8c8c8c",
+    "#ccb974",
+)
 
 
 def _color(op: str, palette: dict) -> str:
@@ -61,15 +73,25 @@ def draw_graph(ax, g: ArchGraph, palette: dict) -> None:
             xytext=(pos[b], sign * 0.32),
             arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.2},
         )
-        ax.text((x0 + x1) / 2, y, op, ha="center", va="center", fontsize=7, color="black",
-                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": color, "lw": 0.8})  # fmt: skip
+        on_data(
+            ax.text(
+                (x0 + x1) / 2,
+                y,
+                plain(op),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black",
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": color, "lw": 0.8},
+            )
+        )
         top = max(top, h)
     for n, x in pos.items():
         ax.plot([x], [0], "o", ms=15, color="#f0f0f0", mec="black", mew=1, zorder=3)
-        ax.text(x, 0, n, ha="center", va="center", fontsize=7, zorder=4)
+        on_data(ax.text(x, 0, plain(n), ha="center", va="center", fontsize=7, zorder=4))
     ax.set_xlim(-0.6, max(len(g.nodes) - 1, 1) + 0.6)
     ax.set_ylim(-top - 0.3, top + 0.3)
-    ax.set_title(g.name, fontsize=9, loc="left")
+    ax.set_title(plain(g.name), fontsize=9, loc="left")
     ax.axis("off")
 
 
@@ -88,9 +110,16 @@ def arch_figure(graphs: Sequence[ArchGraph], title: str, footer: str = "", text:
     if not graphs:
         lines = (text or "(no description)").splitlines()[:40]
         fig = Figure(figsize=(7.5, 0.18 * len(lines) + 1.0))
-        fig.text(0.02, 0.97, title, fontsize=10, va="top", weight="bold")
-        fig.text(0.02, 0.9, "\n".join(line[:110] for line in lines), fontsize=7, va="top", family="monospace")
-        fig.text(0.02, 0.01, footer, fontsize=7, color="#555555")
+        fig.text(0.02, 0.97, plain(title), fontsize=10, va="top", weight="bold")
+        fig.text(
+            0.02,
+            0.9,
+            plain("\n".join(line[:110] for line in lines)),
+            fontsize=7,
+            va="top",
+            family="monospace",
+        )
+        fig.text(0.02, 0.01, plain(footer), fontsize=7, color="#555555")
         return fig
     widest = max(len(g.nodes) for g in graphs)
     fig = Figure(figsize=(max(4.0, 1.25 * widest + 1.0), 2.0 * len(graphs) + 0.7))
@@ -98,8 +127,8 @@ def arch_figure(graphs: Sequence[ArchGraph], title: str, footer: str = "", text:
     palette: dict = {}
     for ax, g in zip(axes, graphs):
         draw_graph(ax, g, palette)
-    fig.suptitle(title, fontsize=10, x=0.02, ha="left")
-    fig.text(0.02, 0.01, footer, fontsize=7, color="#555555")
+    fig.suptitle(plain(title), fontsize=10, x=0.02, ha="left")
+    fig.text(0.02, 0.01, plain(footer), fontsize=7, color="#555555")
     h = fig.get_figheight()  # fixed margins: tight_layout would draw the figure once more
     fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.65 / h, bottom=0.3 / h, hspace=0.25)
     return fig

@@ -14,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nasmix.report.aggregate import METRIC_NAMES, MarginalTable, Stat
+from nasmix.report.aggregate import MarginalTable, Stat
 from nasmix.report.checklist import ChecklistItem
 from nasmix.report.content import ReportContent
+from nasmix.report.efficiency import REL_TARGETS, ranking
 from nasmix.report.figures import FigureFile
-from nasmix.report.plots import device_line
+from nasmix.report.metrics import CellMetrics
+from nasmix.report.plots import device_line, hms
 from nasmix.report.plots_summary import X_NAMES, basis_words
 
 
@@ -92,19 +94,123 @@ def stat_text(s: Stat | None, fmt=num) -> str:
     return f"{fmt(s.mean)}{spread} (n={s.n}{f', {s.failed} failed' if s.failed else ''})"
 
 
+def dur(hours: float | None) -> str:
+    """A duration in the unit it reads best in: '42 s', '3.5 min', '2.1 h'; None -> '-'.
+
+    Example:
+        >>> dur(42 / 3600), dur(0.05), dur(12.0)
+        ('42 s', '3 min', '12 h')
+    """
+    if hours is None:
+        return "-"
+    if hours * 3600 < 120:
+        return f"{hours * 3600:.3g} s"
+    if hours * 60 < 120:
+        return f"{hours * 60:.3g} min"
+    return f"{hours:.3g} h"
+
+
+def pp(v: float | None) -> str:
+    """A difference of two accuracies in percentage points, signed; None -> '-'."""
+    return "-" if v is None else f"{100 * v:+.2f} pp"
+
+
+def _headline_table(c: ReportContent, group: str) -> Table:
+    unit = basis_words(c.basis)
+    ms = [m for m in ranking(c.metrics) if m.group == group and m.rank is not None]
+    grid = ms[0].budgets_h if ms else ()
+    rel = tuple(f"to {round(100 * q)}% of best" for q in REL_TARGETS)
+    headers = (
+        "rank",
+        "cell",
+        *(f"top-1 at b{k} = {dur(b)}" for k, b in enumerate(grid[:-1], start=1)),
+        f"top-1 at B = {dur(grid[-1]) if grid else '-'}",
+        "reached at",
+        f"to {pct(c.target)}",
+        *rel,
+        "AUC",
+        "Pareto layer",
+        "gain vs random",
+        f"gain per {unit} (pp)",
+        f"top-1 per {unit}",
+    )
+    rows = []
+    for m in ms:  # the grid's last budget is B: its column is "top-1 at B"
+        rows.append(
+            (
+                str(m.rank),
+                m.label,
+                *(pct(v) for v in m.top1_at_budgets[:-1]),
+                pct(m.top1_at_budget),
+                dur(m.reach_h),
+                dur(m.time_to_target_h),
+                *(dur(t) for t in m.time_to_rel_h),
+                num(m.auc, 3),
+                str(m.pareto_layer or "-"),
+                pp(m.gain_vs_random),
+                num(None if m.gain_per_cost_h is None else 100 * m.gain_per_cost_h),
+                num(m.top1_per_cost_h),
+            )
+        )
+    return Table(headers, tuple(rows))
+
+
+def _baseline_note(ms: Sequence[CellMetrics]) -> str:
+    notes = dict.fromkeys(m.baseline for m in ms if m.baseline)
+    if any(n.startswith("random search") for n in notes):
+        return (
+            "Gain vs random: the cell's top-1 minus the mean top-1 that the random-search cells of the "
+            "same space had reached within the cell's own runtime (percentage points); per cost-hour, "
+            "divided by the cell's cost. A dash: the baseline had no tested result yet within that runtime."
+        )
+    return (
+        "No random-search cell ran on the same space, dataset and device, so the gain over random search is "
+        'absent (nasmix does not invent a baseline). To add one, put "random" in [study] strategies with '
+        'estimators = ["train"], give it a search budget like the other cells\' ([search] max_seconds or '
+        "candidates), and run the study again on the same store: finished cells are not run again."
+    )
+
+
 def _summary_table(c: ReportContent) -> Table:
     unit = basis_words(c.basis)
-    headers = ("rank", "cell", "state", "top-1", "top-5", "runtime h", "projected h", f"cost ({unit}s)",
-               f"top-1 per {unit}", f"h to {pct(c.target)}", "AUC", "energy kJ", "params", "MFLOPs", "peak GPU GB",
-               "note")  # fmt: skip
+    headers = (
+        "group",
+        "rank",
+        "cell",
+        "state",
+        "top-1",
+        "top-5",
+        "runtime",
+        "projected",
+        f"cost ({unit}s)",
+        "energy kJ",
+        "params",
+        "MFLOPs",
+        "peak GPU GB",
+        "note",
+    )
     by_id = {m.id: m for m in c.metrics}
     rows = []
     for r in c.summary:
         m = by_id[r["id"]]
-        rows.append((str(r["rank"] or "-"), m.label, m.state, pct(m.top1), pct(m.top5), num(m.runtime_h),
-                     num(m.projected_h), num(m.cost_h), num(m.top1_per_cost_h), num(m.time_to_target_h),
-                     num(m.auc, 3), num(m.energy_kj), big(m.params), num(m.flops / 1e6 if m.flops else None),
-                     num(m.peak_gpu_gb, 3), m.reason or ""))  # fmt: skip
+        rows.append(
+            (
+                m.group,
+                str(m.rank or "-"),
+                m.label,
+                m.state,
+                pct(m.top1),
+                pct(m.top5),
+                dur(m.runtime_h),
+                dur(m.projected_h),
+                num(m.cost_h),
+                num(m.energy_kj),
+                big(m.params),
+                num(m.flops / 1e6 if m.flops else None),
+                num(m.peak_gpu_gb, 3),
+                m.reason or "",
+            )
+        )
     return Table(headers, tuple(rows))
 
 
@@ -141,36 +247,102 @@ def report_blocks(c: ReportContent, figures: Sequence[FigureFile], out_name: str
     b.append(Para(f"Store {out_name or '-'}: {len(c.metrics)} cells ("
                   + (", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "none") + "). "
                   + device_line(c.devices) + "."))  # fmt: skip
-    why = "GPU seconds, recorded for every cell" if c.basis == "gpu" else "wall seconds: not every cell has GPU time"
-    b.append(Para(f"Cost is measured in {unit}s ({why}); "
-                  f"runtime is the search's wall time plus the final training's; the anytime AUC is taken "
-                  f"over {num(c.horizon_h)} h; the target accuracy is {pct(c.target)}. "
-                  "Definitions: docs/reports.md."))  # fmt: skip
+    why = (
+        "GPU seconds, recorded for every cell"
+        if c.basis == "gpu"
+        else "wall seconds: not every cell has GPU time"
+    )
+    b.append(
+        Para(
+            f"Cost is measured in {unit}s ({why}); runtime is the search's wall time plus the final "
+            "training's. Cells are compared within a group: one dataset on one device. Definitions: "
+            "docs/reports.md."
+        )
+    )
+    b.append(Heading(2, "Headline: accuracy within equal budgets"))
+    b.append(
+        Para(
+            "Each cell is judged by the test top-1 it had reached within the same budget as every other "
+            "cell of its group: B, the longest measured runtime in the group (a cell that ended sooner keeps "
+            "its result). Rank: top-1 at B, highest first; ties by the time it was reached, earliest first; "
+            "then by the anytime AUC over [0, B], highest first. b1, b2 and b3 are smaller budgets, evenly "
+            "spaced with B in log time from the group's first tested checkpoint. Top-1 per "
+            f"{unit} is shown, not ranked by: a ratio rewards cheap, useless runs."
+        )
+    )
+    groups = list(dict.fromkeys(m.group for m in c.metrics))
+    for g in groups:
+        mine = [m for m in c.metrics if m.group == g]
+        ranked = [m for m in mine if m.rank is not None]
+        if not ranked:
+            b.append(Para(f"{g}: no cell ended with a tested result, so none is ranked."))
+            continue
+        m0 = ranked[0]
+        b.append(
+            Para(
+                f"{g}: {len(ranked)} ranked cell{'s' if len(ranked) > 1 else ''} of {len(mine)}; "
+                f"common budget B = {dur(m0.budget_h)} ({hms(m0.budget_h)}); best top-1 at B "
+                f"{pct(m0.best_top1)}."
+            )
+        )
+        b.append(_headline_table(c, g))
+        b.append(Para(_baseline_note(mine)))
+    b += [
+        Fig(
+            f,
+            "Every ranked cell's test top-1 over measured runtime (log scale), held after its end; one "
+            "colour per combination, seeds lighter; dotted: the budgets b1, b2, b3 and B.",
+        )
+        for f in figs.get("budgets", [])
+    ]
+    b += [
+        Fig(f, "Top-1 at the common budget per combination, mean ± std over seeds, in headline order.")
+        for f in figs.get("ranking", [])
+    ]
     b += [Heading(2, "Summary"), _summary_table(c)]
     b.append(Heading(2, "Accuracy over runtime, all cells"))
     b += [Fig(f, "Spaces in rows, methods in columns; seeds overlaid. Gray line: end of search; stars: final "
                  "test; dashed: projected.") for f in figs.get("grid", [])]  # fmt: skip
-    b.append(Heading(2, "Efficiency"))
-    b += [Fig(f, f"Test top-1 per {unit}, mean ± std over seeds per combination.") for f in figs.get("ranking", [])]
-    b.append(Heading(3, "Marginal efficiency per module"))
-    b += [Fig(f, "Each module value over all cells that use it.") for f in figs.get("marginal", [])]
-    for t, t1, tc in zip(c.marginals, c.marginals_top1, c.marginals_cost):
+    b.append(Heading(2, "Per module"))
+    b += [
+        Fig(f, "Each module value's top-1 at the common budget over all cells that use it.")
+        for f in figs.get("marginal", [])
+    ]
+    for t, ta, tc in zip(c.marginals, c.marginals_auc, c.marginals_cost):
         across = " / ".join(t.across)
-        b.append(Para(f"Per {t.axis}, across {across}: {METRIC_NAMES[t.metric].replace('cost-hour', unit)}"
-                      " (mean ± std over seeds, n cells with a result)."))  # fmt: skip
-        b.append(marginal_table(t))
-        b.append(Para(f"Per {t.axis}, across {across}: test top-1."))
-        b.append(marginal_table(t1, fmt=pct))
-        b.append(Para(f"Per {t.axis}, across {across}: cost ({unit}s, measured; projected cells as far as they ran)."))
+        b.append(
+            Para(
+                f"Per {t.axis}, across {across}: test top-1 at the common budget (mean ± std over seeds, "
+                "n cells with a result)."
+            )
+        )
+        b.append(marginal_table(t, fmt=pct))
+        b.append(Para(f"Per {t.axis}, across {across}: anytime AUC over [0, B]."))
+        b.append(marginal_table(ta))
+        b.append(
+            Para(
+                f"Per {t.axis}, across {across}: cost ({unit}s, measured; projected cells as far as "
+                "they ran)."
+            )
+        )
         b.append(marginal_table(tc))
     b.append(Heading(2, "Pareto fronts"))
-    b += [Fig(f, "Cells on the front: none is both cheaper and more accurate.") for f in figs.get("pareto", [])]
+    b += [
+        Fig(
+            f,
+            "Cells on the front: none is both cheaper and more accurate. The numbers are those of the table.",
+        )
+        for f in figs.get("pareto", [])
+    ]
     rows = []
     for p in c.paretos:
-        for i in p.front:
+        for k, i in enumerate(p.front, start=1):
             x = p.points[i][0]
-            rows.append((X_NAMES[p.x], p.labels[i], num(x) if p.x == "cost_h" else big(int(x)), pct(p.points[i][1])))
-    b.append(Table(("cost", "cell on the front", "cost value", "top-1"), tuple(rows)))
+            value = f"{num(x)} ({dur(x)})" if p.x == "cost_h" else big(int(x))
+            rows.append(
+                (X_NAMES[p.x].replace("hours", f"{unit}s"), str(k), p.labels[i], value, pct(p.points[i][1]))
+            )
+    b.append(Table(("cost", "#", "cell on the front", "cost value", "top-1"), tuple(rows)))
     b.append(Heading(2, "Projected runtimes"))
     if c.projected:
         b.append(Table(("cell", "measured h", "projected h", "epochs done", "top-1 so far"), tuple(
@@ -187,7 +359,11 @@ def report_blocks(c: ReportContent, figures: Sequence[FigureFile], out_name: str
         b.append(Para("No cell failed."))
     b.append(Heading(2, "Each cell"))
     b += [Fig(f, f.title) for f in figs.get("cell", [])]
-    b += [Heading(2, "NAS best-practices checklist"), Para(_checklist_note(c.checklist)), Checklist(tuple(c.checklist))]
+    b += [
+        Heading(2, "NAS best-practices checklist"),
+        Para(_checklist_note(c.checklist)),
+        Checklist(tuple(c.checklist)),
+    ]
     b.append(Heading(2, "Appendix A: chosen architectures"))
     arch_figs = figs.get("arch", [])
     for i, a in enumerate(c.archs):
@@ -195,7 +371,9 @@ def report_blocks(c: ReportContent, figures: Sequence[FigureFile], out_name: str
         b.append(Para(f"Chosen by {', '.join(a.cells)}; {big(a.params)} parameters, "
                       f"{num(a.flops / 1e6 if a.flops else None)} MFLOPs."))  # fmt: skip
         if i < len(arch_figs):
-            b.append(Fig(arch_figs[i], f"Drawn from the space's {a.source}" if a.source else "No graph: its text"))
+            b.append(
+                Fig(arch_figs[i], f"Drawn from the space's {a.source}" if a.source else "No graph: its text")
+            )
         b.append(Pre(a.text))
     if not c.archs:
         b.append(Para("No cell chose an architecture."))

@@ -142,3 +142,44 @@ def build_nine(path, search_epochs: int = 50, eval_epochs: int = 100, eval_every
                                          "test_top1": 0.9, "test_top5": 0.99}))  # fmt: skip
     store.close()
     return cells
+
+
+SCRIPT = "<script>alert('x')</script>"
+FORMULA = '=HYPERLINK("http://evil.example","x")'
+LINK = "[click](javascript:alert(1))"
+HOSTILE_DEVICE = "cuda: <script>gpu</script> $x$"
+
+
+def build_hostile(path) -> dict[str, Cell]:
+    """A store whose every name, label, reason, arch string, device and setting is hostile: HTML and
+    script, Markdown links, code fences, table pipes, spreadsheet formulas, matplotlib math."""
+    store = Store(path)
+    settings = {**SETTINGS, "data": {"path": "``` </pre><script>x</script>", "note": "|a|b|"}}
+    cells = {
+        "ok": Cell(f"{SCRIPT} sp", FORMULA, ONESHOT_ESTIMATOR, "@data", 0, f"{LINK} <b>study</b>", settings),
+        "bad": Cell("+space", "-cmd", "|pipe|", "@data", 1, f"{LINK} <b>study</b>", settings),
+    }
+    store.add_cells(cells.values())
+    arch = "<img src=x onerror=alert(1)> ``` |x| $y$"
+    store.append(cells["ok"].id, "attempt/1", "attempt", "setup", {"device": HOSTILE_DEVICE})
+    store.append(
+        cells["ok"].id,
+        "arch_chosen",
+        "arch_chosen",
+        "search",
+        {"device": HOSTILE_DEVICE, "arch": arch, "search_s": 30.0, "params": 10, "flops": 20},
+    )
+    for i, t in ((1, 0.3), (2, 0.4)):
+        store.append(
+            cells["ok"].id,
+            f"eval/epoch/{i}",
+            "eval_epoch",
+            "eval",
+            {"device": HOSTILE_DEVICE, "epoch": i, "train_s": 10.0, "test_top1": t, "test_top5": 0.8},
+        )
+    store.append(cells["ok"].id, "end", "finished", "end", {"arch": arch, "test_top1": 0.4, "epochs_done": 2})
+    store.append(
+        cells["bad"].id, "end", "failed", "end", {"reason": f"-2+3 {SCRIPT} ``` {FORMULA}", "error": SCRIPT}
+    )
+    store.close()
+    return cells
