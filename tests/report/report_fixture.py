@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from nasmix.config import EvalSettings, SearchSettings
-from nasmix.events import Attempt, parse
+from nasmix.events import ArchChosen, Attempt, End, EvalEpoch, parse
 from nasmix.spaces.base import get_space
 from nasmix.study.schema import ONESHOT_ESTIMATOR, CellSpec, ModuleOptions
 from nasmix.study.store import Store
@@ -150,36 +150,36 @@ LINK = "[click](javascript:alert(1))"
 HOSTILE_DEVICE = "cuda: <script>gpu</script> $x$"
 
 
-def build_hostile(path) -> dict[str, Cell]:
+def build_hostile(path) -> dict[str, CellSpec]:
     """A store whose every name, label, reason, arch string, device and setting is hostile: HTML and
-    script, Markdown links, code fences, table pipes, spreadsheet formulas, matplotlib math."""
+    script, Markdown links, code fences, table pipes, spreadsheet formulas, matplotlib math.
+
+    The typed settings hold numbers and checked names, and the data's location is not part of a cell;
+    the free text a cell's settings carry is its device, so the hostile setting goes there."""
     store = Store(path)
-    settings = {**SETTINGS, "data": {"path": "``` </pre><script>x</script>", "note": "|a|b|"}}
+    device = "``` </pre><script>x</script> |a|b|"
+
+    def hostile(space, strategy, estimator, seed):
+        options = ModuleOptions(estimator=None if estimator == ONESHOT_ESTIMATOR else {})
+        study = f"{LINK} <b>study</b>"
+        return CellSpec(
+            space, strategy, estimator, "@data", seed, study, SEARCH, EVAL, options=options, device=device
+        )
+
     cells = {
-        "ok": Cell(f"{SCRIPT} sp", FORMULA, ONESHOT_ESTIMATOR, "@data", 0, f"{LINK} <b>study</b>", settings),
-        "bad": Cell("+space", "-cmd", "|pipe|", "@data", 1, f"{LINK} <b>study</b>", settings),
+        "ok": hostile(f"{SCRIPT} sp", FORMULA, ONESHOT_ESTIMATOR, 0),
+        "bad": hostile("+space", "-cmd", "|pipe|", 1),
     }
     store.add_cells(cells.values())
+    ok = cells["ok"]
     arch = "<img src=x onerror=alert(1)> ``` |x| $y$"
-    store.append(cells["ok"].id, "attempt/1", "attempt", "setup", {"device": HOSTILE_DEVICE})
-    store.append(
-        cells["ok"].id,
-        "arch_chosen",
-        "arch_chosen",
-        "search",
-        {"device": HOSTILE_DEVICE, "arch": arch, "search_s": 30.0, "params": 10, "flops": 20},
-    )
+    store.append(ok.id, "attempt/1", Attempt(HOSTILE_DEVICE))
+    store.append(ok.id, "arch_chosen", ArchChosen(arch, 30.0, device=HOSTILE_DEVICE, params=10, flops=20))
     for i, t in ((1, 0.3), (2, 0.4)):
-        store.append(
-            cells["ok"].id,
-            f"eval/epoch/{i}",
-            "eval_epoch",
-            "eval",
-            {"device": HOSTILE_DEVICE, "epoch": i, "train_s": 10.0, "test_top1": t, "test_top5": 0.8},
-        )
-    store.append(cells["ok"].id, "end", "finished", "end", {"arch": arch, "test_top1": 0.4, "epochs_done": 2})
-    store.append(
-        cells["bad"].id, "end", "failed", "end", {"reason": f"-2+3 {SCRIPT} ``` {FORMULA}", "error": SCRIPT}
-    )
+        epoch = EvalEpoch(i, 0.01, 1.0, 0.5, 10.0, 1.0, device=HOSTILE_DEVICE, test_top1=t, test_top5=0.8)
+        store.append(ok.id, f"eval/epoch/{i}", epoch)
+    store.append(ok.id, "end", End(state="finished", arch=arch, test_top1=0.4, epochs_done=2))
+    reason = f"-2+3 {SCRIPT} ``` {FORMULA}"
+    store.append(cells["bad"].id, "end", End(state="failed", reason=reason, error=SCRIPT))
     store.close()
     return cells
