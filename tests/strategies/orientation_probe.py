@@ -39,7 +39,7 @@ from nasmix.strategies.base import SearchData
 NAME = "orientation_probe"
 OPS = ops.NB201_OPS
 REWARDED = "nor_conv_3x3"
-CHANNELS = 16  # divisible by PC-DARTS's K = 4
+CHANNELS = 8  # the ops' channels: all of them, or 1/K with PC-DARTS's partial channels (see `supernet`)
 
 
 def orientation_images(n: int, side: int, rng: np.random.Generator) -> ImageArrays:
@@ -124,9 +124,9 @@ class OrientationProbe(SearchSpace):
         return _Standalone(task, self.check(arch).genotype[0], CHANNELS)
 
     def supernet(self, task: Task, size: str = "search", partial: int = 1) -> Supernet:
-        if CHANNELS % partial:
-            raise ValueError(f"K={partial} does not divide {CHANNELS}")
-        return ProbeSupernet(task, CHANNELS, partial)
+        # With partial channels the supernet widens so that its ops still see 4 channels or more:
+        # PC-DARTS's K = 4 on 8 channels leaves its ops 2, too few to learn the task reliably.
+        return ProbeSupernet(task, max(CHANNELS, 4 * partial), partial)
 
     def arch_weights(self, arch: Arch) -> dict[str, torch.Tensor]:
         w = torch.zeros(1, len(OPS))

@@ -219,15 +219,19 @@ def test_rsws_ranks_its_candidates():
     assert all(e["valid_loss"] is None for e in events if e["event"] == "search_epoch")  # no architecture steps
 
 
-def test_fewshot_splits_one_edge_into_sub_supernets():
-    arch, events = _search("fewshot", epochs=2, base="gdas")
+@pytest.mark.parametrize("mode", ["scratch", "inherit"])
+def test_fewshot_splits_one_edge_into_sub_supernets(mode):
+    arch, events = _search("fewshot", epochs=2, base="gdas", mode=mode)
     subnets = [e for e in events if e["event"] == "subnet"]
     ops = registry.create("space", "nb201").choices()[0].options
     assert [s["op"] for s in subnets] == list(ops)
     for s in subnets:  # each sub-supernet keeps the split edge fixed to its op
         assert registry.create("space", "nb201").parse(s["arch"].split(":", 1)[1]).genotype[0] == s["op"]
     numbers = [e["epoch"] for e in events if e["event"] == "search_epoch"]
-    assert numbers == list(range(1, 1 + 1 + len(ops)))  # warm-up epoch, then one per sub-supernet
+    if mode == "scratch":  # every sub-supernet trains the full 2 epochs
+        assert numbers == list(range(1, 1 + 2 * len(ops)))
+    else:  # a warm-up epoch, then one per sub-supernet
+        assert numbers == list(range(1, 1 + 1 + len(ops)))
     best = max(subnets, key=lambda s: (s["valid_top1"], -s["valid_loss"]))
     assert arch.to_str() == best["arch"]
 
