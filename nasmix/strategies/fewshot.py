@@ -92,7 +92,7 @@ class Fewshot(Strategy):
 
     Departures: the authors run each sub-supernet as a separate job and
     report each; choosing among them by the shared-weight validation top-1
-    is nasmix's rule. Their DARTS-space code is not released, and the
+    is nasmix's rule. Their repository has no DARTS-space search code, and the
     protocol above is their NB-201 one, used in every space.
     """
 
