@@ -86,6 +86,8 @@ class Recipe:
         arch_warmup: share of each stage's epochs before architecture steps start.
         drop_none: search without the `none` op.
         lr, lr_min, arch_lr: the progressive search's learning rates.
+        clip_alpha: the weight step's gradient clipping also counts alpha's gradient on the
+            weight batch (the script's model registers alpha among `model.parameters()`).
     """
 
     script: str
@@ -96,15 +98,18 @@ class Recipe:
     lr: float
     lr_min: float
     arch_lr: float
+    clip_alpha: bool
 
 
 RECIPES: dict[str, Recipe] = {
     # ks = [6, 4], num_keeps = [7, 4], 25 + 25 epochs, architecture steps from epoch 10 of each stage,
     # PRIMITIVES without 'none', lr 0.1 cosine to 0, arch lr 6e-4.
-    "darts": Recipe("DARTS-space/train_search.py", (6, 4), 4, 10 / 25, True, 0.1, 0.0, 6e-4),
+    # alpha is a plain tensor there, outside model.parameters(): the clip covers the weights.
+    "darts": Recipe("DARTS-space/train_search.py", (6, 4), 4, 10 / 25, True, 0.1, 0.0, 6e-4, False),
     # ks = [4, 2], num_keeps = [5, 3], 50 + 50 epochs, architecture steps from epoch 10 of each stage,
     # all 5 ops, lr 0.025 cosine to 0.001, arch lr 3e-4.
-    "nb201": Recipe("201-space/train_search_progressive.py", (4, 2), 3, 10 / 50, False, 0.025, 0.001, 3e-4),
+    # alpha is an nn.Parameter of TinyNetwork: clip_grad_norm_(model.parameters()) counts its gradient.
+    "nb201": Recipe("201-space/train_search_progressive.py", (4, 2), 3, 10 / 50, False, 0.025, 0.001, 3e-4, True),
 }
 # Spaces DrNAS never searched take its DARTS-space recipe, with their own op set.
 OTHER = dataclasses.replace(RECIPES["darts"], script="DARTS-space/train_search.py (another space)", drop_none=False)
@@ -157,11 +162,13 @@ class Drnas(OneShot):
     widening replicates channels so that the function is preserved);
     progressive search runs at the budget's size (DrNAS searches its
     20-cell, 36-channel network directly); the DARTS space's supernet puts
-    a batch norm after pooling (DARTS's search network; DrNAS's has none);
-    gradient clipping covers the weights only (DrNAS's NAS-Bench-201 model
+    a batch norm after pooling (DARTS's search network; DrNAS's has none).
+
+    Gradient clipping follows each script: DrNAS's NAS-Bench-201 model
     registers alpha as a parameter, so its `clip_grad_norm_(model.parameters())`
-    also counts alpha's gradient on the training batch in the norm; its
-    DARTS-space model does not).
+    counts alpha's gradient on the weight batch in the norm (the weight
+    step's sample then keeps its graph to alpha); its DARTS-space model keeps
+    alpha out of `parameters()`, and the clip covers the weights only.
     """
 
     @dataclass(frozen=True)
@@ -342,9 +349,18 @@ class Drnas(OneShot):
             group["lr"] = state.lr
         _carry_momentum(old_net, old_opt, state.net, state.w_opt)
 
+    def clip_params(self, state: SearchState) -> list[torch.Tensor]:
+        if not self.recipe(state.space.registry_name).clip_alpha:
+            return state.weight_params()
+        return state.weight_params() + state.arch_params()
+
     def drive(self, state: SearchState, for_arch: bool) -> Drive:
         keep = state.extra.get("keep")
-        with torch.set_grad_enabled(for_arch):
+        graph = for_arch or self.recipe(state.space.registry_name).clip_alpha
+        if graph and not for_arch:  # DrNAS zeroes alpha's gradient before the weight step's forward
+            for a in state.arch_params():
+                a.grad = None
+        with torch.set_grad_enabled(graph):
             weights = {g: dirichlet_sample(a, None if keep is None else keep[g]) for g, a in state.alphas.items()}
         return Drive(weights, state.extra.get("active") if keep is not None else None)
 

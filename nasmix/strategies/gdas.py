@@ -67,7 +67,7 @@ class Gdas(OneShot):
     clipping covers the weights only: GDAS clips `network.parameters()`,
     which hold alpha, whose gradient at that point (the last architecture
     step's, plus the weight batch's) then counts in the norm; measured on
-    the NB-201 search supernet it is at most 0.7% of the weights' gradient
+    the NB-201 search supernet it is at most 0.9% of the weights' gradient
     norm and changes the clipping factor by at most 3e-5 (docs/strategies.md).
     """
 

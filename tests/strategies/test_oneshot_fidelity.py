@@ -191,6 +191,29 @@ def test_drnas_progressive_widens_in_the_darts_space():
         assert all(len(ops) == 4 and none not in ops for ops in state.extra["active"][g])
 
 
+@pytest.mark.parametrize("space, counted", [("nb201", True), ("darts", False)])
+def test_drnas_clips_as_each_script(space, counted, monkeypatch):
+    """201-space: alpha is a parameter of the model, so clip_grad_norm_(model.parameters()) counts its
+    gradient on the weight batch (zeroed before that forward); DARTS-space: alpha is not, the weights only."""
+    strategy, state = _prepared("drnas", space=space)
+    train, valid = next(state.train.batches(0)), next(state.valid.batches(1))
+    strategy.arch_step(state, train, valid)
+    arch_grads = [a.grad.clone() for a in state.arch_params()]
+    clipped = []
+    real = nn.utils.clip_grad_norm_
+    monkeypatch.setattr(nn.utils, "clip_grad_norm_", lambda params, *a, **k: clipped.append(list(params))
+                        or real(params, *a, **k))  # fmt: skip
+    strategy.weight_step(state, *train)
+    ids = {id(p) for p in clipped[0]}
+    assert all(id(p) in ids for p in state.weight_params())
+    assert all((id(a) in ids) == counted for a in state.arch_params())
+    for a, before in zip(state.arch_params(), arch_grads):
+        if counted:  # the weight batch's gradient, not the architecture step's plus it
+            assert a.grad is not None and not torch.allclose(a.grad, before)
+        else:
+            assert torch.equal(a.grad, before)
+
+
 def test_drnas_nb201_recipe_starts_architecture_steps_after_a_fifth_of_each_stage():
     strategy, state = _prepared("drnas", epochs=100, progressive=True)
     on = [e for e in range(1, 101) if strategy.updates_arch(state, e)]
