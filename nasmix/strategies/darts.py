@@ -27,6 +27,7 @@ from nasmix.strategies.oneshot import BilevelConfig, Drive, OneShot, SearchState
 from nasmix.train import _autocast
 
 LossFn = Callable[[tuple, bool], tuple[torch.Tensor, torch.Tensor]]
+Hyper = tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]  # (architecture gradients, valid loss, logits)
 
 
 def check_bilevel(config: BilevelConfig) -> None:
@@ -73,7 +74,7 @@ def ieee_fp32() -> Iterator[None]:
 def darts_hypergradient(loss_fn: LossFn, arch_params: Sequence[torch.Tensor], weight_params: Sequence[torch.Tensor],
                         train: tuple, valid: tuple, xi: float, scale: float = 0.01, amp: bool = False,
                         momentum_buffers: Sequence[torch.Tensor | None] | None = None, momentum: float = 0.0,
-                        weight_decay: float = 0.0) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:  # fmt: skip
+                        weight_decay: float = 0.0) -> Hyper:  # fmt: skip
     """DARTS's second-order architecture gradient (its equations 6-8).
 
     The virtual step is the weight optimizer's next SGD step, as DARTS's
@@ -118,14 +119,15 @@ def darts_hypergradient(loss_fn: LossFn, arch_params: Sequence[torch.Tensor], we
     with torch.no_grad():
         backup = [torch.empty_like(p) for p in weight_params]
         torch._foreach_copy_(backup, weight_params)
-        if weight_decay:  # the step of a weight without a gradient still holds wd * w and mu * buf, as DARTS's
+        if weight_decay:  # a weight without a gradient still takes wd * w and mu * buf, as in DARTS's
             torch._foreach_mul_(weight_params, 1.0 - xi * weight_decay)
         stepped = [(p, g.to(p.dtype)) for p, g in zip(weight_params, g_w) if g is not None]
         if stepped:
             torch._foreach_sub_([p for p, _ in stepped], torch._foreach_mul([g for _, g in stepped], xi))
         moved = [(p, b.to(p.dtype)) for p, b in zip(weight_params, buffers) if b is not None]
         if momentum and moved:
-            torch._foreach_sub_([p for p, _ in moved], torch._foreach_mul([b for _, b in moved], xi * momentum))
+            scaled = torch._foreach_mul([b for _, b in moved], xi * momentum)
+            torch._foreach_sub_([p for p, _ in moved], scaled)
     loss_v, logits_v = loss_fn(valid, amp)
     grads = torch.autograd.grad(loss_v, arch_params + weight_params, allow_unused=True)
     d_arch = [torch.zeros_like(a) if g is None else g for a, g in zip(arch_params, grads[: len(arch_params)])]

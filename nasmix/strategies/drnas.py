@@ -109,10 +109,14 @@ RECIPES: dict[str, Recipe] = {
     # ks = [4, 2], num_keeps = [5, 3], 50 + 50 epochs, architecture steps from epoch 10 of each stage,
     # all 5 ops, lr 0.025 cosine to 0.001, arch lr 3e-4.
     # alpha is an nn.Parameter of TinyNetwork: clip_grad_norm_(model.parameters()) counts its gradient.
-    "nb201": Recipe("201-space/train_search_progressive.py", (4, 2), 3, 10 / 50, False, 0.025, 0.001, 3e-4, True),
+    "nb201": Recipe(
+        "201-space/train_search_progressive.py", (4, 2), 3, 10 / 50, False, 0.025, 0.001, 3e-4, True
+    ),
 }
 # Spaces DrNAS never searched take its DARTS-space recipe, with their own op set.
-OTHER = dataclasses.replace(RECIPES["darts"], script="DARTS-space/train_search.py (another space)", drop_none=False)
+OTHER = dataclasses.replace(
+    RECIPES["darts"], script="DARTS-space/train_search.py (another space)", drop_none=False
+)
 # The non-progressive search: 201-space/train_search.py (k = 1), in every space.
 PLAIN = {"lr": 0.025, "lr_min": 0.001, "arch_lr": 3e-4}
 
@@ -207,15 +211,17 @@ class Drnas(OneShot):
         def __post_init__(self) -> None:
             filled = {f.name: getattr(self, f.name) for f in dataclasses.fields(BilevelConfig)}
             for name, stand_in in (("lr", max(0.025, self.lr_min or 0.0)), ("lr_min", 0.0), ("arch_lr", 3e-4),
-                                   ("arch_weight_decay", 0.0)):  # fmt: skip
+                                   ("arch_weight_decay", 0.0)):
                 if filled[name] is None:
                     filled[name] = stand_in  # checked again once the recipe has filled it in
             check_bilevel(BilevelConfig(**filled))
             if self.reg not in ("l2", "kl"):
                 raise ConfigError(f"drnas reg must be 'l2' or 'kl', got {self.reg!r}")
-            if self.reg_scale < 0 or self.prior <= 0 or self.partial < 1 or (self.keep is not None and self.keep < 1):
+            bad_keep = self.keep is not None and self.keep < 1
+            if self.reg_scale < 0 or self.prior <= 0 or self.partial < 1 or bad_keep:
                 raise ConfigError("drnas needs reg_scale >= 0, prior > 0, partial >= 1 and keep >= 1")
-            if self.stage_partial is not None and (len(self.stage_partial) != 2 or min(self.stage_partial) < 1):
+            ks = self.stage_partial
+            if ks is not None and (len(ks) != 2 or min(ks) < 1):
                 raise ConfigError(f"drnas needs two stage_partial values >= 1, got {self.stage_partial!r}")
             if self.arch_warmup is not None and not 0 <= self.arch_warmup < 1:
                 raise ConfigError(f"drnas needs 0 <= arch_warmup < 1, got {self.arch_warmup}")
@@ -239,19 +245,27 @@ class Drnas(OneShot):
         """
         c, r = self.asked, self.recipe(space_name)
         rates = {"lr": r.lr, "lr_min": r.lr_min, "arch_lr": r.arch_lr} if c.progressive else PLAIN
-        given = {name: getattr(c, name) for name in ("lr", "lr_min", "arch_lr", "stage_partial", "keep", "arch_warmup",
-                                                     "drop_none", "arch_weight_decay")}  # fmt: skip
-        defaults = {**rates, "stage_partial": r.stage_partial, "keep": r.keep, "arch_warmup": r.arch_warmup,
-                    "drop_none": r.drop_none, "arch_weight_decay": c.reg_scale if c.reg == "l2" else 0.0}  # fmt: skip
+        names = ("lr", "lr_min", "arch_lr", "stage_partial", "keep", "arch_warmup", "drop_none",
+                 "arch_weight_decay")
+        defaults = {
+            **rates,
+            "stage_partial": r.stage_partial,
+            "keep": r.keep,
+            "arch_warmup": r.arch_warmup,
+            "drop_none": r.drop_none,
+            "arch_weight_decay": c.reg_scale if c.reg == "l2" else 0.0,
+        }
+        given = {name: getattr(c, name) for name in names}
         out = dataclasses.replace(c, **{k: defaults[k] if v is None else v for k, v in given.items()})
         check_bilevel(out)
         return out
 
     def prepare(self, space, data: SearchData, budget: Budget, rng: np.random.Generator, log: Log,
-                total_epochs: int) -> SearchState:  # fmt: skip
+                total_epochs: int) -> SearchState:
         config = self.resolved(space.registry_name)
         if config.progressive:
-            config = dataclasses.replace(config, stage_partial=self._stage_ks(space, data, config.stage_partial, log))
+            ks = self._stage_ks(space, data, config.stage_partial, log)
+            config = dataclasses.replace(config, stage_partial=ks)
         self.config = config
         return super().prepare(space, data, budget, rng, log, total_epochs)
 
@@ -276,7 +290,7 @@ class Drnas(OneShot):
         if used != k1:
             log({"event": "partial_fallback", "requested": k1, "used": used, "space": space.registry_name,
                  "reason": f"progressive stage 1: K={k1} does not divide the channels of size {data.size!r}, "
-                           f"or does not exceed stage 2's K={k2}; stage 2 asks for K={stage2}"})  # fmt: skip
+                           f"or does not exceed stage 2's K={k2}; stage 2 asks for K={stage2}"})
         return used, stage2
 
     def partial_channels(self) -> int:

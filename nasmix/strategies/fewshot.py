@@ -102,7 +102,8 @@ class Fewshot(Strategy):
     # The contract suite runs few-shot over GDAS: the splitting logic is the same,
     # and it computes one op per edge instead of all of them in each sub-supernet.
     contract_options: ClassVar[dict] = {"base": "gdas"}
-    PAPER_BASE_OPTIONS: ClassVar[dict[str, str]] = {"darts": "order=2"}  # second-order DARTS, as DARTS-V2-few-shot.py
+    # The base's options in the authors' protocol: second-order DARTS, as DARTS-V2-few-shot.py.
+    PAPER_BASE_OPTIONS: ClassVar[dict[str, str]] = {"darts": "order=2"}
 
     @dataclass(frozen=True)
     class Config:
@@ -147,7 +148,9 @@ class Fewshot(Strategy):
         if not isinstance(base, OneShot):
             valid = [e.name for e in registry.entries("strategy") if getattr(e.obj, "kind", "") == "oneshot"
                      and e.name != "fewshot"]  # fmt: skip
-            raise ConfigError(f"fewshot base {c.base!r} is not a one-shot strategy; valid: {', '.join(valid)}")
+            raise ConfigError(
+                f"fewshot base {c.base!r} is not a one-shot strategy; valid: {', '.join(valid)}"
+            )
         base.progress = self.progress
         return base
 

@@ -67,7 +67,8 @@ def _search(space, name: str, seed: int) -> tuple[str, list[float] | None, list[
     strategy.finish = recording_finish
     events: list[dict] = []
     budget = Budget(epochs=EPOCHS[name], batch_size=32, candidates=20)
-    arch = strategy.search(space, None, orientation_data(seed=seed), budget, events.append, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    arch = strategy.search(space, None, orientation_data(seed=seed), budget, events.append, rng)
     return arch.genotype[0], probs or None, events
 
 
@@ -104,8 +105,9 @@ def test_fewshot_paper_protocol_picks_the_rewarded_sub_supernet(space, seed):
     sub-supernet of the 3x3 convolution must score best (second-order DARTS, from scratch)."""
     strategy = registry.create("strategy", "fewshot")
     events: list[dict] = []
-    arch = strategy.search(space, None, orientation_data(seed=seed), Budget(epochs=10, batch_size=32), events.append,
-                           np.random.default_rng(seed))  # fmt: skip
+    budget = Budget(epochs=10, batch_size=32)
+    arch = strategy.search(space, None, orientation_data(seed=seed), budget, events.append,
+                           np.random.default_rng(seed))
     assert arch.genotype[0] == REWARDED
     scores = {s["op"]: s["valid_top1"] for s in events[-1]["subnets"]}
     assert scores[REWARDED] > 0.75 and all(v < scores[REWARDED] for op, v in scores.items() if op != REWARDED)

@@ -62,7 +62,7 @@ def test_supernet_equals_xautodl_darts_search_model():
     space_ops = xautodl_models.get_search_spaces("cell", "nas-bench-201")
     theirs = xautodl_models.get_cell_based_tiny_net(
         {"name": "DARTS-V2", "C": C, "N": N, "max_nodes": 4, "num_classes": 10, "space": space_ops,
-         "affine": False, "track_running_stats": True}  # fmt: skip
+         "affine": False, "track_running_stats": True}
     )
     space = registry.create("space", "nb201", channels=C, cells=N)
     ours = space.supernet(TASK, "search")
@@ -70,7 +70,7 @@ def test_supernet_equals_xautodl_darts_search_model():
 
     def conv_bias(name: str) -> bool:  # the biases of the search cells' convolutions, and alpha
         return name == "arch_parameters" or (name.startswith("cells.") and name.endswith(".bias")
-                                              and ".op.1." in name)  # fmt: skip
+                                              and ".op.1." in name)
 
     biases = sum(p.numel() for n, p in theirs.named_parameters() if conv_bias(n) and n != "arch_parameters")
     assert biases > 0 and _count(theirs, conv_bias) == _count(ours)
