@@ -27,6 +27,7 @@ from nasmix.strategies.oneshot import BilevelConfig, Drive, OneShot, SearchState
 from nasmix.train import autocast
 
 LossFn = Callable[[tuple, bool], tuple[torch.Tensor, torch.Tensor]]
+Hyper = tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]  # (architecture gradients, valid loss, logits)
 
 
 def check_bilevel(config: BilevelConfig) -> None:
@@ -71,15 +72,19 @@ def ieee_fp32() -> Iterator[None]:
 
 
 def darts_hypergradient(loss_fn: LossFn, arch_params: Sequence[torch.Tensor], weight_params: Sequence[torch.Tensor],
-                        train: tuple, valid: tuple, xi: float, scale: float = 0.01,
-                        amp: bool = False) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:  # fmt: skip
+                        train: tuple, valid: tuple, xi: float, scale: float = 0.01, amp: bool = False,
+                        momentum_buffers: Sequence[torch.Tensor | None] | None = None, momentum: float = 0.0,
+                        weight_decay: float = 0.0) -> Hyper:  # fmt: skip
     """DARTS's second-order architecture gradient (its equations 6-8).
 
-    With the virtual step w' = w - xi * grad_w L_train(w, a), the gradient of
-    L_val(w', a) is grad_a L_val(w', a) - xi * H v, where v = grad_w' L_val(w', a)
+    The virtual step is the weight optimizer's next SGD step, as DARTS's
+    architect takes it: w' = w - xi * (mu * buf + grad_w L_train(w, a) + wd * w),
+    with buf the momentum buffer (zero where there is none yet). The gradient of
+    L_val(w', a) is then grad_a L_val(w', a) - xi * H v, where v = grad_w' L_val(w', a)
     and the Hessian-vector product H v = grad^2_{a,w} L_train(w, a) v is the central
     difference (grad_a L_train(w+, a) - grad_a L_train(w-, a)) / (2 eps),
-    w+- = w +- eps v, eps = scale / ||v||. The weights end where they started.
+    w+- = w +- eps v, eps = scale / ||v||: the momentum and weight-decay terms do
+    not depend on a. The weights end where they started.
 
     Args:
         loss_fn: (batch, amp) -> (loss, logits); recomputes the architecture weights
@@ -91,6 +96,9 @@ def darts_hypergradient(loss_fn: LossFn, arch_params: Sequence[torch.Tensor], we
         amp: autocast for the virtual step and the validation gradient; the
             finite difference always runs in IEEE fp32 (no autocast, no TF32),
             where bf16 or TF32 rounding would swamp the tiny weight perturbation.
+        momentum_buffers: the weight optimizer's momentum buffer of each weight
+            (None entries, or None for all: no buffer yet).
+        momentum, weight_decay: the weight optimizer's mu and wd.
 
     Returns:
         (one gradient per architecture parameter, the validation loss at w', its logits).
@@ -107,12 +115,19 @@ def darts_hypergradient(loss_fn: LossFn, arch_params: Sequence[torch.Tensor], we
     # parameter tensors, and one kernel each per update would dominate a GPU step.
     loss_t, _ = loss_fn(train, amp)
     g_w = torch.autograd.grad(loss_t, weight_params, allow_unused=True)
+    buffers = list(momentum_buffers) if momentum_buffers is not None else [None] * len(weight_params)
     with torch.no_grad():
         backup = [torch.empty_like(p) for p in weight_params]
         torch._foreach_copy_(backup, weight_params)
+        if weight_decay:  # a weight without a gradient still takes wd * w and mu * buf, as in DARTS's
+            torch._foreach_mul_(weight_params, 1.0 - xi * weight_decay)
         stepped = [(p, g.to(p.dtype)) for p, g in zip(weight_params, g_w) if g is not None]
         if stepped:
             torch._foreach_sub_([p for p, _ in stepped], torch._foreach_mul([g for _, g in stepped], xi))
+        moved = [(p, b.to(p.dtype)) for p, b in zip(weight_params, buffers) if b is not None]
+        if momentum and moved:
+            scaled = torch._foreach_mul([b for _, b in moved], xi * momentum)
+            torch._foreach_sub_([p for p, _ in moved], scaled)
     loss_v, logits_v = loss_fn(valid, amp)
     grads = torch.autograd.grad(loss_v, arch_params + weight_params, allow_unused=True)
     d_arch = [torch.zeros_like(a) if g is None else g for a, g in zip(arch_params, grads[: len(arch_params)])]
@@ -152,14 +167,20 @@ class Darts(OneShot):
     come from the Budget. `order` 1 is the default, as NASLib's; the paper's
     best cell used order 2.
 
-    Departures: the second-order virtual step is the paper's formula
-    w - xi * grad_w L_train (DARTS's code also adds the momentum buffer and
-    weight decay to it); under bf16 autocast the virtual step and the
-    validation gradient run in bf16, the finite-difference Hessian-vector
-    product in IEEE fp32 (TF32 off too: DARTS ran in fp32); batch norm
-    running statistics are updated by every forward, the unrolled ones
-    included, as in DARTS's code. (See nasmix.strategies.oneshot for the
-    departures of the shared loop.)
+    The second-order virtual step is the one DARTS's code (architect.py)
+    takes: the weight optimizer's next SGD step without clipping,
+    w - xi * (mu * buf + grad_w L_train + wd * w), xi the current learning
+    rate, mu and buf the momentum and its buffer, wd the weight decay (the
+    paper writes w - xi * grad_w L_train).
+
+    Departures: a weight with no momentum buffer yet takes a zero buffer
+    (DARTS's code zeroes every buffer until all of them exist: the same
+    after the first step, when every weight has one); under bf16 autocast
+    the virtual step and the validation gradient run in bf16, the
+    finite-difference Hessian-vector product in IEEE fp32 (TF32 off too:
+    DARTS ran in fp32); batch norm running statistics are updated by every
+    forward, the unrolled ones included, as in DARTS's code. (See
+    nasmix.strategies.oneshot for the departures of the shared loop.)
     """
 
     @dataclass(frozen=True)
@@ -190,9 +211,11 @@ class Darts(OneShot):
                 logits = self._forward(state, batch[0], d)
             return nn.functional.cross_entropy(logits.float(), batch[1]), logits
 
-        params = state.arch_params()
-        hyper, loss, logits = darts_hypergradient(loss_fn, params, state.weight_params(), train, valid, state.lr,
-                                                  amp=self.config.amp)  # fmt: skip
+        params, weights, c = state.arch_params(), state.weight_params(), self.config
+        buffers = [state.w_opt.state.get(w, {}).get("momentum_buffer") for w in weights]
+        hyper, loss, logits = darts_hypergradient(loss_fn, params, weights, train, valid, state.lr, amp=c.amp,
+                                                  momentum_buffers=buffers, momentum=c.momentum,
+                                                  weight_decay=c.weight_decay)  # fmt: skip
         for p, g in zip(params, hyper):
             p.grad = g
         state.a_opt.step()

@@ -13,15 +13,19 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.distributions import Dirichlet, kl_divergence
 
 from nasmix import registry
+from nasmix.budget import Budget
 from nasmix.errors import ConfigError
-from nasmix.strategies.base import Log
+from nasmix.events import PartialFallback
+from nasmix.search_types import Log, SearchData
 from nasmix.strategies.darts import check_bilevel
 from nasmix.strategies.oneshot import BilevelConfig, Drive, OneShot, SearchState, build_supernet
 
@@ -73,84 +77,239 @@ def _carry_momentum(old_net: nn.Module, old_opt: torch.optim.Optimizer, net: nn.
             opt.state[p]["momentum_buffer"] = new
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """The defaults one of DrNAS's search scripts gives a space.
+
+    Attributes:
+        script: the script in DrNAS's code (xiangning-chen/DrNAS).
+        stage_partial: K of progressive stage 1 and stage 2.
+        keep: ops each edge keeps for stage 2.
+        arch_warmup: share of each stage's epochs before architecture steps start.
+        drop_none: search without the `none` op.
+        lr, lr_min, arch_lr: the progressive search's learning rates.
+        clip_alpha: the weight step's gradient clipping also counts alpha's gradient on the
+            weight batch (the script's model registers alpha among `model.parameters()`).
+    """
+
+    script: str
+    stage_partial: tuple[int, int]
+    keep: int
+    arch_warmup: float
+    drop_none: bool
+    lr: float
+    lr_min: float
+    arch_lr: float
+    clip_alpha: bool
+
+
+RECIPES: dict[str, Recipe] = {
+    # ks = [6, 4], num_keeps = [7, 4], 25 + 25 epochs, architecture steps from epoch 10 of each stage,
+    # PRIMITIVES without 'none', lr 0.1 cosine to 0, arch lr 6e-4.
+    # alpha is a plain tensor there, outside model.parameters(): the clip covers the weights.
+    "darts": Recipe("DARTS-space/train_search.py", (6, 4), 4, 10 / 25, True, 0.1, 0.0, 6e-4, False),
+    # ks = [4, 2], num_keeps = [5, 3], 50 + 50 epochs, architecture steps from epoch 10 of each stage,
+    # all 5 ops, lr 0.025 cosine to 0.001, arch lr 3e-4.
+    # alpha is an nn.Parameter of TinyNetwork: clip_grad_norm_(model.parameters()) counts its gradient.
+    "nb201": Recipe(
+        "201-space/train_search_progressive.py", (4, 2), 3, 10 / 50, False, 0.025, 0.001, 3e-4, True
+    ),
+}
+# Spaces DrNAS never searched take its DARTS-space recipe, with their own op set.
+OTHER = dataclasses.replace(
+    RECIPES["darts"], script="DARTS-space/train_search.py (another space)", drop_none=False
+)
+# The non-progressive search: 201-space/train_search.py (k = 1), in every space.
+PLAIN = {"lr": 0.025, "lr_min": 0.001, "arch_lr": 3e-4}
+
+
 @registry.register("strategy", "drnas")
 class Drnas(OneShot):
-    """DrNAS (Chen et al. 2021): op weights sampled from a learned Dirichlet, KL-regularised toward a prior.
+    """DrNAS (Chen et al. 2021): op weights sampled from a learned Dirichlet, regularised toward a prior.
 
     Each edge's op weights are a reparameterised sample (pathwise gradient)
-    of Dirichlet(ELU(alpha) + 1), drawn anew for every forward; the
-    architecture loss adds reg_scale x sum over edges of KL(Dirichlet(ELU(alpha)
-    + 1) || Dirichlet(prior)). Steps alternate as in DARTS (first order,
-    architecture step first). Decoding reads softmax(alpha) of the ops still
-    in the space, as DrNAS's genotype does.
+    of Dirichlet(ELU(alpha) + 1), drawn anew for every forward. Steps
+    alternate as in DARTS (first order, architecture step first). Decoding
+    reads softmax(alpha) of the ops still in the space, as DrNAS's genotype.
+    The regulariser (`reg`) is DrNAS's: "l2" (its scripts' default) puts
+    reg_scale (1e-3) on the architecture's Adam as weight decay; "kl" adds
+    reg_scale x sum over edges of KL(Dirichlet(ELU(alpha) + 1) ||
+    Dirichlet(prior)) to the architecture loss and gives Adam no weight decay.
 
-    Defaults are DrNAS's NAS-Bench-201 search (201-space/train_search.py)
-    with its "kl" regulariser: weights SGD lr 0.025 cosine to 0.001, momentum
-    0.9, weight decay 3e-4, clip 5; architecture Adam lr 3e-4, betas (0.5,
-    0.999) and no weight decay (DrNAS's architect sets Adam's weight decay to
-    reg_scale for its default "l2" regulariser and to 0 for "kl"); the KL
-    with scale 1e-3 and prior concentration 1; all channels (partial 1).
-    DrNAS's "l2" variant is reg_scale=0 with arch_weight_decay=1e-3.
+    Options left unset (None) come from the recipe of DrNAS's script for the
+    space searched (`RECIPES`): in the DARTS space the ops exclude `none`
+    (DrNAS's PRIMITIVES: 7 ops, so the Dirichlet weights, the KL and the
+    pruning see 7); NAS-Bench-201 keeps its 5. Without `progressive` the
+    search is 201-space/train_search.py's: weights SGD lr 0.025 cosine to
+    0.001, momentum 0.9, weight decay 3e-4, clip 5; architecture Adam lr
+    3e-4, betas (0.5, 0.999); all channels (`partial` 1).
 
-    Progressive learning (`progressive=True`, the paper's DARTS-space
-    recipe): the epochs split into two equal stages. Stage 1 runs partial
-    channels K = stage_partial[0] (6) with every op; then each edge keeps
-    its `keep` (4) strongest ops, the others leave the space (their weight
-    is 0, they are not computed, and their alphas are set to 0 as DrNAS's
-    `prune` does), and stage 2 runs K = stage_partial[1] (4): wider ops. In
-    each stage the architecture steps start after `arch_warmup` of its
-    epochs (DrNAS: 10 of 25). The learning rate's cosine schedule spans both
-    stages; Adam's state carries on, and so do the weights' momentum buffers
-    (DrNAS's `configure_optimizer`).
+    Progressive learning (`progressive=True`): the epochs split into two
+    equal stages. Stage 1 runs partial channels K = stage_partial[0] with
+    every op; then each edge keeps its `keep` strongest ops, the others
+    leave the space (weight 0, not computed, their alphas set to 0 as
+    DrNAS's `prune` does), and stage 2 runs K = stage_partial[1]: wider ops.
+    In each stage the architecture steps start after `arch_warmup` of its
+    epochs. The cosine learning rate spans both stages; Adam's state and the
+    weights' momentum buffers carry on (DrNAS's `configure_optimizer`). The
+    recipes: DARTS space (DARTS-space/train_search.py) K 6 -> 4, keep 4 of
+    7, warm-up 10 of 25 epochs per stage, weights lr 0.1 cosine to 0,
+    architecture lr 6e-4; NAS-Bench-201 (201-space/train_search_progressive.py)
+    K 4 -> 2, keep 3 of 5, warm-up 10 of 50 epochs per stage, the plain
+    learning rates; other spaces the DARTS-space recipe with their own ops.
+    DrNAS's budgets, 25 + 25 and 50 + 50 epochs, are the Budget's to set.
 
-    Departures: widening copies each learned tensor, and its momentum buffer,
-    into the leading slice of its wider successor and initialises the rest
-    afresh (DrNAS's Net2Net widening replicates channels so that the function
-    is preserved); a K that does not divide a space's channels falls back to
-    the largest one that does (a "partial_fallback" event); progressive
-    search runs at the budget's size (DrNAS searches its 20-cell, 36-channel
-    network directly) and keeps the defaults above, where DrNAS's
-    DARTS-space script uses weights lr 0.1 cosine to 0 and architecture lr
-    6e-4 (set lr, lr_min and arch_lr for that recipe).
+    Departures: where stage 1's K does not divide the channels, the nearest
+    K that does and still exceeds stage 2's is used (one above it if none
+    lies below: 8 -> 4 for the DARTS space's 16 search channels, where
+    DrNAS searches 36), a "partial_fallback" event; widening copies each
+    learned tensor, and its momentum buffer, into the leading slice of its
+    wider successor and initialises the rest afresh (DrNAS's Net2Net
+    widening replicates channels so that the function is preserved);
+    progressive search runs at the budget's size (DrNAS searches its
+    20-cell, 36-channel network directly); the DARTS space's supernet puts
+    a batch norm after pooling (DARTS's search network; DrNAS's has none).
+
+    Gradient clipping follows each script: DrNAS's NAS-Bench-201 model
+    registers alpha as a parameter, so its `clip_grad_norm_(model.parameters())`
+    counts alpha's gradient on the weight batch in the norm (the weight
+    step's sample then keeps its graph to alpha); its DARTS-space model keeps
+    alpha out of `parameters()`, and the clip covers the weights only.
     """
 
     @dataclass(frozen=True)
     class Config(BilevelConfig):
-        """DrNAS options (the shared bilevel ones, see BilevelConfig, plus these).
+        """DrNAS options (the shared bilevel ones, see BilevelConfig, plus these); None: the space's recipe.
 
         Attributes:
-            arch_weight_decay: Adam's weight decay of the architecture (0, as DrNAS with its KL).
-            reg_scale: weight of the KL regulariser (0: none).
-            prior: concentration of the Dirichlet prior (the "anchor").
+            lr, lr_min, arch_lr: as BilevelConfig (None: the recipe's, see the class docstring).
+            arch_weight_decay: Adam's weight decay of the architecture (None: reg_scale under
+                "l2", 0 under "kl").
+            reg: the regulariser, "l2" or "kl".
+            reg_scale: its weight (0: none).
+            prior: concentration of the Dirichlet prior (the "anchor") of "kl".
             partial: PC-DARTS's K when not progressive (1: all channels).
             progressive: the two-stage progressive learning above.
             stage_partial: K of stage 1 and stage 2.
             keep: ops each edge keeps after stage 1.
             arch_warmup: share of each stage's epochs before architecture steps start.
+            drop_none: search without the `none` op.
         """
 
-        arch_weight_decay: float = 0.0  # DrNAS's "kl" option: the KL replaces Adam's weight decay
+        lr: float | None = None
+        lr_min: float | None = None
+        arch_lr: float | None = None
+        arch_weight_decay: float | None = None
+        reg: str = "l2"
         reg_scale: float = 1e-3
         prior: float = 1.0
         partial: int = 1
         progressive: bool = False
-        stage_partial: tuple[int, int] = (6, 4)
-        keep: int = 4
-        arch_warmup: float = 0.4
+        stage_partial: tuple[int, int] | None = None
+        keep: int | None = None
+        arch_warmup: float | None = None
+        drop_none: bool | None = None
 
         def __post_init__(self) -> None:
-            check_bilevel(self)
-            if self.reg_scale < 0 or self.prior <= 0 or self.partial < 1 or self.keep < 1:
+            filled = {f.name: getattr(self, f.name) for f in dataclasses.fields(BilevelConfig)}
+            for name, stand_in in (("lr", max(0.025, self.lr_min or 0.0)), ("lr_min", 0.0), ("arch_lr", 3e-4),
+                                   ("arch_weight_decay", 0.0)):
+                if filled[name] is None:
+                    filled[name] = stand_in  # checked again once the recipe has filled it in
+            check_bilevel(BilevelConfig(**filled))
+            if self.reg not in ("l2", "kl"):
+                raise ConfigError(f"drnas reg must be 'l2' or 'kl', got {self.reg!r}")
+            bad_keep = self.keep is not None and self.keep < 1
+            if self.reg_scale < 0 or self.prior <= 0 or self.partial < 1 or bad_keep:
                 raise ConfigError("drnas needs reg_scale >= 0, prior > 0, partial >= 1 and keep >= 1")
-            if len(self.stage_partial) != 2 or min(self.stage_partial) < 1 or not 0 <= self.arch_warmup < 1:
-                raise ConfigError("drnas needs two stage_partial values >= 1 and 0 <= arch_warmup < 1")
+            ks = self.stage_partial
+            if ks is not None and (len(ks) != 2 or min(ks) < 1):
+                raise ConfigError(f"drnas needs two stage_partial values >= 1, got {self.stage_partial!r}")
+            if self.arch_warmup is not None and not 0 <= self.arch_warmup < 1:
+                raise ConfigError(f"drnas needs 0 <= arch_warmup < 1, got {self.arch_warmup}")
+
+    def __init__(self, config: BilevelConfig | None = None):
+        super().__init__(config)
+        self.asked = self.config  # as given; `prepare` fills in the recipe of the space searched
+
+    def recipe(self, space_name: str) -> Recipe:
+        """The recipe of DrNAS's script for a space (the DARTS-space one for spaces DrNAS never searched)."""
+        return RECIPES.get(space_name, OTHER)
+
+    def resolved(self, space_name: str) -> "Drnas.Config":
+        """The options with every unset one taken from the space's recipe.
+
+        Example:
+            >>> drnas = registry.create("strategy", "drnas", progressive=True)
+            >>> c = drnas.resolved("nb201")
+            >>> c.stage_partial, c.keep, c.arch_warmup, c.drop_none, c.arch_weight_decay
+            ((4, 2), 3, 0.2, False, 0.001)
+        """
+        c, r = self.asked, self.recipe(space_name)
+        rates = {"lr": r.lr, "lr_min": r.lr_min, "arch_lr": r.arch_lr} if c.progressive else PLAIN
+        names = ("lr", "lr_min", "arch_lr", "stage_partial", "keep", "arch_warmup", "drop_none",
+                 "arch_weight_decay")
+        defaults = {
+            **rates,
+            "stage_partial": r.stage_partial,
+            "keep": r.keep,
+            "arch_warmup": r.arch_warmup,
+            "drop_none": r.drop_none,
+            "arch_weight_decay": c.reg_scale if c.reg == "l2" else 0.0,
+        }
+        given = {name: getattr(c, name) for name in names}
+        out = dataclasses.replace(c, **{k: defaults[k] if v is None else v for k, v in given.items()})
+        check_bilevel(out)
+        return out
+
+    def prepare(self, space, data: SearchData, budget: Budget, rng: np.random.Generator, log: Log,
+                total_epochs: int) -> SearchState:
+        config = self.resolved(space.registry_name)
+        if config.progressive:
+            ks = self._stage_ks(space, data, config.stage_partial, log)
+            config = dataclasses.replace(config, stage_partial=ks)
+        self.config = config
+        return super().prepare(space, data, budget, rng, log, total_epochs)
+
+    def _stage_ks(self, space, data: SearchData, asked: tuple[int, int], log: Log) -> tuple[int, int]:
+        """Stage 1's K: `asked[0]` if it divides the channels, else the nearest that does above
+        stage 2's K (below asked[0] first, then above it); stage 2's K stays below it."""
+        k1, k2 = asked
+
+        def divides(k: int) -> bool:
+            try:
+                space.supernet(data.task, data.size, partial=k)
+            except ValueError:  # ConfigError is a ValueError
+                return False
+            return True
+
+        below = range(k1, k2, -1)
+        above = range(max(k1, k2) + 1, 4 * max(k1, k2) + 1)
+        used = next((k for k in (*below, *above) if divides(k)), None)
+        if used is None:  # nothing above stage 2's K divides: stage 1 narrower still is impossible
+            used = next(k for k in range(k2, 0, -1) if divides(k))
+        stage2 = k2 if k2 < used else max(used - 1, 1)  # build_supernet lowers it further if it must
+        if used != k1:
+            why = (f"progressive stage 1: K={k1} does not divide the channels of size {data.size!r}, "
+                   f"or does not exceed stage 2's K={k2}; stage 2 asks for K={stage2}")
+            log(PartialFallback(k1, used, space.registry_name, why))
+        return used, stage2
 
     def partial_channels(self) -> int:
         return self.config.stage_partial[0] if self.config.progressive else self.config.partial
 
     def init_extra(self, state: SearchState) -> None:
         state.extra["stage"] = 1
-        state.extra["keep"] = None  # group -> (edges, ops) bool mask once pruned
+        ops = None  # group -> (edges, ops) bool mask of the ops DrNAS searches (None: all)
+        if self.config.drop_none:
+            ops = {}
+            for g, (edges, _) in state.net.arch_shapes.items():
+                row = torch.tensor([n != "none" for n in state.net.op_names[g]], device=state.device)
+                ops[g] = row.expand(edges, -1).clone()
+            if all(m.all() for m in ops.values()):
+                ops = None
+        state.extra["ops"] = ops
+        state.extra["keep"] = None if ops is None else {g: m.clone() for g, m in ops.items()}  # the ops left
 
     def _stage_of(self, state: SearchState, epoch: int) -> tuple[int, int, int]:
         """(stage, first epoch of the stage, epochs in the stage) of a schedule epoch."""
@@ -174,9 +333,11 @@ class Drnas(OneShot):
     def _grow(self, state: SearchState, log: Log) -> None:
         """Prune each edge to its `keep` strongest ops and widen the ops to stage 2's K."""
         keep = {}
+        ops = state.extra.get("ops")
         with torch.no_grad():
             for g, p in self.probs(state).items():
-                k = min(self.config.keep, p.shape[1])
+                searched = p.shape[1] if ops is None else int(ops[g][0].sum())
+                k = min(self.config.keep, searched)
                 mask = torch.zeros_like(p, dtype=torch.bool)
                 mask.scatter_(1, p.topk(k, dim=1).indices, True)
                 keep[g] = mask
@@ -204,9 +365,18 @@ class Drnas(OneShot):
             group["lr"] = state.lr
         _carry_momentum(old_net, old_opt, state.net, state.w_opt)
 
+    def clip_params(self, state: SearchState) -> list[torch.Tensor]:
+        if not self.recipe(state.space.registry_name).clip_alpha:
+            return state.weight_params()
+        return state.weight_params() + state.arch_params()
+
     def drive(self, state: SearchState, for_arch: bool) -> Drive:
         keep = state.extra.get("keep")
-        with torch.set_grad_enabled(for_arch):
+        graph = for_arch or self.recipe(state.space.registry_name).clip_alpha
+        if graph and not for_arch:  # DrNAS zeroes alpha's gradient before the weight step's forward
+            for a in state.arch_params():
+                a.grad = None
+        with torch.set_grad_enabled(graph):
             weights = {g: dirichlet_sample(a, None if keep is None else keep[g]) for g, a in state.alphas.items()}
         return Drive(weights, state.extra.get("active") if keep is not None else None)
 
@@ -221,11 +391,13 @@ class Drnas(OneShot):
         return out
 
     def regulariser(self, state: SearchState) -> torch.Tensor | None:
-        if self.config.reg_scale == 0:
+        if self.config.reg != "kl" or self.config.reg_scale == 0:
             return None
-        total = None
-        for a in state.alphas.values():
+        total, ops = None, state.extra.get("ops")
+        for g, a in state.alphas.items():
             conc = concentration(a.float())
+            if ops is not None:  # the KL of the ops searched (DrNAS's 7 in the DARTS space)
+                conc = conc[ops[g]].view(conc.shape[0], -1)
             kl = kl_divergence(Dirichlet(conc, validate_args=False),
                                Dirichlet(torch.full_like(conc, self.config.prior), validate_args=False)).sum()  # fmt: skip
             total = kl if total is None else total + kl

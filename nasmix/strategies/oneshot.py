@@ -211,6 +211,10 @@ class OneShot(Strategy):
         """A term added to the architecture loss (DrNAS's KL), or None."""
         return None
 
+    def clip_params(self, state: SearchState) -> list[torch.Tensor]:
+        """The tensors whose gradients the weight step clips as one norm (default: the weights)."""
+        return state.weight_params()
+
     def begin_step(self, state: SearchState) -> None:
         """Called before each step's architecture and weight steps (GDAS samples here)."""
 
@@ -355,7 +359,7 @@ class OneShot(Strategy):
         state.w_opt.zero_grad(set_to_none=True)  # unsampled ops keep no gradient and are not stepped
         loss.backward()
         if self.config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(state.weight_params(), self.config.grad_clip)
+            nn.utils.clip_grad_norm_(self.clip_params(state), self.config.grad_clip)
         state.w_opt.step()
         return loss.detach(), logits.detach()
 

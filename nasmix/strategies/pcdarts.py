@@ -54,9 +54,10 @@ class Pcdarts(OneShot):
     scaled by those edge weights (which decides the kept edges in the DARTS
     space). First-order steps, as the paper.
 
-    Defaults are the paper's CIFAR-10 search: K = 4; weights SGD lr 0.1
-    cosine to 0 (the paper; its code's default lr_min is 0.001), momentum
-    0.9, weight decay 3e-4, clip 5; architecture Adam lr 6e-4, betas (0.5,
+    Defaults are PC-DARTS's CIFAR-10 search (train_search.py): K = 4;
+    weights SGD lr 0.1 cosine to 0.001 (its `learning_rate_min`; the
+    ImageNet search, train_search_imagenet.py, anneals to 0), momentum 0.9,
+    weight decay 3e-4, clip 5; architecture Adam lr 6e-4, betas (0.5,
     0.999), weight decay 1e-3; architecture steps start after 30% of the
     epochs (15 of the paper's 50, as its code's `epoch >= 15`). The batch
     size comes from the Budget (the paper: 256, which its lr 0.1 assumes).
@@ -81,7 +82,7 @@ class Pcdarts(OneShot):
         """
 
         lr: float = 0.1
-        lr_min: float = 0.0
+        lr_min: float = 0.001
         arch_lr: float = 6e-4
         partial: int = 4
         warmup: float = 0.3

@@ -159,8 +159,9 @@ def test_drnas_progressive_prunes_and_widens():
     _, events = _search("drnas", epochs=2, progressive=True)
     epochs = [e for e in events if isinstance(e, SearchEpoch)]
     assert [e.extra["stage"] for e in epochs] == [1, 2]
-    # K=6 does not divide the tiny network's 4 channels
-    assert any(isinstance(e, PartialFallback) for e in events)
+    assert [e.partial for e in epochs] == [4, 2]  # DrNAS's NAS-Bench-201 recipe: K 4 -> 2, the ops widen
+    # K=4 divides the tiny network's 4 channels: no fallback (the DARTS-space recipe's K=6 needed one)
+    assert not any(isinstance(e, PartialFallback) for e in events)
 
 
 @pytest.mark.parametrize("name", ["darts", "gdas", "drnas", "pcdarts", "rsws"])
@@ -222,17 +223,22 @@ def test_rsws_ranks_its_candidates():
     assert all(e.valid_loss is None for e in events if isinstance(e, SearchEpoch))  # no architecture steps
 
 
-def test_fewshot_splits_one_edge_into_sub_supernets():
-    arch, events = _search("fewshot", epochs=2, base="gdas")
+@pytest.mark.parametrize("mode", ["scratch", "inherit"])
+def test_fewshot_splits_one_edge_into_sub_supernets(mode):
+    arch, events = _search("fewshot", epochs=2, base="gdas", mode=mode)
     subnets = [e for e in events if isinstance(e, Subnet)]
     ops = registry.create("space", "nb201").choices()[0].options
     assert [s.op for s in subnets] == list(ops)
     for s in subnets:  # each sub-supernet keeps the split edge fixed to its op
         assert Arch.from_str(s.arch).genotype[0] == s.op
     numbers = [e.epoch for e in events if isinstance(e, SearchEpoch)]
-    assert numbers == list(range(1, 1 + 1 + len(ops)))  # warm-up epoch, then one per sub-supernet
+    if mode == "scratch":  # every sub-supernet trains the full 2 epochs
+        assert numbers == list(range(1, 1 + 2 * len(ops)))
+    else:  # a warm-up epoch, then one per sub-supernet
+        assert numbers == list(range(1, 1 + 1 + len(ops)))
     best = max(subnets, key=lambda s: (s.valid_top1, -s.valid_loss))
     assert arch.to_str() == best.arch
+    assert events[-1].extra["mode"] == mode
 
 
 def test_fewshot_refuses_a_discrete_base():
@@ -288,9 +294,12 @@ def test_gdas_hard_weights_match_the_computed_ops(monkeypatch):
 
 def test_drnas_kl_option_has_no_adam_weight_decay():
     """DrNAS's architect: Adam weight decay = reg_scale for its "l2" option and 0 for "kl" (the KL replaces it)."""
-    strategy, state = _prepared("drnas")
-    assert strategy.config.reg_scale > 0
+    strategy, state = _prepared("drnas", reg="kl")
+    assert strategy.config.reg_scale > 0 and strategy.regulariser(state) is not None
     assert all(group["weight_decay"] == 0 for group in state.a_opt.param_groups)
+    strategy, state = _prepared("drnas")  # "l2", the default of both of DrNAS's scripts
+    assert strategy.regulariser(state) is None
+    assert all(group["weight_decay"] == strategy.config.reg_scale == 1e-3 for group in state.a_opt.param_groups)
 
 
 def test_drnas_pruning_zeroes_pruned_alphas_and_keeps_momentum():
