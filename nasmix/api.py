@@ -334,7 +334,7 @@ def write_report(db: str | os.PathLike, out: str | os.PathLike, **options: Any) 
         options: target, shared_time_axis, basis, workers (see `nasmix report --help`).
 
     Returns:
-        The files written, by role (html, md, figures, summary_csv...).
+        The files written, by role (html, md, figures, layout, summary_csv, marginal_csv).
     """
     from nasmix.report.render import write_report as render  # matplotlib: loaded only to draw
 
