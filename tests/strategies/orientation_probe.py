@@ -28,11 +28,11 @@ import torch
 from torch import nn
 
 from nasmix import registry
-from nasmix.arch import Arch
+from nasmix.arch import Arch, make_space
 from nasmix.data.base import ImageArrays, Task
 from nasmix.errors import ConfigError
 from nasmix.spaces import ops
-from nasmix.spaces.base import Choice, SearchSpace, get_space
+from nasmix.spaces.base import Choice, SearchSpace
 from nasmix.spaces.supernet import EdgeContext, MixedEdge, Supernet
 from nasmix.search_types import SearchData
 
@@ -142,9 +142,9 @@ def probe_space() -> Iterator[SearchSpace]:
     """The probe space, registered while the block runs (and removed after, so that the
     contract suites never see it)."""
     registry.register("space", NAME)(OrientationProbe)
-    get_space.cache_clear()
+    make_space.cache_clear()
     try:
         yield OrientationProbe()
     finally:
         registry._ENTRIES["space"].pop(NAME, None)
-        get_space.cache_clear()
+        make_space.cache_clear()
