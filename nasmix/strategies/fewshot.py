@@ -75,10 +75,11 @@ class Fewshot(Strategy):
     never decoded), and the base strategy searches the other edges. Each
     sub-supernet's arch is scored by its validation top-1 with the sub-
     supernet's shared weights (its own ops only; `score_batches` batches, 0:
-    the whole validation half) and the best wins. The search_epoch events
+    the whole validation half) and the best wins. The `SearchEpoch` events
     are numbered in one sequence over every sub-supernet's epochs and carry
-    the sub-supernet they belong to; each sub-supernet ends with a "subnet"
-    event.
+    the sub-supernet they belong to; each sub-supernet ends with a `Subnet`
+    event. One budget clock counts every sub-supernet's epochs; a cap stops
+    the search between epochs and the best sub-supernet so far wins.
 
     `mode` "scratch" (default) is the authors' NAS-Bench-201 protocol
     (few-shot-NAS, Few-Shot_NasBench201, DARTS-V2-few-shot.py and its five

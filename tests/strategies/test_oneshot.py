@@ -241,6 +241,20 @@ def test_fewshot_splits_one_edge_into_sub_supernets(mode):
     assert events[-1].extra["mode"] == mode
 
 
+@pytest.mark.parametrize("mode", ["scratch", "inherit"])
+def test_fewshot_cap_stops_between_epochs_of_its_one_clock(mode):
+    budget = Budget(epochs=2, batch_size=16, max_seconds=1e-6)
+    arch, events = _search("fewshot", base="gdas", mode=mode, warmup=0.5, budget=budget)
+    ops = len(registry.create("space", "nb201").choices()[0].options)
+    capped = [e for e in events if isinstance(e, Capped)]
+    total = 2 * ops if mode == "scratch" else 1 + ops  # every sub-supernet's epochs, in one account
+    assert len(capped) == 1 and (capped[0].done, capped[0].total, capped[0].reason) == (1, total, "max_seconds")
+    assert len([e for e in events if isinstance(e, SearchEpoch)]) == 1
+    subnets = [e for e in events if isinstance(e, Subnet)]
+    assert len(subnets) == (1 if mode == "scratch" else 0)  # inherit: the cap stopped the warm-up
+    assert isinstance(events[-1], SearchDone) and events[-1].arch == arch.to_str()
+
+
 def test_fewshot_refuses_a_discrete_base():
     from nasmix.errors import ConfigError
 
