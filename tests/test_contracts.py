@@ -1,13 +1,21 @@
-"""Every registered module passes the contract suite of its kind."""
+"""Every registered module (nasmix's own and any installed plugin's) passes the
+contract suite of its kind. tests/test_contract_failures.py shows that each
+suite catches a broken module."""
 
 import pytest
 
 from nasmix import registry, testing
 
 
+@pytest.mark.parametrize("check", testing.SPACE_CHECKS, ids=lambda c: c.__name__.removeprefix("check_space_"))
 @pytest.mark.parametrize("name", registry.names("space"))
-def test_space_contract(name):
-    testing.check_space(name)
+def test_space_contract(name, check):
+    check(name)
+
+
+@pytest.mark.parametrize("name", registry.names("proxy"))
+def test_proxy_contract(name):
+    testing.check_proxy(name)
 
 
 @pytest.mark.parametrize("name", registry.names("model"))
