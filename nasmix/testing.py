@@ -401,10 +401,11 @@ class HashEstimator:
 
 
 def check_strategy(name: str, space_name: str, epochs: int = 1, candidates: int = 4) -> None:
-    """The strategy contract: a short seeded search on tiny data returns a valid arch
-    of the space, logs its typed events, and the same seed gives the same arch."""
+    """The strategy contract: a short seeded search on tiny data (16 images, batches of
+    8: two steps an epoch) returns a valid arch of the space, logs its typed events, and
+    the same seed gives the same arch."""
     space = registry.create("space", space_name)
-    budget = Budget(epochs=epochs, candidates=candidates, batch_size=16)
+    budget = Budget(epochs=epochs, candidates=candidates, batch_size=8)
     chosen = []
     for _ in range(2):
         # A strategy may name cheaper options for this contract (contract_options),
@@ -413,7 +414,7 @@ def check_strategy(name: str, space_name: str, epochs: int = 1, candidates: int 
         strategy = registry.create("strategy", name, **cheaper)
         events: list[Event] = []
         torch.manual_seed(0)
-        arch = strategy.search(space, HashEstimator(), tiny_search_data(), budget, events.append,
+        arch = strategy.search(space, HashEstimator(), tiny_search_data(16), budget, events.append,
                                np.random.default_rng(3))
         assert isinstance(arch, Arch) and arch.space == space_name, f"{name} returned {arch!r}"
         assert space.from_choices(space.to_choices(arch)) == arch
