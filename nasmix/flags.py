@@ -51,16 +51,18 @@ def add_opt_flag(parser: argparse.ArgumentParser, kinds: Sequence[str]) -> None:
         parser: the command's parser.
         kinds: the module kinds whose options the command takes, e.g. ("space", "strategy").
     """
-    example = {"space": "space.channels=8", "strategy": "strategy.lr=0.01", "model": "model.width=8"}
+    examples = {"space": "space.channels=8", "strategy": "strategy.lr=0.01", "model": "model.width=8"}
+    example = examples.get(kinds[0], f"{kinds[0]}.KEY=VALUE")
     parser.add_argument(
         "--opt",
         action="append",
         default=[],
         metavar="KIND.KEY=VALUE",
-        help=f"an option of the {', '.join(kinds)} (repeatable), e.g. --opt {example.get(kinds[0], kinds[0] + '.x=1')}",
+        help=f"an option of the {', '.join(kinds)} (repeatable), e.g. --opt {example}",
     )
     for kind in kinds:
-        parser.add_argument(f"--{kind}-opt", action=_DeprecatedOpt, dest="opt", kind=kind, help=argparse.SUPPRESS)
+        old = f"--{kind}-opt"
+        parser.add_argument(old, action=_DeprecatedOpt, dest="opt", kind=kind, help=argparse.SUPPRESS)
     parser.set_defaults(opt_kinds=tuple(kinds))
 
 

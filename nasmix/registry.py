@@ -184,7 +184,7 @@ def _load_plugin(point: importlib.metadata.EntryPoint) -> None:
     _PLUGINS["current"] = point.name
     try:
         point.load()
-    except Exception as err:  # any bug in a plugin must leave nasmix working for the others
+    except (Exception, SystemExit) as err:  # any bug in a plugin must leave nasmix working for the others
         for table in _ENTRIES.values():
             for name in [n for n, e in table.items() if e.plugin == point.name]:
                 del table[name]

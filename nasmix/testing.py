@@ -101,9 +101,10 @@ def _round_trip(space: SearchSpace, arch: Arch, where: str) -> None:
         payload = space.parse(arch.payload)
     except NasmixError as err:
         raise AssertionError(f"{where}: {text!r} does not parse back: {err}") from None
-    assert parsed == arch and with_space == arch and payload == arch, f"{where}: string round trip failed for {text}"
+    same = parsed == arch and with_space == arch and payload == arch
+    assert same, f"{where}: string round trip failed for {text}"
     assert parsed.to_str() == text, f"{where}: the canonical string must be stable ({text})"
-    assert arch.options == space.arch_key, f"{where}: {text} must carry the space's arch options {space.arch_key}"
+    assert arch.options == space.arch_key, f"{where}: {text} must carry the arch options {space.arch_key}"
 
 
 def check_space_strings(name: str) -> None:
@@ -126,9 +127,10 @@ def check_space_moves(name: str) -> None:
     rng = np.random.default_rng(1)
     for arch in _samples(space):
         child = space.mutate(arch, rng)
-        assert child != arch and space.from_choices(space.to_choices(child)) == child, "mutate must change the arch"
+        assert child != arch, "mutate must change the arch"
+        assert space.from_choices(space.to_choices(child)) == child, "a mutated arch must round-trip"
         nbrs = space.neighbors(arch)
-        assert nbrs and all(n != arch and n.space == name for n in nbrs), "neighbors must differ from the arch"
+        assert nbrs and all(n != arch and n.space == name for n in nbrs), "neighbors must differ from it"
 
 
 def check_space_encoding(name: str) -> None:
@@ -254,7 +256,9 @@ def check_space(name: str) -> None:
 
 # ---- proxies --------------------------------------------------------------------
 
-PROXY_ARCH = "nb201:|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|"
+PROXY_ARCH = (
+    "nb201:|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|"
+)
 
 
 def proxy_network(seed: int = 0, task: Task = TINY_TASK) -> nn.Module:
@@ -297,7 +301,8 @@ def _compare(name: str, before: dict[str, Any], after: dict[str, Any]) -> None:
     grads = [k for k, g in after["grads"].items() if g is not None]
     assert not grads, f"{where}: gradients left in {grads[:3]}"
     for k, value in before["buffers"].items():
-        assert k in after["buffers"] and _same_tensor(after["buffers"][k], value), f"{where}: buffer {k} changed"
+        kept = k in after["buffers"] and _same_tensor(after["buffers"][k], value)
+        assert kept, f"{where}: buffer {k} changed"
     modes = [k or "the network" for k, m in before["modes"].items() if after["modes"][k] != m]
     assert not modes, f"{where}: train/eval mode of {modes[:3]} changed"
     assert after["hooks"] == before["hooks"], f"{where}: hooks left registered"
@@ -337,10 +342,13 @@ def check_proxy(name: str, task: Task = TINY_TASK, batch: int = 8, seed: int = 0
             )
             assert math.isfinite(value), f"proxy {name!r} gave {value} on a plain network"
             _compare(name, before, _state(net))
-            assert _same_tensor(x, x0) and _same_tensor(y, y0) and x.grad is None, f"proxy {name!r} changed the batch"
+            batch_kept = _same_tensor(x, x0) and _same_tensor(y, y0) and x.grad is None
+            assert batch_kept, f"proxy {name!r} changed the batch"
             scores.append(float(value))
     assert scores[0] == scores[1], f"proxy {name!r}: the same seed must give the same score ({scores[:2]})"
-    assert scores[0] == scores[2], f"proxy {name!r}: an identical network must score the same ({scores[0]}, {scores[2]})"
+    assert scores[0] == scores[2], (
+        f"proxy {name!r}: an identical network must score the same ({scores[0]}, {scores[2]})"
+    )
 
 
 # ---- models, datasets, strategies, estimators ----------------------------------
@@ -362,7 +370,7 @@ def _needs_path(obj: Any) -> bool:
 
 
 def check_dataset(name: str) -> DatasetArrays:
-    """The dataset contract: uint8 (N, H, W, C) images of the task's shape and int64 labels within the classes.
+    """The dataset contract: uint8 (N, H, W, C) images of the task's shape, int64 labels within the classes.
     A dataset that needs a file is skipped (tests/test_data.py tests those with fixtures)."""
     entry = registry.get("dataset", name)
     if _needs_path(entry.obj):

@@ -49,8 +49,8 @@ def test_bad_values_exit_2(capsys, tmp_path):
 
 
 def test_train_prints_per_epoch_lines_and_final_accuracy(capsys, tmp_path):
-    argv = ["train", "--model", "resnet20", "--opt", "model.width=4", "--dataset", "synthetic", "--epochs", "2",
-            "--batch-size", "50", "--json", str(tmp_path / "h.json")]  # fmt: skip
+    argv = ["train", "--model", "resnet20", "--opt", "model.width=4", "--dataset", "synthetic",
+            "--epochs", "2", "--batch-size", "50", "--json", str(tmp_path / "h.json")]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "epoch   1/2" in out and "epoch   2/2" in out and "final test top-1" in out
@@ -77,8 +77,9 @@ def test_list_takes_plural_kinds(capsys, kind, name):
 
 
 def test_train_with_a_checkpoint_dir_checkpoints_and_resumes(capsys, tmp_path):
-    argv = ["train", "--model", "resnet20", "--opt", "model.width=4", "--dataset", "synthetic", "--epochs", "2",
-            "--batch-size", "50", "--checkpoint-dir", str(tmp_path / "ck"), "--quiet"]  # fmt: skip
+    argv = ["train", "--model", "resnet20", "--opt", "model.width=4", "--dataset", "synthetic",
+            "--epochs", "2", "--batch-size", "50", "--checkpoint-dir", str(tmp_path / "ck"),
+            "--quiet"]  # fmt: skip
     assert main(argv) == 0
     assert sorted(p.name for p in (tmp_path / "ck").glob("*.pt")) == ["epoch-0001.pt", "epoch-0002.pt"]
     first = capsys.readouterr().out
@@ -89,8 +90,8 @@ def test_train_with_a_checkpoint_dir_checkpoints_and_resumes(capsys, tmp_path):
 
 
 def test_the_old_model_option_flag_still_works_with_a_notice(capsys):
-    argv = ["train", "--model", "resnet20", "--model-opt", "width=2", "--dataset", "synthetic", "--epochs", "1",
-            "--batch-size", "100", "--quiet"]
+    argv = ["train", "--model", "resnet20", "--model-opt", "width=2", "--dataset", "synthetic",
+            "--epochs", "1", "--batch-size", "100", "--quiet"]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "--model-opt is deprecated; use --opt model.KEY=VALUE" in captured.err
@@ -98,8 +99,8 @@ def test_the_old_model_option_flag_still_works_with_a_notice(capsys):
 
 
 def test_train_stops_at_max_seconds_between_epochs(capsys):
-    argv = ["train", "--model", "resnet20", "--opt", "model.width=2", "--dataset", "synthetic", "--epochs", "3",
-            "--batch-size", "100", "--max-seconds", "1e-9", "--quiet"]
+    argv = ["train", "--model", "resnet20", "--opt", "model.width=2", "--dataset", "synthetic",
+            "--epochs", "3", "--batch-size", "100", "--max-seconds", "1e-9", "--quiet"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "stopped after 1 of 3 epochs: max_seconds" in out and "final test top-1" in out
@@ -108,7 +109,8 @@ def test_train_stops_at_max_seconds_between_epochs(capsys):
 def test_cli_holds_only_the_parser_and_main():
     import nasmix.cli
 
-    public = {n for n, v in vars(nasmix.cli).items() if callable(v) and getattr(v, "__module__", "") == "nasmix.cli"}
+    own = lambda v: callable(v) and getattr(v, "__module__", "") == "nasmix.cli"  # noqa: E731
+    public = {n for n, v in vars(nasmix.cli).items() if own(v)}
     assert public == {"build_parser", "main"}
     commands = {p.stem for p in (ROOT / "nasmix" / "commands").glob("*.py")} - {"__init__"}
     choices = build_parser()._subparsers._group_actions[0].choices
@@ -119,8 +121,9 @@ def test_cli_holds_only_the_parser_and_main():
 def _documented_command_lines():
     """Every `nasmix ...` line in the code blocks of README.md and docs/ (continuations joined)."""
     found = []
-    # docs/extending.md's lines name the modules its own blocks define: tests/test_docs_extending.py runs them.
-    docs = [p for p in sorted(glob.glob("docs/**/*.md", root_dir=ROOT, recursive=True)) if p != "docs/extending.md"]
+    # docs/extending.md's lines name modules its own blocks define: tests/test_docs_extending.py runs them.
+    docs = sorted(glob.glob("docs/**/*.md", root_dir=ROOT, recursive=True))
+    docs = [p for p in docs if p != "docs/extending.md"]
     for path in ["README.md", *docs]:
         for block in re.findall(r"```[a-z]*\n(.*?)```", (ROOT / path).read_text(), re.S):
             for line in block.replace("\\\n", " ").splitlines():

@@ -138,7 +138,7 @@ def _contradicts(net, x, y, task):
     (_undocumented, AssertionError, "must say whether higher is better"),
     (_plain(_undocumented), AssertionError, "docstring must say 'higher is better'"),
     (_plain(_contradicts, higher=False), AssertionError, "docstring must say 'lower is better'"),
-])  # fmt: skip
+])
 def test_the_proxy_contract_catches(fn, expected, breach):
     with registered("proxy", "broken", fn):
         with pytest.raises(expected, match=breach):
@@ -217,15 +217,15 @@ class WrongClasses(NB201):
     (MutatesNothing, "check_space_moves", "mutate must change the arch"),
     (DecodesWrong, "check_space_encoding", "decode"),
     (WrongClasses, "check_space_network", "logits shape"),
-])  # fmt: skip
+])
 def test_each_space_check_catches_its_own_breach_and_only_it(cls, failing, breach):
     with registered("space", "broken", cls):
         for check in testing.SPACE_CHECKS:
             if check.__name__ == failing:
                 with pytest.raises(AssertionError, match=breach):
                     check("broken")
-            elif check.__name__ not in ("check_space_network", "check_space_supernet"):  # those build networks
-                check("broken")
+            elif check.__name__ not in ("check_space_network", "check_space_supernet"):
+                check("broken")  # (the two left out build networks: the whole suite below runs them)
         with pytest.raises(AssertionError, match=breach):
             testing.check_space("broken")  # the whole suite too
 

@@ -93,7 +93,8 @@ def test_the_guide_plugin_package_installs_and_registers(tmp_path, monkeypatch):
     project = tomllib.loads(files["pyproject.toml"])["project"]
     info = tmp_path / f"{project['name']}-{project['version']}.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
+    metadata = f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n"
+    (info / "METADATA").write_text(metadata)
     points = project["entry-points"][registry.PLUGIN_GROUP]
     (info / "entry_points.txt").write_text(f"[{registry.PLUGIN_GROUP}]\n"
                                            + "".join(f"{k} = {v}\n" for k, v in points.items()))

@@ -65,8 +65,8 @@ def test_plugin_modules_pass_their_contracts(plugins):
 
 def test_plugin_modules_work_in_the_cli_and_in_a_study_cell(plugins, tmp_path, capsys):
     plugins("good")
-    argv = ["train", "--model", "demo_mlp", "--opt", "model.hidden=8", "--dataset", "synthetic", "--epochs", "1",
-            "--batch-size", "50", "--quiet"]
+    argv = ["train", "--model", "demo_mlp", "--opt", "model.hidden=8", "--dataset", "synthetic",
+            "--epochs", "1", "--batch-size", "50", "--quiet"]
     assert main(argv) == 0, capsys.readouterr().err
     assert "final test top-1" in capsys.readouterr().out
     store = tmp_path / "plugin.db"
@@ -88,7 +88,8 @@ def test_a_broken_plugin_is_named_and_the_rest_works(plugins, capsys):
     by_name = {f.name: f for f in failures}
     assert set(by_name) == {"broken", "clash"}
     assert by_name["broken"].package == "nasmix-broken-plugin"
-    assert "ModuleNotFoundError" in by_name["broken"].error and "nasmix_missing_dependency" in by_name["broken"].error
+    broken = by_name["broken"].error
+    assert "ModuleNotFoundError" in broken and "nasmix_missing_dependency" in broken
     assert "'snip' is registered twice" in by_name["clash"].error
     assert {str(w.message) for w in warned} == {str(f) for f in failures}
     # All or nothing: the proxy registered before the failing import is gone; nasmix's snip stays nasmix's.
@@ -100,15 +101,17 @@ def test_a_broken_plugin_is_named_and_the_rest_works(plugins, capsys):
     assert main(["list", "proxy"]) == 0
     captured = capsys.readouterr()
     assert "synflow" in captured.out and "demo_weight_sum" in captured.out
-    assert "plugin failed to load" in captured.out and "'broken'" in captured.out and "'clash'" in captured.out
+    assert "plugin failed to load" in captured.out
+    assert "'broken'" in captured.out and "'clash'" in captured.out
 
 
 def test_the_contract_suite_collects_an_installed_plugin_in_a_fresh_process():
     """A new interpreter, as CI runs it: the plugin's names join the parametrized contract tests."""
     path = os.pathsep.join([str(ROOT), str(FIXTURES / "good"), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "test_contracts.py"),
-            "-k", "demo_weight_sum or demo_mlp or (demo_walk and nb201)", "-rA"]
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA",
+            str(ROOT / "tests" / "test_contracts.py"),
+            "-k", "demo_weight_sum or demo_mlp or (demo_walk and nb201)"]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     for test in ("test_proxy_contract[demo_weight_sum]", "test_model_contract[demo_mlp]",

@@ -34,14 +34,16 @@ def add_parser(sub) -> None:
     p.add_argument("--estimator", default=None, help="for discrete strategies (default: train)")
     add_opt_flag(p, KINDS)
     add_data_flags(p)
-    p.add_argument("--portion", type=float, default=None, help="share of the training images that train weights")
+    p.add_argument("--portion", type=float, default=None,
+                   help="share of the training images that train weights (default 0.5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="run", help="study name (and default store runs/NAME.db)")
     p.add_argument("--store", default=None, help="the store (default runs/NAME.db); a re-run resumes it")
     g = p.add_argument_group("search phase")
     g.add_argument("--search-epochs", type=int, default=None, help="supernet epochs (one-shot)")
     g.add_argument("--candidates", type=int, default=None, help="archs a discrete strategy may score")
-    g.add_argument("--search-batch-size", type=int, default=None)
+    g.add_argument("--search-batch-size", type=int, default=None,
+                   help="search batch size, also of the estimators that train")
     g.add_argument("--search-size", default=None, help="network size searched: tiny, search or eval")
     g.add_argument("--search-max-seconds", type=float, default=None, help="cap on the search's seconds")
     g = p.add_argument_group("evaluation phase")

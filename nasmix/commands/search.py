@@ -37,7 +37,7 @@ KINDS = ("space", "strategy", "estimator")
 
 def add_parser(sub) -> None:
     """Add the `search` subcommand to the `nasmix` parser."""
-    p = sub.add_parser("search", help="run one search (one-shot, or discrete with --estimator); print the arch")
+    p = sub.add_parser("search", help="run one search (one-shot, or discrete with --estimator)")
     p.add_argument("--space", required=True, help="search space (nasmix list space)")
     p.add_argument("--strategy", required=True, help="search strategy (nasmix list strategy)")
     p.add_argument("--estimator", default=None,
@@ -47,7 +47,8 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=50, help="supernet training epochs (one-shot; default 50)")
     p.add_argument("--candidates", type=int, default=100,
                    help="archs a strategy may score (discrete, rsws; default 100)")
-    p.add_argument("--batch-size", type=int, default=64, help="search batch size (default 64)")
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="search batch size, also of the estimators that train (default 64)")
     p.add_argument("--size", default="search", help="network size: tiny, search or eval (default search)")
     p.add_argument("--portion", type=float, default=0.5, help="share of the training images that train weights")
     p.add_argument("--seed", type=int, default=0)
@@ -112,9 +113,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     train_half, valid_half = search_split(data.train, len(data.classes), split.search_portion)
     timer = Timer(device)
     sdata = SearchData(train_half, valid_half, data.task, device, timer, size=settings.size)
-    steps = f"{args.epochs} epochs" if estimator is None else f"{args.candidates} candidates, {args.estimator}"
+    steps = f"{args.candidates} candidates, {args.estimator}" if estimator else f"{args.epochs} epochs"
     console.print(f"{args.strategy} on {args.space} ({args.size}): {len(train_half):,} images train weights, "
-                  f"{len(valid_half):,} the architecture; {steps}, batch {args.batch_size}; device {timer.name}")
+                  f"{len(valid_half):,} the architecture; {steps}, batch {args.batch_size}; "
+                  f"device {timer.name}")
     with progress_bar(args.quiet) as bar:
         task = bar.add_task("search", total=None)
         strategy.progress = lambda done, steps: bar.update(task, completed=done, total=steps)

@@ -39,7 +39,8 @@ def add_parser(sub) -> None:
     p.add_argument("space", help="search space (nasmix list space)")
     p.add_argument("arch", help="the arch string (with or without 'SPACE:'), or 'random'")
     p.add_argument("--size", action="append", help="tiny, search or eval (default: search and eval)")
-    p.add_argument("--num-classes", "--classes", dest="classes", type=int, default=10, help="classes (default 10)")
+    p.add_argument("--num-classes", "--classes", dest="classes", type=int, default=10,
+                   help="classes (default 10)")
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--seed", type=int, default=0, help="seed for 'random'")

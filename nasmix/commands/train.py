@@ -16,7 +16,14 @@ from nasmix import registry
 from nasmix.budget import Budget
 from nasmix.config import pick_device
 from nasmix.console import console, epoch_line, percent, progress_bar
-from nasmix.flags import add_data_flags, add_dataclass_flags, add_opt_flag, dataclass_from_flags, load_data, module_options
+from nasmix.flags import (
+    add_data_flags,
+    add_dataclass_flags,
+    add_opt_flag,
+    dataclass_from_flags,
+    load_data,
+    module_options,
+)
 from nasmix.options import build_config
 from nasmix.timing import count_flops, count_params
 from nasmix.train import TrainConfig, train
@@ -30,7 +37,8 @@ def add_parser(sub) -> None:
     add_data_flags(p)
     p.add_argument("--checkpoint-dir", default=None,
                    help="checkpoint folder (every epoch unless --checkpoint-every); an existing one resumes")
-    p.add_argument("--max-seconds", type=float, default=None, help="stop between epochs after this many seconds")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="stop between epochs once this many seconds have passed")
     p.add_argument("--json", default=None, help="also write the per-epoch history to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_dataclass_flags(p, TrainConfig)
@@ -45,7 +53,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, checkpoint_every=1)  # a checkpoint folder is for resuming
     budget = None
     if args.max_seconds is not None:
-        budget = build_config(Budget, {"epochs": config.epochs, "max_seconds": args.max_seconds}, "--max-seconds")
+        caps = {"epochs": config.epochs, "max_seconds": args.max_seconds}
+        budget = build_config(Budget, caps, "--max-seconds")
     device = pick_device(args.device)
     data = load_data(args)
     torch.manual_seed(config.seed)  # the initial weights follow --seed too (as a study's cells do)
@@ -68,7 +77,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                        checkpoint_dir=args.checkpoint_dir, callback=on_event, clock=clock)
     final = result.final
     if result.stopped:
-        console.print(f"[yellow]stopped after {len(result.history)} of {config.epochs} epochs: {result.stopped}[/]")
+        done = len(result.history)
+        console.print(f"[yellow]stopped after {done} of {config.epochs} epochs: {result.stopped}[/]")
     seconds = sum(h["train_s"] for h in result.history)
     console.print(f"final test top-1 {percent(final['test_top1'])}  top-5 {percent(final['test_top5'])}  "
                   f"({seconds:.1f}s training)")

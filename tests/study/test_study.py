@@ -378,7 +378,9 @@ def test_fewshot_search_cap_projects_over_all_its_supernet_epochs(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["local", "ray"])
-def test_a_user_error_in_a_worker_stops_the_study_and_leaves_the_cell_resumable(tmp_path, backend, capsys, request):
+def test_a_user_error_in_a_worker_stops_the_study_and_leaves_the_cell_resumable(
+    tmp_path, backend, capsys, request
+):
     if backend == "ray":
         request.getfixturevalue("ray_local")  # the session's Ray instance
     path = write_study(tmp_path, epochs=1)
@@ -387,7 +389,8 @@ def test_a_user_error_in_a_worker_stops_the_study_and_leaves_the_cell_resumable(
     folder = Path(cfg.store + ".files") / victim.id / "eval"
     folder.mkdir(parents=True)
     torch.save({"config": {"another": "recipe"}}, folder / "epoch-0001.pt")
-    argv = ["study", str(path), "--quiet", "--backend", backend] + (["--workers", "2"] if backend == "local" else [])
+    argv = ["study", str(path), "--quiet", "--backend", backend]
+    argv += ["--workers", "2"] if backend == "local" else []
     assert main(argv) == 2
     assert "different training config" in capsys.readouterr().err
     store = Store(cfg.store, readonly=True)

@@ -54,8 +54,11 @@ def network_kept(net: nn.Module) -> Iterator[nn.Module]:
     saved = []
     with torch.no_grad():
         for m in net.modules():
-            params = {k: (p, p.detach().clone(), None if p.grad is None else p.grad.detach().clone(), p.requires_grad)
-                      for k, p in m._parameters.items() if p is not None}
+            params = {}
+            for k, p in m._parameters.items():
+                if p is not None:
+                    grad = None if p.grad is None else p.grad.detach().clone()
+                    params[k] = (p, p.detach().clone(), grad, p.requires_grad)
             buffers = {k: b.detach().clone() for k, b in m._buffers.items() if b is not None}
             saved.append((m, dict(m.__dict__), params, buffers))
     try:
