@@ -105,6 +105,7 @@ def test_a_broken_plugin_is_named_and_the_rest_works(plugins, capsys):
     assert "'broken'" in captured.out and "'clash'" in captured.out
 
 
+@pytest.mark.slow
 def test_the_contract_suite_collects_an_installed_plugin_in_a_fresh_process():
     """A new interpreter, as CI runs it: the plugin's names join the parametrized contract tests."""
     path = os.pathsep.join([str(ROOT), str(FIXTURES / "good"), os.environ.get("PYTHONPATH", "")])

@@ -81,6 +81,7 @@ def nasmix_cmd(*args: str) -> list[str]:
     return [sys.executable, "-c", "import sys; from nasmix.cli import main; sys.exit(main(sys.argv[1:]))", *args]
 
 
+@pytest.mark.slow
 def test_sigkilled_study_resumes_to_the_uninterrupted_result(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full = write_study(tmp_path, "full", epochs=5)
@@ -209,6 +210,7 @@ def test_status_shows_states(tmp_path, capsys):
     assert main(["status", str(tmp_path / "none.db")]) == 2
 
 
+@pytest.mark.slow
 def test_local_process_backend(tmp_path):
     cfg = load_study(write_study(tmp_path, epochs=1))
     summary = run_study(cfg, backend="local", workers=2, quiet=True)
