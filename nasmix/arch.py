@@ -120,7 +120,12 @@ def split(text: str) -> tuple[str | None, Options | None, str]:
     return name, freeze(options), text[end + 1 :]
 
 
-@functools.cache
 def make_space(name: str, options: Options = ()) -> Any:
-    """The registered space of that name built with those options (one instance per pair)."""
+    """The registered space of that name built with those options (one instance per
+    class and options: a name registered anew gets its new class)."""
+    return _space_of(registry.get("space", name).obj, name, options)
+
+
+@functools.cache
+def _space_of(cls: type, name: str, options: Options) -> Any:
     return registry.create("space", name, **dict(options))

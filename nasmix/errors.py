@@ -15,12 +15,13 @@ class NasmixError(Exception):
 class UnknownNameError(NasmixError, KeyError):
     """A name that is not among the valid choices."""
 
-    def __init__(self, what: str, name: str, choices: Iterable[str]):
-        self.what, self.name, self.choices = what, name, sorted(choices)
+    def __init__(self, what: str, name: str, choices: Iterable[str], note: str = ""):
+        self.what, self.name, self.choices, self.note = what, name, sorted(choices), note
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
-        return unknown_message(self.what, self.name, self.choices)
+        text = unknown_message(self.what, self.name, self.choices)
+        return f"{text} ({self.note})" if self.note else text
 
 
 class ConfigError(NasmixError, ValueError):

@@ -34,6 +34,16 @@ def _session_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray instance shared by every Ray test of the session: starting one (and
+    its worker processes, which import torch) costs seconds, so it is done once."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
 def cifar_path() -> Path:
     """The real CIFAR-10 copy named by $NASMIX_DATA; the test is skipped without it."""
     value = os.environ.get("NASMIX_DATA")

@@ -1,9 +1,15 @@
+import glob
 import re
+import shlex
+from pathlib import Path
 
 import pytest
 
 from nasmix import registry
-from nasmix.cli import main
+from nasmix.cli import build_parser, main
+from nasmix.flags import module_options
+
+ROOT = Path(__file__).parents[1]
 
 
 def test_list_shows_every_module_with_its_description(capsys):
@@ -34,13 +40,17 @@ def test_bad_values_exit_2(capsys, tmp_path):
     assert "epochs=0" in capsys.readouterr().err
     assert main(["train", "--model", "resnet20", "--data", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(["train", "--model", "resnet20", "--model-opt", "width"]) == 2
-    assert "KEY=VALUE" in capsys.readouterr().err
+    assert main(["train", "--model", "resnet20", "--opt", "width=4"]) == 2
+    assert "must look like KIND.KEY=VALUE" in capsys.readouterr().err
+    assert main(["train", "--model", "resnet20", "--opt", "space.width=4"]) == 2
+    assert "unknown module kind in --opt 'space'" in capsys.readouterr().err
+    assert main(["train", "--model", "resnet20", "--opt", "model.height=4"]) == 2
+    assert "unknown option of model 'resnet20' 'height'" in capsys.readouterr().err
 
 
 def test_train_prints_per_epoch_lines_and_final_accuracy(capsys, tmp_path):
-    argv = ["train", "--model", "resnet20", "--model-opt", "width=4", "--dataset", "synthetic", "--epochs", "2",
-            "--batch-size", "50", "--json", str(tmp_path / "h.json")]  # fmt: skip
+    argv = ["train", "--model", "resnet20", "--opt", "model.width=4", "--dataset", "synthetic",
+            "--epochs", "2", "--batch-size", "50", "--json", str(tmp_path / "h.json")]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "epoch   1/2" in out and "epoch   2/2" in out and "final test top-1" in out
@@ -67,8 +77,9 @@ def test_list_takes_plural_kinds(capsys, kind, name):
 
 
 def test_train_with_a_checkpoint_dir_checkpoints_and_resumes(capsys, tmp_path):
-    argv = ["train", "--model", "resnet20", "--model-opt", "width=4", "--dataset", "synthetic", "--epochs", "2",
-            "--batch-size", "50", "--checkpoint-dir", str(tmp_path / "ck"), "--quiet"]  # fmt: skip
+    argv = ["train", "--model", "resnet20", "--opt", "model.width=4", "--dataset", "synthetic",
+            "--epochs", "2", "--batch-size", "50", "--checkpoint-dir", str(tmp_path / "ck"),
+            "--quiet"]  # fmt: skip
     assert main(argv) == 0
     assert sorted(p.name for p in (tmp_path / "ck").glob("*.pt")) == ["epoch-0001.pt", "epoch-0002.pt"]
     first = capsys.readouterr().out
@@ -76,3 +87,60 @@ def test_train_with_a_checkpoint_dir_checkpoints_and_resumes(capsys, tmp_path):
     again = capsys.readouterr().out
     top1 = lambda out: re.search(r"final test top-1 ([\d.]+)%", out).group(1)  # noqa: E731
     assert top1(first) == top1(again) and "epoch   1/2" not in again
+
+
+def test_the_old_model_option_flag_still_works_with_a_notice(capsys):
+    argv = ["train", "--model", "resnet20", "--model-opt", "width=2", "--dataset", "synthetic",
+            "--epochs", "1", "--batch-size", "100", "--quiet"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "--model-opt is deprecated; use --opt model.KEY=VALUE" in captured.err
+    assert "resnet20: 4,556 parameters" in captured.out  # width 2, not the 272,474 parameters of width 16
+
+
+def test_train_stops_at_max_seconds_between_epochs(capsys):
+    argv = ["train", "--model", "resnet20", "--opt", "model.width=2", "--dataset", "synthetic",
+            "--epochs", "3", "--batch-size", "100", "--max-seconds", "1e-9", "--quiet"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "stopped after 1 of 3 epochs: max_seconds" in out and "final test top-1" in out
+
+
+def test_cli_holds_only_the_parser_and_main():
+    import nasmix.cli
+
+    own = lambda v: callable(v) and getattr(v, "__module__", "") == "nasmix.cli"  # noqa: E731
+    public = {n for n, v in vars(nasmix.cli).items() if own(v)}
+    assert public == {"build_parser", "main"}
+    commands = {p.stem for p in (ROOT / "nasmix" / "commands").glob("*.py")} - {"__init__"}
+    choices = build_parser()._subparsers._group_actions[0].choices
+    assert {"list", "train", "show", "search", "run", "study", "status", "report", "export"} <= set(choices)
+    assert set(choices) <= commands  # every subcommand is a file of nasmix/commands
+
+
+def _documented_command_lines():
+    """Every `nasmix ...` line in the code blocks of README.md and docs/ (continuations joined)."""
+    found = []
+    # docs/extending.md's lines name modules its own blocks define: tests/test_docs_extending.py runs them.
+    docs = sorted(glob.glob("docs/**/*.md", root_dir=ROOT, recursive=True))
+    docs = [p for p in docs if p != "docs/extending.md"]
+    for path in ["README.md", *docs]:
+        for block in re.findall(r"```[a-z]*\n(.*?)```", (ROOT / path).read_text(), re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                for part in line.split("&&"):
+                    if not part.split() or not part.split()[0].endswith("nasmix"):
+                        continue
+                    words = shlex.split(part, comments=True)
+                    if words:
+                        found.append(pytest.param(words[1:], id=f"{path}: {' '.join(words[:3])}"))
+    return found
+
+
+@pytest.mark.parametrize("argv", _documented_command_lines())
+def test_documented_command_lines_parse(argv):
+    """The flags the docs show exist, and their --opt pairs name valid kinds and options."""
+    placeholders = {"N": "1", "S": "1"}
+    argv = [placeholders.get(w.strip("[]"), w.strip("[]")) for w in argv if w.strip("[]")]
+    args = build_parser().parse_args(argv)
+    for kind, options in module_options(args).items():
+        registry.create(kind, getattr(args, kind), **options)

@@ -15,7 +15,7 @@ from nasmix.arch import split
 from nasmix.console import console
 from nasmix.errors import ConfigError
 from nasmix.export import export_arch, export_cell
-from nasmix.options import parse_options
+from nasmix.flags import add_opt_flag, module_options
 
 ARCH_FLAGS = (
     ("--num-classes", int, 10, "classes"),
@@ -47,9 +47,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--arch", default=None, help="an arch string (with or without 'SPACE:'); exports it untrained"
     )
-    p.add_argument(
-        "--space-opt", "--opt", action="append", metavar="KEY=VALUE", help="a space option (repeatable)"
-    )
+    add_opt_flag(p, ("space",))
     # The arch-only flags default to None, so that giving one with DB CELL can be refused.
     for flag, kind, default, what in ARCH_FLAGS:
         p.add_argument(flag, type=kind, default=None, help=f"with --arch: {what} (default {default})")
@@ -86,7 +84,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         info = export_arch(
             text,
             args.out,
-            parse_options(args.space_opt, "space"),
+            module_options(args).get("space", {}),
             given["num_classes"],
             (given["channels"], given["image_size"], given["image_size"]),
             given["size"],
@@ -98,8 +96,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.db is None or args.cell is None:
             raise ConfigError("give DB CELL (a store and a cell id), or --space and --arch")
         stray = [f for f, *_ in ARCH_FLAGS if getattr(args, f[2:].replace("-", "_")) is not None]
-        if args.space_opt or stray:
-            flags = ", ".join((["--space-opt"] if args.space_opt else []) + stray)
+        if args.opt or stray:
+            flags = ", ".join((["--opt"] if args.opt else []) + stray)
             raise ConfigError(f"{flags} apply to --arch only: a cell's network is built as the cell ran")
         info = export_cell(args.db, args.cell, args.out, args.data, args.skip)
         source = f"cell {info.record.cell.id} ({info.record.cell.label})"

@@ -1,4 +1,4 @@
-"""`nasmix study FILE` runs a grid; `nasmix run` runs one cell from flags."""
+"""`nasmix study FILE` runs a grid of cells into a store; a re-run resumes it."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import argparse
 import dataclasses
 import time
 
-from nasmix.config import EVAL_PRESETS, DataSettings, SearchSettings, eval_settings, load_study, make_study
+from nasmix.config import load_study
 from nasmix.console import console
-from nasmix.options import build_config
 from nasmix.study.driver import run_study
 from nasmix.study.grid import expand
 
@@ -46,34 +45,6 @@ def cmd_study(args: argparse.Namespace) -> int:
     return _run(cfg, args)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """One cell from flags, built as the same typed study a study file makes."""
-    given = lambda **values: {k: v for k, v in values.items() if v is not None}  # noqa: E731
-    search_flags = given(epochs=args.search_epochs, candidates=args.candidates, size=args.search_size)
-    search = build_config(SearchSettings, search_flags, "search")
-    # Evaluate at each checkpoint; 0 (never checkpoint) keeps the preset's eval_every.
-    eval_every = args.checkpoint_every or None
-    eval_flags = given(epochs=args.eval_epochs, size=args.eval_size, eval_every=eval_every)
-    eval_flags.update(given(checkpoint_every=args.checkpoint_every))
-    evaluation = eval_settings(args.eval_preset, eval_flags)
-    data_flags = given(train_subset=args.train_subset, test_subset=args.test_subset)
-    data = build_config(DataSettings, data_flags, "data")
-    cfg = make_study(
-        args.name,
-        spaces=args.space,
-        strategies=args.strategy,
-        estimators=args.estimator or "train",
-        datasets=args.dataset,
-        seeds=args.seed,
-        device=args.device,
-        store=args.store,
-        data=data,
-        search=search,
-        eval=evaluation,
-    )
-    return _run(cfg, args)
-
-
 def add_parser(sub) -> None:
     p = sub.add_parser("study", help="run a study file (a grid of cells); a re-run resumes it")
     p.add_argument("file", help="the TOML study file (see examples/)")
@@ -81,24 +52,3 @@ def add_parser(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
     _backend_flags(p)
     p.set_defaults(func=cmd_study)
-
-    p = sub.add_parser("run", help="run one cell (space x strategy x estimator) from flags")
-    p.add_argument("--space", required=True)
-    p.add_argument("--strategy", required=True)
-    p.add_argument("--estimator", default=None, help="for discrete strategies (default: train)")
-    p.add_argument("--dataset", default="cifar10")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--name", default="run", help="study name (and default store runs/NAME.db)")
-    p.add_argument("--store", default=None)
-    p.add_argument("--search-epochs", type=int, default=None)
-    p.add_argument("--candidates", type=int, default=None)
-    p.add_argument("--search-size", default=None)
-    p.add_argument("--eval-preset", default="fast", choices=sorted(EVAL_PRESETS))
-    p.add_argument("--eval-epochs", type=int, default=None)
-    p.add_argument("--eval-size", default=None)
-    p.add_argument("--checkpoint-every", type=int, default=None)
-    p.add_argument("--train-subset", type=int, default=None)
-    p.add_argument("--test-subset", type=int, default=None)
-    _backend_flags(p)
-    p.set_defaults(func=cmd_run)

@@ -49,7 +49,8 @@ class ZeroCost(Estimator):
     Estimate is charged the pass's seconds divided by the number of
     candidates, and its extra records candidates_per_s. A
     proxy value that is not finite (e.g. nwot's log-determinant of a singular
-    kernel) is clipped to -1e30 (NaN, -inf) or 1e30 (+inf), flagged in extra.
+    kernel) is clipped to -1e30 (NaN, -inf) or 1e30 (+inf), flagged in extra; a
+    proxy where lower is better (`higher_is_better=False`) is negated first.
     Source: Abdelfattah et al. (2021), "Zero-Cost Proxies for Lightweight
     NAS", and NASLib's zero-cost predictor (one batch of its training loader,
     networks in training mode); the proxies are listed by `nasmix list proxy`.
@@ -86,6 +87,8 @@ class ZeroCost(Estimator):
     def __init__(self, config: Config = Config()):
         self.config = config
         self.proxy = registry.get("proxy", config.proxy).obj
+        # Searches maximise: a proxy where lower is better is negated.
+        self.sign = 1.0 if getattr(self.proxy, "higher_is_better", True) else -1.0
         self.seed = 0
         self._batch: tuple[object, torch.Tensor, torch.Tensor] | None = None  # (data, x, y)
 
@@ -135,7 +138,7 @@ class ZeroCost(Estimator):
                 net = build_seeded(space, arch, data.task, data.size, arch_seed(self.seed, arch))
                 net = main_only(net).to(data.device)
                 net.train()
-                raw.append(float(self.proxy(net, x, y, data.task)))
+                raw.append(self.sign * float(self.proxy(net, x, y, data.task)))
         per = m.wall_s / len(archs)
         rate = len(archs) / m.wall_s if m.wall_s > 0 else math.inf
         cfg = self.config

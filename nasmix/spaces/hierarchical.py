@@ -136,6 +136,8 @@ class Hierarchical(SearchSpace):
     # The variant (its primitives, and for "paper" its network) and the motif count decide which
     # arch strings are valid and what they build.
     arch_options = ("variant", "motifs")
+    # Options the contract tests arch strings under (nasmix.testing.check_space_options).
+    option_examples = ({"variant": "light"}, {"variant": "paper", "motifs": 3}, {"motifs": 4})
 
     @functools.cached_property
     def arch_key(self) -> Options:

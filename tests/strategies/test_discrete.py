@@ -323,6 +323,7 @@ def queries_to_optimum(strategy, space, optimum, seed, cap):
     return cap
 
 
+@pytest.mark.slow
 def test_evolution_and_bananas_beat_random_search(nb201, capsys):
     """Acceptance: over 20 seeds, on the toy objective over all 15,625 nb201 archs,
     regularized evolution and BANANAS need fewer queries to reach the unique optimum than

@@ -28,16 +28,42 @@ def test_search_cli_prints_epochs_and_the_chosen_arch(tmp_path, capsys):
 
 
 def test_search_cli_takes_strategy_options(tmp_path, capsys):
-    code, result = _run(tmp_path, "--strategy", "pcdarts", "--strategy-opt", "partial=2")
+    code, result = _run(tmp_path, "--strategy", "pcdarts", "--opt", "strategy.partial=2")
     assert code == 0
     assert all(e["partial"] == 2 for e in result["events"] if e["event"] == "search_epoch")
 
 
+def test_search_cli_runs_a_discrete_strategy_with_an_estimator_and_its_options(tmp_path, capsys):
+    code, result = _run(tmp_path, "--strategy", "random", "--estimator", "zero_cost", "--candidates", "3",
+                        "--opt", "estimator.proxy=params", "--opt", "estimator.batch_size=8")
+    text = capsys.readouterr().out
+    assert code == 0
+    candidates = [e for e in result["events"] if e["event"] == "candidate"]
+    assert [c["index"] for c in candidates] == [1, 2, 3]
+    assert all(c["fidelity"]["proxy"] == "params" and c["fidelity"]["batch_size"] == 8 for c in candidates)
+    assert "candidate   3/3" in text and f"chosen arch: {result['arch']}" in text
+    best = max(candidates, key=lambda c: c["score"])
+    assert result["arch"] == best["arch"]
+
+
+def test_the_old_option_flag_still_works_with_a_notice(tmp_path, capsys):
+    code, result = _run(tmp_path, "--strategy", "pcdarts", "--strategy-opt", "partial=2")
+    assert code == 0
+    assert "--strategy-opt is deprecated; use --opt strategy.KEY=VALUE" in capsys.readouterr().err
+    assert all(e["partial"] == 2 for e in result["events"] if e["event"] == "search_epoch")
+
+
 @pytest.mark.parametrize("extra, message", [
-    (("--strategy", "random"), "not one-shot"),
+    (("--strategy", "random"), "is discrete: give --estimator"),
+    (("--strategy", "gdas", "--estimator", "train"), "one-shot"),
+    (("--strategy", "random", "--estimator", "zero_cosst"), "unknown estimator"),
+    (("--strategy", "random", "--estimator", "zero_cost", "--opt", "estimator.proxy=snipp"), "unknown proxy"),
     (("--strategy", "gdaz"), "unknown strategy"),
     (("--strategy", "gdas", "--size", "huge"), "unknown network size"),
-    (("--strategy", "darts", "--strategy-opt", "order=3"), "order must be 1 or 2"),
+    (("--strategy", "darts", "--opt", "strategy.order=3"), "order must be 1 or 2"),
+    (("--strategy", "darts", "--opt", "order=3"), "must look like KIND.KEY=VALUE"),
+    (("--strategy", "darts", "--opt", "model.width=3"), "unknown module kind in --opt 'model'"),
+    (("--strategy", "darts", "--opt", "space.nodes=3"), "unknown option of space 'nb201'"),
 ])  # fmt: skip
 def test_search_cli_errors_exit_2(tmp_path, capsys, extra, message):
     code, _ = _run(tmp_path, *extra)

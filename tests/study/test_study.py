@@ -81,6 +81,7 @@ def nasmix_cmd(*args: str) -> list[str]:
     return [sys.executable, "-c", "import sys; from nasmix.cli import main; sys.exit(main(sys.argv[1:]))", *args]
 
 
+@pytest.mark.slow
 def test_sigkilled_study_resumes_to_the_uninterrupted_result(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full = write_study(tmp_path, "full", epochs=5)
@@ -209,6 +210,7 @@ def test_status_shows_states(tmp_path, capsys):
     assert main(["status", str(tmp_path / "none.db")]) == 2
 
 
+@pytest.mark.slow
 def test_local_process_backend(tmp_path):
     cfg = load_study(write_study(tmp_path, epochs=1))
     summary = run_study(cfg, backend="local", workers=2, quiet=True)
@@ -216,14 +218,10 @@ def test_local_process_backend(tmp_path):
     assert results(Path(cfg.store)) == results(Path(cfg.store))
 
 
-def test_ray_backend(tmp_path):
-    ray = pytest.importorskip("ray")
+@pytest.mark.slow
+def test_ray_backend(tmp_path, ray_local):
     cfg = load_study(write_study(tmp_path, epochs=1))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        summary = run_study(cfg, backend="ray", quiet=True)
-    finally:
-        ray.shutdown()
+    summary = run_study(cfg, backend="ray", quiet=True)
     assert sorted(summary.states.values()) == ["finished"] * 4
     store = Store(cfg.store, readonly=True)
     assert all(sum(1 for e in store.events(c.id) if e.kind == "eval_epoch") == 1 for c in store.cells())
@@ -380,26 +378,25 @@ def test_fewshot_search_cap_projects_over_all_its_supernet_epochs(tmp_path):
     assert capped["projected_s"] == pytest.approx(capped["elapsed_s"] * first["epochs"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["local", "ray"])
-def test_a_user_error_in_a_worker_stops_the_study_and_leaves_the_cell_resumable(tmp_path, backend, capsys):
+def test_a_user_error_in_a_worker_stops_the_study_and_leaves_the_cell_resumable(
+    tmp_path, backend, capsys, request
+):
     if backend == "ray":
-        ray = pytest.importorskip("ray")
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        path = write_study(tmp_path, epochs=1)
-        cfg = load_study(path)
-        victim = expand(cfg)[0][0]
-        folder = Path(cfg.store + ".files") / victim.id / "eval"
-        folder.mkdir(parents=True)
-        torch.save({"config": {"another": "recipe"}}, folder / "epoch-0001.pt")
-        argv = ["study", str(path), "--quiet", "--backend", backend] + (["--workers", "2"] if backend == "local" else [])
-        assert main(argv) == 2
-        assert "different training config" in capsys.readouterr().err
-        store = Store(cfg.store, readonly=True)
-        assert store.state(victim.id) == "running" and not store.events(kind="failed")
-    finally:
-        if backend == "ray":
-            ray.shutdown()
+        request.getfixturevalue("ray_local")  # the session's Ray instance
+    path = write_study(tmp_path, epochs=1)
+    cfg = load_study(path)
+    victim = expand(cfg)[0][0]
+    folder = Path(cfg.store + ".files") / victim.id / "eval"
+    folder.mkdir(parents=True)
+    torch.save({"config": {"another": "recipe"}}, folder / "epoch-0001.pt")
+    argv = ["study", str(path), "--quiet", "--backend", backend]
+    argv += ["--workers", "2"] if backend == "local" else []
+    assert main(argv) == 2
+    assert "different training config" in capsys.readouterr().err
+    store = Store(cfg.store, readonly=True)
+    assert store.state(victim.id) == "running" and not store.events(kind="failed")
 
 
 @pytest.mark.parametrize(

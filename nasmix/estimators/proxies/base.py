@@ -1,15 +1,21 @@
-"""What the zero-cost proxies share: their signature and the layers they read.
+"""What the zero-cost proxies share: their signature, their registration and the layers they read.
 
-A proxy is a registered function `proxy(net, x, y, task) -> float`:
-- `net`: a freshly initialised network on x's device, in training mode,
-  without an auxiliary head (`main_only`). A proxy may change it (weights,
-  gradients, hooks, dtype): the caller builds a new one for every call.
+A proxy is a function `proxy(net, x, y, task) -> float`, registered with the
+`@proxy(NAME)` decorator (`nasmix list proxy`):
+- `net`: an untrained network on x's device, in training mode, without an
+  auxiliary head (`main_only`).
 - `x`, `y`: one batch of normalised images (B, C, H, W) and labels (B,).
 - `task`: classes and image shape.
-Higher is better, as in Abdelfattah et al. (2021) and NASLib: the signs follow
-NASLib's `predictors/pruners/measures`. Proxies that sum per-weight saliencies
-sum them over the weights of every convolution and linear layer, as NASLib's
-`get_layer_metric_array` does.
+The function may change the network as it measures (weights, gradients, dtype,
+batch-norm statistics, modes); the decorator restores every parameter, gradient,
+buffer, mode and attribute afterwards (`network_kept`), so that the caller gets
+the network back as it gave it, and the proxy contract (nasmix.testing.check_proxy)
+checks that it does. Higher is better, as in Abdelfattah et al. (2021) and
+NASLib: the signs follow NASLib's `predictors/pruners/measures`; a proxy where
+lower is better says so (`@proxy(NAME, higher_is_better=False)`, and "lower is
+better" in its docstring), and the zero_cost estimator negates it. Proxies that
+sum per-weight saliencies sum them over the weights of every convolution and
+linear layer, as NASLib's `get_layer_metric_array` does.
 
 Example:
     >>> from torch import nn
@@ -19,8 +25,90 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+
 import torch
 from torch import nn
+
+from nasmix import registry
+from nasmix.data.base import Task
+
+ProxyFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, Task], float]
+
+
+@contextlib.contextmanager
+def network_kept(net: nn.Module) -> Iterator[nn.Module]:
+    """Give the network back as it was: on exit, every parameter (the same object, its
+    values, dtype, gradient and requires_grad), buffer, train/eval mode and module
+    attribute (a patched `forward`) is restored.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+        >>> with network_kept(net):
+        ...     _ = net.double().eval()(torch.randn(3, 2, dtype=torch.float64))
+        >>> net.training, net[0].weight.dtype
+        (True, torch.float32)
+    """
+    saved = []
+    with torch.no_grad():
+        for m in net.modules():
+            params = {}
+            for k, p in m._parameters.items():
+                if p is not None:
+                    grad = None if p.grad is None else p.grad.detach().clone()
+                    params[k] = (p, p.detach().clone(), grad, p.requires_grad)
+            buffers = {k: b.detach().clone() for k, b in m._buffers.items() if b is not None}
+            saved.append((m, dict(m.__dict__), params, buffers))
+    try:
+        yield net
+    finally:
+        with torch.no_grad():
+            for m, attributes, params, buffers in saved:
+                for key in [k for k in m.__dict__ if k not in attributes]:
+                    del m.__dict__[key]
+                m.__dict__.update(attributes)  # modes, and the containers below (the same dicts)
+                for k, (p, data, grad, requires_grad) in params.items():
+                    m._parameters[k] = p
+                    p.data = data
+                    p.grad = grad
+                    p.requires_grad_(requires_grad)
+                m._buffers.update(buffers)
+
+
+def proxy(name: str, *, higher_is_better: bool = True) -> Callable[[ProxyFn], ProxyFn]:
+    """Register a zero-cost proxy under `name` (kind "proxy"), run so that it leaves the
+    network as it found it (`network_kept`).
+
+    Args:
+        name: the registry name.
+        higher_is_better: whether a higher score predicts a better network (the
+            zero_cost estimator negates a proxy where lower is better).
+
+    Returns:
+        A decorator; the registered function carries `higher_is_better`.
+
+    Example:
+        >>> @proxy("demo_width")
+        ... def demo_width(net, x, y, task):
+        ...     '''Demo: the widest layer's outputs (higher is better).'''
+        ...     return float(max(m.out_features for m in net.modules() if isinstance(m, nn.Linear)))
+        >>> demo_width(nn.Linear(2, 5), None, None, None), demo_width.higher_is_better
+        (5.0, True)
+        >>> registry.unregister("proxy", "demo_width")
+    """
+
+    def decorate(fn: ProxyFn) -> ProxyFn:
+        @functools.wraps(fn)
+        def kept(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
+            with network_kept(net):
+                return fn(net, x, y, task)
+
+        kept.higher_is_better = higher_is_better  # type: ignore[attr-defined]
+        return registry.register("proxy", name)(kept)
+
+    return decorate
 
 
 def main_only(net: nn.Module) -> nn.Module:

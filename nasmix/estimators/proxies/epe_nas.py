@@ -5,14 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasmix import registry
 from nasmix.data.base import Task
-from nasmix.estimators.proxies.base import corrcoef_rows, input_jacobian
+from nasmix.estimators.proxies.base import corrcoef_rows, input_jacobian, proxy
 
 K = 1e-5
 
 
-@registry.register("proxy", "epe_nas")
+@proxy("epe_nas")
 def epe_nas(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
     """EPE-NAS (Lopes et al. 2021): per-class Jacobian correlation scores, combined over classes.
 

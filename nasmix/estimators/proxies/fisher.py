@@ -5,12 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasmix import registry
 from nasmix.data.base import Task
-from nasmix.estimators.proxies.base import loss_backward, total, weight_layers
+from nasmix.estimators.proxies.base import loss_backward, proxy, total, weight_layers
 
 
-@registry.register("proxy", "fisher")
+@proxy("fisher")
 def fisher(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
     """Fisher (Theis et al. 2018; Turner et al. 2020; Abdelfattah et al. 2021): sum of 0.5 mean_n (a . dL/da)^2 per channel.
 

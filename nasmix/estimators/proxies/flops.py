@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from nasmix import registry
 from nasmix.data.base import Task
+from nasmix.estimators.proxies.base import proxy
 
 _RELUS = (nn.ReLU, nn.ReLU6, nn.PReLU, nn.ELU, nn.LeakyReLU)
 
@@ -95,7 +95,7 @@ def naslib_flops(net: nn.Module, input_shape: tuple[int, ...], device: torch.dev
     return int(sum(per_module.values()))
 
 
-@registry.register("proxy", "flops")
+@proxy("flops")
 def flops(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
     """FLOPs (the size baseline of Abdelfattah et al. 2021), counted as NASLib's `flops` measure counts them.
 
@@ -108,7 +108,7 @@ def flops(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float
         net, x, y, task: see nasmix.estimators.proxies.base.
 
     Returns:
-        The count, as a float (higher scores higher).
+        The count, as a float (higher is better: a bigger network is predicted to do better).
 
     Example:
         >>> flops(nn.Sequential(nn.Flatten(), nn.Linear(12, 3)), torch.zeros(1, 3, 2, 2), None, None)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasmix import registry
 from nasmix.data.base import Task
-from nasmix.estimators.proxies.base import loss_backward, total, weight_layers
+from nasmix.estimators.proxies.base import loss_backward, proxy, total, weight_layers
 
 
-@registry.register("proxy", "grad_norm")
+@proxy("grad_norm")
 def grad_norm(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
     """Grad norm (Abdelfattah et al. 2021): sum over layers of ||dL/dw||_2.
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasmix import registry
 from nasmix.data.base import Task
-from nasmix.estimators.proxies.base import corrcoef_rows, input_jacobian
+from nasmix.estimators.proxies.base import corrcoef_rows, input_jacobian, proxy
 
 K = 1e-5
 
 
-@registry.register("proxy", "jacov")
+@proxy("jacov")
 def jacov(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
     """Jacob_cov (Mellor et al. 2021, first version): -sum(log(v + k) + 1 / (v + k)), k = 1e-5.
 

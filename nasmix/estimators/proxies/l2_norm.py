@@ -5,12 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasmix import registry
 from nasmix.data.base import Task
-from nasmix.estimators.proxies.base import total, weight_layers
+from nasmix.estimators.proxies.base import proxy, total, weight_layers
 
 
-@registry.register("proxy", "l2_norm")
+@proxy("l2_norm")
 def l2_norm(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
     """L2 norm (Abdelfattah et al. 2021, as a baseline): sum over layers of ||w||_2 at initialisation.
 

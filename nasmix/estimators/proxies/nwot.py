@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasmix import registry
 from nasmix.data.base import Task
+from nasmix.estimators.proxies.base import proxy
 
 
-@registry.register("proxy", "nwot")
+@proxy("nwot")
 def nwot(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
     """NASWOT (Mellor et al. 2021, second version): log|det K_H| of the ReLU activation codes.
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasmix import registry
 from nasmix.data.base import Task
-from nasmix.estimators.proxies.base import loss_backward, total, weight_layers
+from nasmix.estimators.proxies.base import loss_backward, proxy, total, weight_layers
 
 
-@registry.register("proxy", "plain")
+@proxy("plain")
 def plain(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
     """Plain (Mozer and Smolensky 1989; as a NAS proxy, Abdelfattah et al. 2021): sum of w * dL/dw.
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasmix import registry
 from nasmix.data.base import Task
-from nasmix.estimators.proxies.base import logits_of, total, weight_layers
+from nasmix.estimators.proxies.base import logits_of, proxy, total, weight_layers
 
 
-@registry.register("proxy", "synflow")
+@proxy("synflow")
 def synflow(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
     """SynFlow (Tanaka et al. 2020; as a NAS proxy, Abdelfattah et al. 2021): sum of |w * dR/dw|.
 

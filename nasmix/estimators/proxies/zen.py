@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasmix import registry
 from nasmix.data.base import Task
+from nasmix.estimators.proxies.base import proxy
 
 MIXUP_GAMMA = 1e-2
 
@@ -23,7 +23,7 @@ def _gaussian_init(net: nn.Module, gen: torch.Generator) -> None:
             nn.init.zeros_(m.bias)
 
 
-@registry.register("proxy", "zen")
+@proxy("zen")
 def zen(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
     """Zen-score (Lin et al. 2021, Zen-NAS): log E||f(z) - f(z + 0.01 e)||_1 + sum over BN of log sqrt(mean running var).
 
