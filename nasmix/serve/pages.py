@@ -20,6 +20,7 @@ _HEAD = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/dashboard.css">
 <script src="/static/plotly.min.js"></script>
 <script src="/static/common.js"></script>

@@ -5,8 +5,7 @@
 "use strict";
 
 (function () {
-  var el = NX.el, SVG = "http://www.w3.org/2000/svg";
-  var cell = document.body.getAttribute("data-cell");
+  var el = NX.el, SVG = "http://www.w3.org/2000/svg", cell = null;  // the id, from <body data-cell>
 
   function fact(dl, name, value) {
     dl.appendChild(el("dt", {text: name}));
@@ -107,7 +106,8 @@
                    hovertemplate: "epoch %{x}, %{y}: %{text} %{z:.3f}<extra></extra>", colorbar: {title: {text: "p"}}};
       var layout = {title: {text: NX.plotText(m.group), font: {size: 12}},
                     height: Math.max(220, 60 + 22 * edges), margin: {l: 70, r: 10, t: 60, b: 40},
-                    xaxis: {title: {text: "search epoch"}}, yaxis: {autorange: "reversed"},
+                    xaxis: {title: {text: "search epoch"}, dtick: x.length < 15 ? 1 : undefined},
+                    yaxis: {autorange: "reversed"},
                     updatemenus: [{buttons: buttons, x: 0, xanchor: "left", y: 1.18, yanchor: "top", direction: "down"}]};
       node.setAttribute("data-epochs", x.length);
       Plotly.react(node, [trace], layout, NX.PLOT_CONFIG);
@@ -212,6 +212,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    cell = document.body.getAttribute("data-cell");
     refresh();
     NX.live(refresh);
     setInterval(refresh, 30000);

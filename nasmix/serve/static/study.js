@@ -4,7 +4,7 @@
 "use strict";
 
 (function () {
-  var el = NX.el, drawn = {};  // cell id -> true once its curve chart exists
+  var el = NX.el;
 
   function progressBar(label, fraction, done, total) {
     var bar = el("div", {class: "bar"}, [el("span", {class: "fill"})]);
@@ -51,10 +51,13 @@
       shapes.push({type: "line", xref: "x", yref: "paper", x0: cv.search_end_h * k, x1: cv.search_end_h * k,
                    y0: 0, y1: 1, line: {color: NX.COLORS.divider, dash: "dot", width: 1}});
     }
-    var layout = {title: {text: NX.plotText(c.label), font: {size: 11}}, showlegend: false, height: 210,
-                  margin: {l: 40, r: 8, t: 28, b: 34}, shapes: shapes,
+    var layout = {showlegend: false, height: 190, margin: {l: 40, r: 8, t: 8, b: 34}, shapes: shapes,
                   xaxis: {title: {text: u.name, font: {size: 10}}, rangemode: "tozero"},
-                  yaxis: {tickformat: ".0%", rangemode: "tozero"}};
+                  yaxis: {tickformat: ".0%", range: [0, 1.02]}};
+    if (!search.length && !pts.length) {
+      layout.annotations = [{text: "no accuracy yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5}];
+      layout.xaxis.visible = false;
+    }
     return {traces: traces, layout: layout, points: search.length + pts.length};
   }
 
@@ -65,16 +68,17 @@
       var node = box.querySelector('[data-curve="' + CSS.escape(c.id) + '"]');
       if (!node) {
         node = el("div", {class: "curve", "data-curve": c.id});
-        box.appendChild(node);
+        box.appendChild(el("div", {class: "curve-box"}, [
+          el("a", {class: "curve-title", href: NX.cellHref(c.id), text: c.label}), node]));
       }
       var t = curveTraces(c);
       node.setAttribute("data-points", t.points);
       node.setAttribute("data-state", c.state);
-      Plotly.react(node, t.traces, t.layout, NX.PLOT_CONFIG);
-      drawn[c.id] = true;
+      Plotly.react(node, t.traces, t.layout, Object.assign({}, NX.PLOT_CONFIG, {displayModeBar: false}));
     });
-    Array.from(box.children).forEach(function (n) {
-      if (!ids[n.getAttribute("data-curve")]) { Plotly.purge(n); box.removeChild(n); }
+    Array.from(box.children).forEach(function (b) {
+      var n = b.querySelector("[data-curve]");
+      if (!ids[n.getAttribute("data-curve")]) { Plotly.purge(n); box.removeChild(b); }
     });
   }
 
