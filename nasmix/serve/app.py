@@ -45,7 +45,14 @@ from nasmix.serve.cellview import cell_detail
 from nasmix.serve.launch import LOOPBACK_HOSTS
 from nasmix.serve.live import LiveStudy, Snapshot
 from nasmix.serve.pages import cell_page, not_found_page, study_page
-from nasmix.serve.views import StudyData, cell_summary, curve_json, jsonable, study_data, study_view
+from nasmix.serve.views import (
+    StudyData,
+    cell_summary,
+    curve_json,
+    jsonable,
+    study_data,
+    study_view,
+)
 
 STATIC = Path(__file__).with_name("static")
 ASSETS = {
@@ -65,7 +72,9 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
 }
 SSE_POLL_S = 0.25  # how often a stream looks for a new snapshot
-SSE_KEEPALIVE_S = 15.0  # a comment this often keeps tunnels and proxies from closing an idle stream
+SSE_KEEPALIVE_S = (
+    15.0  # a comment this often keeps tunnels and proxies from closing an idle stream
+)
 
 
 def plotly_js() -> Path:
@@ -76,8 +85,14 @@ def plotly_js() -> Path:
     """
     spec = importlib.util.find_spec("plotly")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the plotly package is not installed: pip install 'nasmix[serve]'")
-    path = Path(next(iter(spec.submodule_search_locations))) / "package_data" / "plotly.min.js"
+        raise FileNotFoundError(
+            "the plotly package is not installed: pip install 'nasmix[serve]'"
+        )
+    path = (
+        Path(next(iter(spec.submodule_search_locations)))
+        / "package_data"
+        / "plotly.min.js"
+    )
     if not path.is_file():
         raise FileNotFoundError(f"the plotly package ships no {path}")
     return path
@@ -118,7 +133,9 @@ class _Guard:
         host = dict(scope.get("headers") or ()).get(b"host", b"").decode("latin-1")
         if not host_allowed(host, self.allowed):
             response = Response(
-                "this dashboard answers only to a loopback host name\n", 421, media_type="text/plain"
+                "this dashboard answers only to a loopback host name\n",
+                421,
+                media_type="text/plain",
             )
             await response(scope, receive, send)
             return
@@ -126,7 +143,9 @@ class _Guard:
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers") or [])
-                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                headers += [
+                    (k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
+                ]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -152,7 +171,12 @@ class _Assets:
 
 def _json(value, status: int = 200) -> Response:
     body = json.dumps(jsonable(value), allow_nan=False, separators=(",", ":"))
-    return Response(body, status, media_type="application/json", headers={"cache-control": "no-store"})
+    return Response(
+        body,
+        status,
+        media_type="application/json",
+        headers={"cache-control": "no-store"},
+    )
 
 
 class Dashboard:
@@ -203,7 +227,11 @@ class Dashboard:
         if request.headers.get("if-none-match") == tag:
             return Response(status_code=304, headers=headers)
         if "gzip" in request.headers.get("accept-encoding", ""):
-            return Response(packed, media_type=ASSETS[name], headers={**headers, "content-encoding": "gzip"})
+            return Response(
+                packed,
+                media_type=ASSETS[name],
+                headers={**headers, "content-encoding": "gzip"},
+            )
         return Response(raw, media_type=ASSETS[name], headers=headers)
 
     # ---- the API ----------------------------------------------------------------------------
@@ -243,7 +271,9 @@ class Dashboard:
         try:
             i = data.index(request.path_params["cell"])
         except KeyError:
-            return _json({"error": f"the store has no cell {request.path_params['cell']!r}"}, 404)
+            return _json(
+                {"error": f"the store has no cell {request.path_params['cell']!r}"}, 404
+            )
         rec = data.records[i]
 
         def build() -> dict:
@@ -258,14 +288,23 @@ class Dashboard:
         try:
             rec = snap.record(request.path_params["cell"])
         except KeyError:
-            return _json({"error": f"the store has no cell {request.path_params['cell']!r}"}, 404)
+            return _json(
+                {"error": f"the store has no cell {request.path_params['cell']!r}"}, 404
+            )
         try:
             since = int(request.query_params.get("since", 0))
             limit = int(request.query_params.get("limit", 10_000))
         except ValueError:
             return _json({"error": "since and limit are whole numbers"}, 400)
         rows = [
-            {"seq": e.seq, "key": e.key, "kind": e.kind, "phase": e.phase, "time": e.time, "data": e.data}
+            {
+                "seq": e.seq,
+                "key": e.key,
+                "kind": e.kind,
+                "phase": e.phase,
+                "time": e.time,
+                "data": e.data,
+            }
             for e in rec.events
             if e.seq > since
         ][: max(limit, 0)]
@@ -281,7 +320,11 @@ class Dashboard:
                 snap = live.snapshot()
                 if snap.version != seen:
                     seen, beat = snap.version, time.monotonic()
-                    payload = {"version": snap.version, "seq": snap.seq, "error": snap.error}
+                    payload = {
+                        "version": snap.version,
+                        "seq": snap.seq,
+                        "error": snap.error,
+                    }
                     yield f"event: update\ndata: {json.dumps(payload)}\n\n"
                 elif time.monotonic() - beat > SSE_KEEPALIVE_S:
                     beat = time.monotonic()
@@ -289,11 +332,15 @@ class Dashboard:
                 await asyncio.sleep(SSE_POLL_S)
 
         headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
-        return StreamingResponse(updates(), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(
+            updates(), media_type="text/event-stream", headers=headers
+        )
 
 
 def create_app(
-    live: LiveStudy, allowed_hosts: Iterable[str] | None = LOOPBACK_HOSTS, store_label: str = ""
+    live: LiveStudy,
+    allowed_hosts: Iterable[str] | None = LOOPBACK_HOSTS,
+    store_label: str = "",
 ) -> ASGIApp:
     """The dashboard as an ASGI application.
 

@@ -91,7 +91,9 @@ def extend(rec: CellRecord, new: list[EventRecord]) -> CellRecord:
     """
     last = max((e.seq for e in rec.events), default=0)
     events = rec.events + tuple(e for e in new if e.seq > last)
-    end = next((e.kind for e in events if e.key == "end" and e.kind in END_STATES), None)
+    end = next(
+        (e.kind for e in events if e.key == "end" and e.kind in END_STATES), None
+    )
     state = cell_state(end, bool(events))
     return CellRecord(
         rec.id,
@@ -130,7 +132,10 @@ class LiveStudy:
     """
 
     def __init__(
-        self, path: str | os.PathLike, interval: float = INTERVAL_S, full_every: float = FULL_EVERY_S
+        self,
+        path: str | os.PathLike,
+        interval: float = INTERVAL_S,
+        full_every: float = FULL_EVERY_S,
     ):
         self.path = check_store_file(path)
         self.interval = interval
@@ -152,7 +157,9 @@ class LiveStudy:
         Raises:
             StoreError: the store is missing, not a store, corrupt or unreadable.
         """
-        self._thread = threading.Thread(target=self._run, name="nasmix-serve-reader", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="nasmix-serve-reader", daemon=True
+        )
         self._thread.start()
         self._started.wait()
         if self._failure is not None:
@@ -187,7 +194,7 @@ class LiveStudy:
                     break
                 try:
                     self._poll(store)
-                except Exception as err:  # keep serving the last good records, and say why they are old
+                except UNREADABLE as err:  # keep serving the last good records, and say why they are old
                     self._publish(error=str(_unreadable(self.path, err)))
                 with self._changed:
                     self._reads += 1
@@ -206,7 +213,10 @@ class LiveStudy:
     def _poll(self, store: Store) -> None:
         new = store.events_since(self._snapshot.seq)
         known = {r.id for r in self._snapshot.records}
-        if any(e.cell not in known for e in new) or time.monotonic() - self._full_at >= self.full_every:
+        if (
+            any(e.cell not in known for e in new)
+            or time.monotonic() - self._full_at >= self.full_every
+        ):
             self._reload(store)
             return
         if not new:
@@ -215,10 +225,15 @@ class LiveStudy:
         by_cell: dict[str, list[EventRecord]] = {}
         for e in new:
             by_cell.setdefault(e.cell, []).append(e)
-        records = tuple(extend(r, by_cell[r.id]) if r.id in by_cell else r for r in self._snapshot.records)
+        records = tuple(
+            extend(r, by_cell[r.id]) if r.id in by_cell else r
+            for r in self._snapshot.records
+        )
         self._publish(records=records, seq=new[-1].seq, changed=True)
 
-    def _publish(self, records=None, seq=None, changed: bool = False, error: str | None = None) -> None:
+    def _publish(
+        self, records=None, seq=None, changed: bool = False, error: str | None = None
+    ) -> None:
         old = self._snapshot
         bump = changed or error != old.error
         self._snapshot = Snapshot(
@@ -243,7 +258,9 @@ class LiveStudy:
         with self._changed:
             target = self._reads + 1
             self._wake.set()
-            self._changed.wait_for(lambda: self._reads >= target or self._stopping.is_set(), timeout)
+            self._changed.wait_for(
+                lambda: self._reads >= target or self._stopping.is_set(), timeout
+            )
         return self._snapshot
 
 

@@ -85,7 +85,13 @@ def study_data(records: Sequence[CellRecord]) -> StudyData:
 def _point(p: Point | None) -> dict | None:
     if p is None:
         return None
-    return {"x_h": p.x_h, "top1": p.top1, "top5": p.top5, "epoch": p.epoch, "checkpoint": p.checkpoint}
+    return {
+        "x_h": p.x_h,
+        "top1": p.top1,
+        "top5": p.top5,
+        "epoch": p.epoch,
+        "checkpoint": p.checkpoint,
+    }
 
 
 def curve_json(curve: Curve) -> dict:
@@ -176,7 +182,9 @@ def _group_json(group: str, ms: Sequence[CellMetrics]) -> dict:
         }
         for m in ranked
     ]
-    front = sorted((r for r in rows if r["pareto_layer"] == 1), key=lambda r: r["cost_h"])
+    front = sorted(
+        (r for r in rows if r["pareto_layer"] == 1), key=lambda r: r["cost_h"]
+    )
     return {
         "group": group,
         "budget_h": max((m.budget_h or 0.0 for m in ms), default=0.0),
@@ -213,6 +221,9 @@ def study_view(data: StudyData, now: float) -> dict:
             "counts": counts,
             "cost_basis": data.metrics[0].cost_basis if data.metrics else "wall",
             "cells": cells,
-            "groups": [_group_json(g, [m for m in data.metrics if m.group == g]) for g in groups],
+            "groups": [
+                _group_json(g, [m for m in data.metrics if m.group == g])
+                for g in groups
+            ],
         }
     )

@@ -18,7 +18,10 @@ def store_db(tmp_path):
 @pytest.fixture
 def served(store_db):
     """(client, live, path, cells): the dashboard over the fixture store, as served on 127.0.0.1."""
-    pytest.importorskip("starlette", reason="the serve extra is not installed: pip install 'nasmix[serve]'")
+    pytest.importorskip(
+        "starlette",
+        reason="the serve extra is not installed: pip install 'nasmix[serve]'",
+    )
     pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx")
     with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx still works
         warnings.simplefilter("ignore")
@@ -31,6 +34,11 @@ def served(store_db):
     live = LiveStudy(path, interval=60.0)  # the tests ask for reads (read_now)
     live.start()
     try:
-        yield TestClient(create_app(live), base_url="http://127.0.0.1:8050"), live, path, cells
+        yield (
+            TestClient(create_app(live), base_url="http://127.0.0.1:8050"),
+            live,
+            path,
+            cells,
+        )
     finally:
         live.stop()

@@ -35,7 +35,17 @@ def arch_of(space: str, seed: int) -> str:
 
 
 def _cell(space: str, strategy: str, seed: int) -> CellSpec:
-    return CellSpec(space, strategy, ONESHOT_ESTIMATOR, DATASET, seed, STUDY, SEARCH, EVAL, device="cpu")
+    return CellSpec(
+        space,
+        strategy,
+        ONESHOT_ESTIMATOR,
+        DATASET,
+        seed,
+        STUDY,
+        SEARCH,
+        EVAL,
+        device="cpu",
+    )
 
 
 def _probs(epoch: int) -> dict:
@@ -51,7 +61,20 @@ def _probs(epoch: int) -> dict:
 def _search_epoch(epoch: int, arch: str, valid: float) -> SearchEpoch:
     train = (1.0, 0.5)
     return SearchEpoch(
-        epoch, 2, *train, 1.2, valid, arch, 1.5 - 0.3 * epoch, 2.0, None, 10**8, 2 * 10**8, DEVICE, 5, 0.025,
+        epoch,
+        2,
+        *train,
+        1.2,
+        valid,
+        arch,
+        1.5 - 0.3 * epoch,
+        2.0,
+        None,
+        10**8,
+        2 * 10**8,
+        DEVICE,
+        5,
+        0.025,
         extra=_probs(epoch),
     )
 
@@ -59,8 +82,17 @@ def _search_epoch(epoch: int, arch: str, valid: float) -> SearchEpoch:
 def eval_epoch(epoch: int, top1: float) -> EvalEpoch:
     """An evaluation epoch tested at the end (top-5 a bit above top-1)."""
     return EvalEpoch(
-        epoch, 0.01, 1.0, 0.5, 3.0, 0.5, train_gpu_s=2.5, peak_gpu_bytes=3 * 10**9, device=DEVICE,
-        test_top1=top1, test_top5=min(1.0, top1 + 0.2),
+        epoch,
+        0.01,
+        1.0,
+        0.5,
+        3.0,
+        0.5,
+        train_gpu_s=2.5,
+        peak_gpu_bytes=3 * 10**9,
+        device=DEVICE,
+        test_top1=top1,
+        test_top5=min(1.0, top1 + 0.2),
     )
 
 
@@ -80,16 +112,34 @@ def build_store(path) -> dict[str, CellSpec]:
             store.append(c.id, "attempt/1", Attempt(DEVICE))
             for i, v in ((1, 0.3), (2, 0.45)):
                 store.append(c.id, f"search/epoch/{i}", _search_epoch(i, arch, v))
-            store.append(c.id, "arch_chosen", ArchChosen(arch, 4.0, 3.5, device=DEVICE, params=1234, flops=5678))
+            store.append(
+                c.id,
+                "arch_chosen",
+                ArchChosen(arch, 4.0, 3.5, device=DEVICE, params=1234, flops=5678),
+            )
             for i, t in enumerate(top1s, 1):
                 store.append(c.id, f"eval/epoch/{i}", eval_epoch(i, t))
             if name == "done":
-                store.append(c.id, "end", End(state="finished", arch=arch, test_top1=0.7, test_top5=0.9,
-                                              epochs_done=2, epochs=2))
+                store.append(
+                    c.id,
+                    "end",
+                    End(
+                        state="finished",
+                        arch=arch,
+                        test_top1=0.7,
+                        test_top5=0.9,
+                        epochs_done=2,
+                        epochs=2,
+                    ),
+                )
         failed = cells["failed"]
         store.append(failed.id, "attempt/1", Attempt(DEVICE))
         store.append(failed.id, "search/epoch/1", _search_epoch(1, HOSTILE_ARCH, 0.2))
-        store.append(failed.id, "end", End(state="failed", reason=REASON, error="<b>CUDA</b> out of memory"))
+        store.append(
+            failed.id,
+            "end",
+            End(state="failed", reason=REASON, error="<b>CUDA</b> out of memory"),
+        )
     return cells
 
 

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -41,7 +40,9 @@ def _needs():
         if not (os.path.exists(path) or shutil.which(os.path.basename(path))):
             pytest.skip(f"no {path} (Debian: apt-get install chromium chromium-driver)")
     for name in ("selenium", "starlette", "uvicorn", "plotly"):
-        pytest.importorskip(name, reason=f"{name} is not installed: pip install 'nasmix[serve]'")
+        pytest.importorskip(
+            name, reason=f"{name} is not installed: pip install 'nasmix[serve]'"
+        )
 
 
 @pytest.fixture
@@ -50,11 +51,25 @@ def server(store_db):
     _needs()
     path, cells = store_db
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "nasmix.cli", "serve", str(path), "--port", "0", "--interval", "0.2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    cmd = [
+        sys.executable,
+        "-m",
+        "nasmix.cli",
+        "serve",
+        str(path),
+        "--port",
+        "0",
+        "--interval",
+        "0.2",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     try:
         line = proc.stdout.readline()  # "nasmix serve: http://127.0.0.1:PORT/  (...)"
-        assert "http://127.0.0.1:" in line, line + proc.stderr.read() if proc.poll() is not None else line
+        assert "http://127.0.0.1:" in line, (
+            line + proc.stderr.read() if proc.poll() is not None else line
+        )
         url = line.split()[2]
         yield url, path, cells
     finally:
@@ -72,11 +87,15 @@ def browser(tmp_path):
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    options.binary_location = (
+        CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    )
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
-    service = Service(DRIVER if os.path.exists(DRIVER) else shutil.which("chromedriver"))
+    service = Service(
+        DRIVER if os.path.exists(DRIVER) else shutil.which("chromedriver")
+    )
     driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(60)
     try:
@@ -89,7 +108,9 @@ def wait_for(driver, script: str, timeout: float = 30.0):
     """Poll a JavaScript expression until it is truthy; its value."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: d.execute_script(script))
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(
+        lambda d: d.execute_script(script)
+    )
 
 
 def shot(driver, tmp_path, name: str) -> Path:
@@ -105,10 +126,16 @@ def test_dashboard_in_headless_chromium(server, browser, tmp_path):
     wait_for(browser, "return document.querySelectorAll('#cells .card').length === 4")
     states = browser.execute_script(
         "var o = {}; document.querySelectorAll('#cells .card').forEach(function (c) {"
-        "  o[c.getAttribute('data-cell')] = [c.getAttribute('data-state'), c.querySelector('.badge').textContent];"
+        "  o[c.getAttribute('data-cell')] = [c.getAttribute('data-state'),"
+        "                                    c.querySelector('.badge').textContent];"
         "}); return o;"
     )
-    expected = {"done": "finished", "running": "running", "failed": "failed", "pending": "pending"}
+    expected = {
+        "done": "finished",
+        "running": "running",
+        "failed": "failed",
+        "pending": "pending",
+    }
     assert states == {cells[k].id: [v, v] for k, v in expected.items()}
     run = cells["running"].id
     curve = f"document.querySelector('[data-curve=\"{run}\"]')"
@@ -118,20 +145,29 @@ def test_dashboard_in_headless_chromium(server, browser, tmp_path):
     # the hostile names are on the page as text, and ran as nothing
     text = browser.execute_script("return document.body.innerText")
     assert REASON in text and "window.__pwned" in text
-    assert browser.execute_script("return window.__pwned === undefined && window.__nasmixViolations.length === 0")
+    assert browser.execute_script(
+        "return window.__pwned === undefined && window.__nasmixViolations.length === 0"
+    )
     wait_for(browser, "return document.getElementById('live').textContent === 'live'")
     shot(browser, tmp_path, "study")
 
     browser.execute_script("window.__notReloaded = true")
-    add_eval_epoch(path, cells["running"], 2, 0.55)  # a worker writes while the page is open
+    add_eval_epoch(
+        path, cells["running"], 2, 0.55
+    )  # a worker writes while the page is open
     wait_for(browser, f"return {curve}.getAttribute('data-points') === '{points + 1}'")
     drawn = browser.execute_script(f"return {curve}.data[{curve}.data.length - 1].y")
     assert drawn == [0.4, 0.55]  # Plotly's own data: the new point is drawn
-    assert browser.execute_script("return window.__notReloaded === true")  # no reload happened
+    assert browser.execute_script(
+        "return window.__notReloaded === true"
+    )  # no reload happened
     shot(browser, tmp_path, "study-updated")
 
     browser.get(url + f"cell/{run}")
-    wait_for(browser, "return document.querySelector('#heatmaps .heatmap .hm, #heatmaps .heatmap image')")
+    wait_for(
+        browser,
+        "return document.querySelector('#heatmaps .heatmap .hm, #heatmaps .heatmap image')",
+    )
     wait_for(browser, "return document.querySelector('#arch svg.archgraph')")
     graph = browser.execute_script(
         "var s = document.querySelector('#arch svg.archgraph');"
@@ -139,11 +175,18 @@ def test_dashboard_in_headless_chromium(server, browser, tmp_path):
         "        document.querySelector('#heatmaps .heatmap').getAttribute('data-epochs')];"
     )
     assert graph[0] == "4" and graph[1] >= 1 and graph[2] == "2"
-    wait_for(browser, "return document.getElementById('eval').getAttribute('data-points') === '2'")
+    wait_for(
+        browser,
+        "return document.getElementById('eval').getAttribute('data-points') === '2'",
+    )
     shot(browser, tmp_path, "cell-running")
 
     browser.get(url + f"cell/{cells['failed'].id}")
     wait_for(browser, "return !document.getElementById('failure').hidden")
-    assert REASON in browser.execute_script("return document.getElementById('failure').innerText")
-    assert browser.execute_script("return window.__pwned === undefined && window.__nasmixViolations.length === 0")
+    assert REASON in browser.execute_script(
+        "return document.getElementById('failure').innerText"
+    )
+    assert browser.execute_script(
+        "return window.__pwned === undefined && window.__nasmixViolations.length === 0"
+    )
     shot(browser, tmp_path, "cell-failed")
