@@ -14,10 +14,10 @@
 
   function drawFacts(d) {
     var c = d.cell, p = c.progress, r = d.resources, dl = NX.clear(document.getElementById("facts"));
-    var s = p.search_total ? p.search_done + " of " + p.search_total + " " + p.search_unit : p.search_done + " " + p.search_unit;
+    var s = (p.search_total ? p.search_done + " of " + p.search_total : p.search_done) + " " + p.search_unit;
     fact(dl, "phase", p.phase + (p.attempts > 1 ? " (attempt " + p.attempts + ")" : ""));
     fact(dl, "search", s);
-    fact(dl, "evaluation", p.eval_total ? p.eval_done + " of " + p.eval_total + " epochs" : p.eval_done + " epochs");
+    fact(dl, "evaluation", (p.eval_total ? p.eval_done + " of " + p.eval_total : p.eval_done) + " epochs");
     fact(dl, "elapsed", NX.duration(p.elapsed_s));
     fact(dl, "ETA", NX.isNum(p.eta_s) ? NX.duration(p.eta_s) + " (" + p.eta_phase + ")" : "-");
     fact(dl, "last event", NX.isNum(p.last_event_s) ? NX.duration(p.last_event_s) + " ago" : "-");
@@ -43,7 +43,10 @@
     box.appendChild(el("h2", {text: "Failed in the " + f.failed_in}));
     box.appendChild(el("p", {class: "reason", text: f.reason || "(no reason stored)"}));
     if (f.error) box.appendChild(el("p", {text: f.error}));
-    if (f.traceback) box.appendChild(el("details", {}, [el("summary", {text: "traceback"}), el("pre", {text: f.traceback})]));
+    if (f.traceback) {
+      var tb = [el("summary", {text: "traceback"}), el("pre", {text: f.traceback})];
+      box.appendChild(el("details", {}, tb));
+    }
   }
 
   function line(x, y, name, color, extra) {
@@ -53,20 +56,23 @@
   function drawSearch(s) {
     var node = document.getElementById("search");
     document.getElementById("search-note").textContent = s.note || (s.kind ? "" : "No search events yet.");
-    var traces = [], layout = {height: 320, margin: {l: 55, r: 55, t: 10, b: 40}, legend: {orientation: "h", y: -0.2},
-                               yaxis: {title: {text: "top-1"}, tickformat: ".0%"}};
+    var traces = [];
+    var layout = {height: 320, margin: {l: 55, r: 55, t: 10, b: 40}, legend: {orientation: "h", y: -0.2},
+                  yaxis: {title: {text: "top-1"}, tickformat: ".0%"}};
     if (s.kind === "oneshot") {
       var x = s.epochs.map(function (e) { return e.epoch; });
       var col = function (f) { return s.epochs.map(function (e) { return e[f]; }); };
       traces.push(line(x, col("valid_top1"), "valid top-1", NX.COLORS.search));
       traces.push(line(x, col("train_top1"), "train top-1", NX.COLORS.train));
-      traces.push(line(x, col("entropy"), "entropy (nats)", NX.COLORS.top5, {yaxis: "y2", line: {dash: "dot", color: NX.COLORS.top5}}));
+      traces.push(line(x, col("entropy"), "entropy (nats)", NX.COLORS.top5,
+                       {yaxis: "y2", line: {dash: "dot", color: NX.COLORS.top5}}));
       layout.xaxis = {title: {text: "search epoch"}, dtick: x.length < 15 ? 1 : undefined};
       layout.yaxis2 = {title: {text: "entropy (nats)"}, overlaying: "y", side: "right", rangemode: "tozero"};
     } else if (s.kind === "discrete") {
       var i = s.candidates.map(function (c) { return c.index; });
-      traces.push(line(i, s.candidates.map(function (c) { return c.score; }), "score", NX.COLORS.search, {mode: "markers"}));
-      traces.push(line(i, s.candidates.map(function (c) { return c.best_score; }), "best so far", NX.COLORS.top1,
+      var cand = function (f) { return s.candidates.map(function (c) { return c[f]; }); };
+      traces.push(line(i, cand("score"), "score", NX.COLORS.search, {mode: "markers"}));
+      traces.push(line(i, cand("best_score"), "best so far", NX.COLORS.top1,
                        {line: {shape: "hv", color: NX.COLORS.top1}}));
       layout.xaxis = {title: {text: "candidate"}};
       layout.yaxis = {title: {text: "score"}};
@@ -80,7 +86,8 @@
   function drawHeatmaps(maps, note) {
     var box = document.getElementById("heatmaps"), keep = {};
     if (!maps.length) {
-      NX.clear(box).appendChild(el("p", {class: "hint", text: note || "No architecture weights stored yet."}));
+      var why = note || "No architecture weights stored yet.";
+      NX.clear(box).appendChild(el("p", {class: "hint", text: why}));
       return;
     }
     Array.from(box.querySelectorAll("p.hint")).forEach(function (n) { box.removeChild(n); });
@@ -89,7 +96,8 @@
       var node = box.querySelector('[data-group="' + CSS.escape(m.group) + '"]');
       if (!node) { node = el("div", {class: "heatmap", "data-group": m.group}); box.appendChild(node); }
       var edges = m.probs[0].length, ops = m.ops.map(NX.plotText);
-      var rows = [], best = [], names = [], x = m.epochs.map(function (e, j) { return NX.isNum(e) ? e : j + 1; });
+      var rows = [], best = [], names = [];
+      var x = m.epochs.map(function (e, j) { return NX.isNum(e) ? e : j + 1; });
       for (var e = 0; e < edges; e++) {
         rows.push("edge " + e);
         best.push(m.probs.map(function (ep) { return Math.max.apply(null, ep[e]); }));
@@ -100,15 +108,19 @@
       });
       var buttons = [{label: "strongest op", method: "restyle", args: [{z: [best], text: [names]}]}].concat(
         ops.map(function (name, o) {
-          return {label: name, method: "restyle", args: [{z: [perOp[o]], text: [rows.map(function () { return x.map(function () { return name; }); })]}]};
+          var text = rows.map(function () { return x.map(function () { return name; }); });
+          return {label: name, method: "restyle", args: [{z: [perOp[o]], text: [text]}]};
         }));
-      var trace = {type: "heatmap", z: best, x: x, y: rows, text: names, zmin: 0, zmax: 1, colorscale: "Viridis",
-                   hovertemplate: "epoch %{x}, %{y}: %{text} %{z:.3f}<extra></extra>", colorbar: {title: {text: "p"}}};
+      var trace = {type: "heatmap", z: best, x: x, y: rows, text: names, zmin: 0, zmax: 1,
+                   colorscale: "Viridis",
+                   hovertemplate: "epoch %{x}, %{y}: %{text} %{z:.3f}<extra></extra>",
+                   colorbar: {title: {text: "p"}}};
       var layout = {title: {text: NX.plotText(m.group), font: {size: 12}},
                     height: Math.max(220, 60 + 22 * edges), margin: {l: 70, r: 10, t: 60, b: 40},
                     xaxis: {title: {text: "search epoch"}, dtick: x.length < 15 ? 1 : undefined},
                     yaxis: {autorange: "reversed"},
-                    updatemenus: [{buttons: buttons, x: 0, xanchor: "left", y: 1.18, yanchor: "top", direction: "down"}]};
+                    updatemenus: [{buttons: buttons, x: 0, xanchor: "left", y: 1.18, yanchor: "top",
+                                   direction: "down"}]};
       node.setAttribute("data-epochs", x.length);
       Plotly.react(node, [trace], layout, NX.PLOT_CONFIG);
     });
@@ -130,15 +142,16 @@
     g.nodes.forEach(function (name, i) { idx[name] = i; });
     var span = g.edges.reduce(function (a, e) { return Math.max(a, Math.abs(idx[e[1]] - idx[e[0]])); }, 1);
     var top = 34 + 26 * span, width = Math.max(gap * (n - 1) + 80, 200), height = top + 40;
-    var s = svg("svg", {width: width, height: height, viewBox: "0 0 " + width + " " + height, class: "archgraph",
+    var s = svg("svg", {width: width, height: height, viewBox: "0 0 " + width + " " + height,
+                        class: "archgraph",
                         "data-nodes": n, "data-edges": g.edges.length});
     s.appendChild(svg("text", {x: 4, y: 14, class: "gname"}, g.name));
     var cx = function (i) { return 40 + gap * i; };
     g.edges.forEach(function (e) {
       var a = idx[e[0]], b = idx[e[1]], lift = 26 * Math.abs(b - a);
       var x0 = cx(a), x1 = cx(b), mid = (x0 + x1) / 2;
-      s.appendChild(svg("path", {d: "M" + x0 + "," + (top - r) + " Q" + mid + "," + (top - r - 2 * lift) + " " + x1 + "," + (top - r),
-                                 class: "edge"}));
+      var y0 = top - r, path = "M" + x0 + "," + y0 + " Q" + mid + "," + (y0 - 2 * lift) + " " + x1 + "," + y0;
+      s.appendChild(svg("path", {d: path, class: "edge"}));
       s.appendChild(svg("text", {x: mid, y: top - r - lift - 3, class: "op", "text-anchor": "middle"}, e[2]));
     });
     g.nodes.forEach(function (name, i) {
@@ -150,7 +163,8 @@
 
   function drawArch(a) {
     var box = NX.clear(document.getElementById("arch"));
-    document.getElementById("arch-title").textContent = a && a.what !== "chosen" ? "Arch (" + a.what + ")" : "Chosen arch";
+    var title = a && a.what !== "chosen" ? "Arch (" + a.what + ")" : "Chosen arch";
+    document.getElementById("arch-title").textContent = title;
     if (!a) { box.appendChild(el("p", {class: "hint", text: "No arch chosen yet."})); return; }
     box.appendChild(el("pre", {class: "archstr", text: a.arch}));
     a.graphs.forEach(function (g) { box.appendChild(el("div", {class: "graph"}, [archGraph(g)])); });
@@ -162,15 +176,20 @@
     var col = function (f) { return ev.epochs.map(function (e) { return e[f]; }); };
     var traces = [line(x, col("test_top1"), "test top-1", NX.COLORS.top1, {connectgaps: true}),
                   line(x, col("test_top5"), "test top-5", NX.COLORS.top5, {connectgaps: true}),
-                  line(x, col("val_top1"), "valid top-1", NX.COLORS.val1, {connectgaps: true, line: {dash: "dot", color: NX.COLORS.val1}}),
-                  line(x, col("val_top5"), "valid top-5", NX.COLORS.val5, {connectgaps: true, line: {dash: "dot", color: NX.COLORS.val5}}),
-                  line(x, col("train_top1"), "train top-1", NX.COLORS.train, {line: {dash: "dash", color: NX.COLORS.train}})];
+                  line(x, col("val_top1"), "valid top-1", NX.COLORS.val1,
+                       {connectgaps: true, line: {dash: "dot", color: NX.COLORS.val1}}),
+                  line(x, col("val_top5"), "valid top-5", NX.COLORS.val5,
+                       {connectgaps: true, line: {dash: "dot", color: NX.COLORS.val5}}),
+                  line(x, col("train_top1"), "train top-1", NX.COLORS.train,
+                       {line: {dash: "dash", color: NX.COLORS.train}})];
     traces = traces.filter(function (t) { return t.y.some(NX.isNum); });
     var layout = {height: 320, margin: {l: 55, r: 10, t: 10, b: 40}, legend: {orientation: "h", y: -0.2},
-                  xaxis: {title: {text: "evaluation epoch"}}, yaxis: {title: {text: "accuracy"}, tickformat: ".0%"}};
+                  xaxis: {title: {text: "evaluation epoch"}},
+                  yaxis: {title: {text: "accuracy"}, tickformat: ".0%"}};
     if (ev.final && NX.isNum(ev.final.test_top1)) {
       layout.annotations = [{xref: "paper", yref: "paper", x: 1, y: 1.02, xanchor: "right", showarrow: false,
-                             text: "final test top-1 " + NX.pct(ev.final.test_top1) + ", top-5 " + NX.pct(ev.final.test_top5)}];
+                             text: "final test top-1 " + NX.pct(ev.final.test_top1) +
+                                   ", top-5 " + NX.pct(ev.final.test_top5)}];
     }
     node.setAttribute("data-points", x.length);
     Plotly.react(node, traces, layout, NX.PLOT_CONFIG);

@@ -22,7 +22,8 @@ var NX = (function () {
     });
     (children || []).forEach(function (c) {
       if (c === null || c === undefined) return;
-      node.appendChild(typeof c === "string" || typeof c === "number" ? document.createTextNode(String(c)) : c);
+      var text = typeof c === "string" || typeof c === "number";
+      node.appendChild(text ? document.createTextNode(String(c)) : c);
     });
     return node;
   }
@@ -39,7 +40,9 @@ var NX = (function () {
 
   function isNum(x) { return typeof x === "number" && isFinite(x); }
 
-  function pct(x, digits) { return isNum(x) ? (100 * x).toFixed(digits === undefined ? 1 : digits) + "%" : "-"; }
+  function pct(x, digits) {
+    return isNum(x) ? (100 * x).toFixed(digits === undefined ? 1 : digits) + "%" : "-";
+  }
 
   function duration(s) {
     if (!isNum(s)) return "-";
@@ -128,7 +131,8 @@ var NX = (function () {
     if (meta.error) {
       b.hidden = false;
       var when = new Date(1000 * meta.read_at).toLocaleTimeString();
-      b.textContent = "The store could not be read: " + meta.error + " (showing what was read at " + when + ")";
+      b.textContent = "The store could not be read: " + meta.error +
+                      " (showing what was read at " + when + ")";
     } else {
       b.hidden = true;
       b.textContent = "";

@@ -38,7 +38,8 @@
     var u = NX.timeUnit(end), k = u.k, traces = [], shapes = [];
     var search = cv.search.filter(function (p) { return NX.isNum(p[1]); });
     if (search.length) {
-      traces.push({x: search.map(function (p) { return p[0] * k; }), y: search.map(function (p) { return p[1]; }),
+      traces.push({x: search.map(function (p) { return p[0] * k; }),
+                   y: search.map(function (p) { return p[1]; }),
                    mode: "lines+markers", name: "search", line: {color: NX.COLORS.search},
                    hovertemplate: NX.plotText(cv.search_label) + ": %{y:.1%}<extra></extra>"});
     }
@@ -55,7 +56,8 @@
                   xaxis: {title: {text: u.name, font: {size: 10}}, rangemode: "tozero"},
                   yaxis: {tickformat: ".0%", range: [0, 1.02]}};
     if (!search.length && !pts.length) {
-      layout.annotations = [{text: "no accuracy yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5}];
+      layout.annotations = [{text: "no accuracy yet", showarrow: false, xref: "paper", yref: "paper",
+                             x: 0.5, y: 0.5}];
       layout.xaxis.visible = false;
     }
     return {traces: traces, layout: layout, points: search.length + pts.length};
@@ -83,7 +85,8 @@
   }
 
   function rankingTable(g) {
-    var head = ["rank", "cell", "state", "top-1 within budget", "reached at", "cost", "final top-1", "Pareto"];
+    var head = ["rank", "cell", "state", "top-1 within budget", "reached at", "cost", "final top-1",
+                "Pareto"];
     var rows = g.ranking.map(function (r) {
       return el("tr", {class: r.pareto_layer === 1 ? "front" : null}, [
         el("td", {text: r.rank}),
@@ -110,7 +113,8 @@
        mode: "markers", name: "cells", marker: {color: NX.COLORS.top1, size: 9},
        text: r.map(function (x) { return NX.plotText(x.label); }),
        hovertemplate: "%{text}<br>cost %{x:.3g} h, top-1 %{y:.1%}<extra></extra>"},
-      {x: front.map(function (x) { return x.cost_h; }), y: front.map(function (x) { return x.top1_at_budget; }),
+      {x: front.map(function (x) { return x.cost_h; }),
+       y: front.map(function (x) { return x.top1_at_budget; }),
        mode: "lines", name: "Pareto front", line: {color: NX.COLORS.top5, shape: "hv"}, hoverinfo: "skip"}];
     var layout = {height: 280, margin: {l: 50, r: 10, t: 10, b: 40}, showlegend: true,
                   legend: {orientation: "h", y: -0.25},
@@ -129,8 +133,8 @@
         el("h3", {text: g.group}),
         el("p", {class: "hint", text: "budget " + NX.duration(3600 * g.budget_h) + " (" + g.cost_basis +
                                       " time). " + note}),
-        el("div", {class: "group-body"}, [g.ranking.length ? rankingTable(g) : el("p", {text: "No ranked cell yet."}),
-                                          chart])]));
+        el("div", {class: "group-body"}, [
+          g.ranking.length ? rankingTable(g) : el("p", {text: "No ranked cell yet."}), chart])]));
       if (g.ranking.length) paretoChart(chart, g);
     });
   }
@@ -142,7 +146,8 @@
     document.title = title;
     var counts = Object.keys(d.counts).filter(function (k) { return d.counts[k]; })
       .map(function (k) { return d.counts[k] + " " + k; });
-    document.getElementById("counts").textContent = d.cells.length + " cells: " + (counts.join(", ") || "none");
+    var summary = d.cells.length + " cells: " + (counts.join(", ") || "none");
+    document.getElementById("counts").textContent = summary;
     var grid = NX.clear(document.getElementById("cells"));
     d.cells.forEach(function (c) { grid.appendChild(card(c)); });
     drawCurves(d.cells);
