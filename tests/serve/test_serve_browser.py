@@ -180,6 +180,8 @@ def test_dashboard_in_headless_chromium(server, browser, tmp_path):
         "return document.getElementById('eval').getAttribute('data-points') === '2'",
     )
     shot(browser, tmp_path, "cell-running")
+    browser.execute_script("document.getElementById('heatmaps').parentNode.scrollIntoView()")
+    shot(browser, tmp_path, "cell-running-weights-and-arch")
 
     browser.get(url + f"cell/{cells['failed'].id}")
     wait_for(browser, "return !document.getElementById('failure').hidden")

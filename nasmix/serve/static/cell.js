@@ -115,11 +115,13 @@
                    colorscale: "Viridis",
                    hovertemplate: "epoch %{x}, %{y}: %{text} %{z:.3f}<extra></extra>",
                    colorbar: {title: {text: "p"}}};
+      var height = Math.max(240, 110 + 22 * edges);  // the menu sits in the top margin, above the rows
       var layout = {title: {text: NX.plotText(m.group), font: {size: 12}},
-                    height: Math.max(220, 60 + 22 * edges), margin: {l: 70, r: 10, t: 60, b: 40},
+                    height: height, margin: {l: 70, r: 10, t: 70, b: 40},
                     xaxis: {title: {text: "search epoch"}, dtick: x.length < 15 ? 1 : undefined},
                     yaxis: {autorange: "reversed"},
-                    updatemenus: [{buttons: buttons, x: 0, xanchor: "left", y: 1.18, yanchor: "top",
+                    updatemenus: [{buttons: buttons, x: 0, xanchor: "left", y: 1 + 36 / (height - 110),
+                                   yanchor: "top",
                                    direction: "down"}]};
       node.setAttribute("data-epochs", x.length);
       Plotly.react(node, [trace], layout, NX.PLOT_CONFIG);
