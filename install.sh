@@ -7,5 +7,5 @@ cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.14.1" "torchvision==0.29.1"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,search,ray,export]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,search,ray,export,serve]"
 echo "nasmix installed in $(pwd)/.venv (activate with: . .venv/bin/activate)"

@@ -16,7 +16,8 @@ epoch, so they start one step down the cosine and end at lr_min).
 
 The loop keeps the data on the device (`DeviceLoader`), sums losses and
 correct counts on the device and reads them once per epoch, runs bf16
-autocast on CUDA, and logs one `SearchEpoch` per epoch, `Capped` when a cap
+autocast on CUDA, and logs one `SearchEpoch` per epoch (with each edge's op
+probabilities in its extra fields: `arch_weights_extra`), `Capped` when a cap
 of the budget stops it (checked between epochs: nasmix.budget), then
 `SearchDone` (nasmix.events).
 Randomness: one seed drawn from `rng` seeds the supernet's initialisation,
@@ -169,6 +170,25 @@ def entropy(probs: dict[str, torch.Tensor]) -> float:
     """Mean entropy (nats) of the per-edge categorical distributions."""
     per_edge = [-(p * p.clamp_min(1e-12).log()).sum(-1) for p in (q.detach().float() for q in probs.values())]
     return float(torch.cat(per_edge).mean())
+
+
+# The architecture weights in every search_epoch event, for the dashboard's heatmap (nasmix serve):
+# per group, each edge's op probabilities rounded to ARCH_PROB_DIGITS, and the group's op names.
+ARCH_PROB_DIGITS = 3
+
+
+def arch_weights_extra(probs: dict[str, torch.Tensor], op_names: dict[str, tuple[str, ...]]) -> dict:
+    """The `arch_probs` ({group: [[p per op] per edge]}) and `arch_ops` ({group: [op names]}) fields
+    of a search_epoch event: the distributions that `entropy` and decoding read, compact.
+
+    Example:
+        >>> arch_weights_extra({"cell": torch.tensor([[0.25, 0.75]])}, {"cell": ("skip", "conv")})
+        {'arch_probs': {'cell': [[0.25, 0.75]]}, 'arch_ops': {'cell': ['skip', 'conv']}}
+    """
+    rows = {}
+    for g, q in probs.items():
+        rows[g] = [[round(p, ARCH_PROB_DIGITS) for p in edge] for edge in q.detach().float().cpu().tolist()]
+    return {"arch_probs": rows, "arch_ops": {g: list(op_names[g]) for g in probs if g in op_names}}
 
 
 class OneShot(Strategy):
@@ -444,5 +464,5 @@ class OneShot(Strategy):
         clocks = (m.wall_s, m.gpu_s, m.peak_gpu_bytes, m.peak_host_bytes, m.device)
         n = number(epoch) if number else epoch
         run = (steps_done, state.lr, state.partial, clock.elapsed_s())
-        extra = {**tags, **extra}
+        extra = {**tags, **extra, **arch_weights_extra(probs, getattr(state.net, "op_names", {}))}
         log(SearchEpoch(n, epochs, *train, *valid, arch, entropy(probs), *clocks, *run, extra=extra))

@@ -176,6 +176,20 @@ class Store:
         rows = self.db.execute(sql + " ORDER BY seq", args).fetchall()
         return [EventRecord(k, kd, ph, json.loads(d), s, c, t) for s, c, k, kd, ph, t, d in rows]
 
+    def events_since(self, seq: int, cell: str | None = None, limit: int | None = None) -> list[EventRecord]:
+        """Events appended after the one numbered `seq` (0: all), in order: what a poller has not seen.
+
+        Writers take turns (SQLite's one write lock), so numbers grow in commit order and a
+        reader that asks for what came after the last number it saw misses nothing.
+        """
+        sql, args = "SELECT seq, cell, key, kind, phase, time, data FROM events WHERE seq > ?", [int(seq)]
+        if cell is not None:
+            sql += " AND cell = ?"
+            args.append(cell)
+        sql += " ORDER BY seq" + ("" if limit is None else f" LIMIT {int(limit)}")
+        rows = self.db.execute(sql, args).fetchall()
+        return [EventRecord(k, kd, ph, json.loads(d), s, c, t) for s, c, k, kd, ph, t, d in rows]
+
     def keys(self, cell: str) -> set[str]:
         """The event keys a cell has."""
         return {r[0] for r in self.db.execute("SELECT key FROM events WHERE cell = ?", (cell,))}
