@@ -11,7 +11,6 @@ with their ratio, on every device asked for (default: cpu, and cuda when present
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch

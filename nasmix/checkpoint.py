@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import io
@@ -174,10 +175,8 @@ def _prune(folder: Path, epoch: int, config: Any) -> None:
     previous = older[0][0] if older else None  # stays as a fallback should the new file ever read badly
     for e, p in older:
         if e % every and e != last and e != previous:
-            try:
+            with contextlib.suppress(OSError):  # gone already, or not ours to remove: harmless
                 p.unlink()
-            except OSError:  # gone already, or not ours to remove: harmless
-                pass
 
 
 def prepare_folder(folder: Path) -> None:

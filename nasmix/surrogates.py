@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import itertools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -74,7 +75,7 @@ class Surrogate(ABC):
         self._scale: tuple[float, float] | None = None  # the mean and std of the training targets
         self._dim = 0
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "Surrogate":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Surrogate:
         """Train on encodings X (n, d) and scores y (n,).
 
         Args:
@@ -194,7 +195,7 @@ class MLPEnsemble(Surrogate):
         gen = torch.Generator().manual_seed(self.seed)
         dims = [X.shape[1]] + [c.width] * c.layers + [1]
         self._params = []
-        for d_in, d_out in zip(dims[:-1], dims[1:]):
+        for d_in, d_out in itertools.pairwise(dims):
             bound = 1.0 / np.sqrt(d_in)  # nn.Linear's default initialisation
             w = (torch.rand(c.members, d_in, d_out, generator=gen) * 2 - 1) * bound
             b = (torch.rand(c.members, 1, d_out, generator=gen) * 2 - 1) * bound

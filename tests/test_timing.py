@@ -51,9 +51,8 @@ def test_measurements_nest_three_deep(monkeypatch):
     monkeypatch.setattr(timing, "host_peak_bytes", lambda: next(readings))  # a peak that only grows
     timer = Timer("cpu")
     with timer.measure() as search:
-        with timer.measure() as estimate:
-            with timer.measure():
-                pass
+        with timer.measure() as estimate, timer.measure():
+            pass
         with timer.measure():
             pass
     assert search.peak_host_bytes > estimate.peak_host_bytes > 0 and not timing._OPEN

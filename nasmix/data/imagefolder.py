@@ -199,7 +199,7 @@ def read_image_folder(
         arrays = {}
         if set(splits) == {"all"}:
             train_names, train_y, test_names, test_y = [], [], [], []
-            step = max(2, int(round(1 / test_fraction)))
+            step = max(2, round(1 / test_fraction))
             for c in classes:
                 files = sorted(splits["all"][c])
                 for j, f in enumerate(files):

@@ -69,7 +69,7 @@ class Recipe:
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError(f"lr must be > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
 
-    def recipe(self) -> "Recipe":
+    def recipe(self) -> Recipe:
         """Just the recipe fields (a subclass's Config carries more)."""
         return Recipe(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Recipe)})
 
@@ -196,5 +196,5 @@ class TrainingEstimator(Estimator):
 
     def fidelity(self, data, epochs: int) -> dict:
         """The fidelity record of a run on data's own splits and size."""
-        c, h, w = data.task.shape
+        _, h, w = data.task.shape
         return {"epochs": epochs, "data_fraction": 1.0, "size": data.size, "resolution": [h, w]}

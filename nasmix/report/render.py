@@ -34,8 +34,8 @@ from pathlib import Path
 
 from nasmix.report.content import ReportContent, compute_content
 from nasmix.report.data import load_records
-from nasmix.report.figures import draw_figures
 from nasmix.report.efficiency import SUMMARY_COLUMNS
+from nasmix.report.figures import draw_figures
 from nasmix.report.sections import (
     Checklist,
     Fig,

@@ -85,7 +85,7 @@ class Evolution(AskTell):
     def __init__(self, config: Config = Config()):
         self.config = config
 
-    def reset(self, space: "SearchSpace", rng: np.random.Generator) -> None:
+    def reset(self, space: SearchSpace, rng: np.random.Generator) -> None:
         self.space = space
         self.population: deque[tuple[float, Arch]] = deque()  # (score, arch), oldest first
         self.parents: dict[Arch, Arch] = {}

@@ -30,7 +30,6 @@ from nasmix.strategies.base import Strategy
 from nasmix.strategies.oneshot import OneShot, SearchState
 from nasmix.strategies.rsws import shared_weight_scores
 
-
 MODES = ("scratch", "inherit")
 
 

@@ -31,7 +31,7 @@ from nasmix.budget import Clock
 from nasmix.config import pick_device
 from nasmix.data import DatasetArrays, load_dataset, search_split, with_subsets
 from nasmix.errors import NasmixError
-from nasmix.events import ArchChosen, Attempt, Candidate, Capped, End, Event, EvalEpoch, SearchEpoch
+from nasmix.events import ArchChosen, Attempt, Candidate, Capped, End, EvalEpoch, Event, SearchEpoch
 from nasmix.search_types import SearchData
 from nasmix.spaces.base import SearchSpace
 from nasmix.study.schema import CellSpec, EventRecord
@@ -53,7 +53,7 @@ class Resume:
     search_capped: Capped | None = None  # the search's cap, when killed before arch_chosen
 
     @staticmethod
-    def from_events(events: Iterable[EventRecord]) -> "Resume":
+    def from_events(events: Iterable[EventRecord]) -> Resume:
         """What a cell's stored events say about where to resume."""
         typed = [e.event for e in events]
         chosen = next((e for e in typed if isinstance(e, ArchChosen)), None)
