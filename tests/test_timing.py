@@ -42,7 +42,8 @@ def test_a_nested_measurement_keeps_the_enclosing_peak():
 
 
 def test_measurements_nest_three_deep(monkeypatch):
-    """A search, an estimate inside it, an epoch inside that: open measurements with equal peaks stay apart."""
+    """A search, an estimate inside it, an epoch inside that: open measurements with equal peaks stay
+    apart."""
     import itertools
 
     import nasmix.timing as timing

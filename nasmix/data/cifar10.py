@@ -120,8 +120,9 @@ class Cifar10(Dataset):
             batch = loads(blob, CIFAR_GLOBALS, encoding="latin1")
         except UnsafeContent as err:
             raise DataError(
-                f"refusing batch file {file}: it names {', '.join(err.names)} (a CIFAR batch holds only dicts, lists, "
-                "str, bytes, int and numpy arrays); nothing in it was run"
+                f"refusing batch file {file}: it names {', '.join(err.names)} "
+                "(a CIFAR batch holds only dicts, lists, str, bytes, "
+                "int and numpy arrays); nothing in it was run"
             ) from None
         except Exception as err:  # a corrupt pickle raises almost anything (UnpicklingError, EOFError, ...)
             raise DataError(f"corrupt batch file {file}: {type(err).__name__}: {str(err)[:200]}") from None

@@ -28,7 +28,10 @@ ENCODINGS = ("onehot", "path")
 
 
 def make_surrogate(model: str, seed: int):
-    """The nasmix.surrogates model of a name: mlp (MLPEnsemble), gp (GaussianProcess) or gbt (GradientBoosting)."""
+    """The nasmix.surrogates model of a name.
+
+    Names: mlp (MLPEnsemble), gp (GaussianProcess) or gbt (GradientBoosting).
+    """
     cls = {"mlp": surrogates.MLPEnsemble, "gp": surrogates.GaussianProcess, "gbt": surrogates.GradientBoosting}[model]
     return cls(seed=seed)
 

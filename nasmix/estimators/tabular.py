@@ -70,8 +70,8 @@ _TRUST_HINT = (
 
 def _refused(path: Path, err: UnsafeContent) -> DataError:
     return DataError(
-        f"refusing {path}: it names {', '.join(err.names)}, beyond the plain values a benchmark file holds, and "
-        f"nothing in it was run; {_TRUST_HINT}"
+        f"refusing {path}: it names {', '.join(err.names)}, beyond the plain values a benchmark file holds, "
+        f"and nothing in it was run; {_TRUST_HINT}"
     )
 
 

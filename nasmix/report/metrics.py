@@ -9,8 +9,8 @@ all cells (`cost_basis`), so every cell of a report is on the same footing.
 Example:
     >>> from nasmix.report.data import CellRecord, EventRecord
     >>> ev = [EventRecord("arch_chosen", "arch_chosen", "search", {"search_s": 3600.0}),
-    ...       EventRecord("eval/epoch/1", "eval_epoch", "eval", {"epoch": 1, "train_s": 3600.0, "test_top1": 0.5,
-    ...                   "test_top5": 0.9})]
+    ...       EventRecord("eval/epoch/1", "eval_epoch", "eval",
+    ...                   {"epoch": 1, "train_s": 3600.0, "test_top1": 0.5, "test_top5": 0.9})]
     >>> rec = CellRecord("c", "c", "s", "t", "e", "d", 0, "running", {}, tuple(ev))
     >>> curve = runtime_curve(rec)
     >>> curve.points[0].x_h, curve.search_end_h

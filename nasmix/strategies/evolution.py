@@ -35,7 +35,9 @@ PRESETS = {"scaled": (20, 5), "paper": (100, 25)}  # (P, S); "paper": Real et al
 
 @registry.register("strategy", "evolution")
 class Evolution(AskTell):
-    """Regularized evolution (Real et al. 2019, "Regularized evolution for image classifier architecture search").
+    """Regularized evolution.
+
+    After Real et al. 2019, "Regularized evolution for image classifier architecture search".
 
     The first `population` candidates are uniform samples. After that each
     candidate is a child: `sample` members are drawn from the population

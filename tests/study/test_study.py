@@ -509,6 +509,9 @@ def test_cell_killed_after_its_last_epoch_without_checkpoints_is_not_retrained(t
 
 def test_an_eval_seed_is_refused_because_the_cell_seed_rules(tmp_path, capsys):
     path = tmp_path / "seed.toml"
-    path.write_text(f"[study]\nstore='{tmp_path / 'seed.db'}'\nspaces=['nb201']\nstrategies=['random']\n[eval]\nseed = 3\n")
+    path.write_text(
+        f"[study]\nstore='{tmp_path / 'seed.db'}'\nspaces=['nb201']\nstrategies=['random']\n"
+        "[eval]\nseed = 3\n"
+    )
     assert main(["study", str(path)]) == 2
     assert "[study] seeds" in capsys.readouterr().err
