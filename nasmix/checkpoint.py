@@ -85,7 +85,7 @@ def checkpoints(folder: Path) -> list[tuple[int, Path]]:
 
 def rng_state() -> dict:
     """The torch RNG states, as uint8 tensors (CUDA's only where CUDA is in use)."""
-    state = {"torch": torch.get_rng_state()}
+    state: dict[str, torch.Tensor | list[torch.Tensor]] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

@@ -93,6 +93,7 @@ class Dataset(ABC):
     """
 
     cacheable: bool = True
+    registry_name: str = "?"
 
     @abstractmethod
     def read(self) -> DatasetArrays:

@@ -38,7 +38,7 @@ TOLERANCE = 1.0  # pixels two boxes may share (anti-aliased edges touch)
 
 def on_data(text: Text) -> Text:
     """Mark a text as meant to sit on its data (an arc's op, a node's name): `overlaps` lets it."""
-    text.nasmix_on_data = True
+    text.nasmix_on_data = True  # type: ignore[attr-defined]  # a mark of our own on matplotlib's Text
     return text
 
 
