@@ -85,7 +85,9 @@ class Surrogate(ABC):
         Returns:
             The model itself, trained.
         """
-        X, y = _check_xy(X, y)
+        X, checked = _check_xy(X, y)
+        assert checked is not None  # _check_xy returns None only for y=None
+        y = checked
         mu, sd = float(y.mean()), float(y.std())
         self._scale, self._dim = (mu, sd if sd > 1e-12 else 1.0), X.shape[1]
         self._fit(X, (y - mu) / self._scale[1])
@@ -318,6 +320,7 @@ class GaussianProcess(Surrogate):
         self._X = X
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        assert self.params is not None, "fit first"  # predict() refuses an unfitted model before this
         signal, length, _ = self.params
         Ks = self._kernel(self._dist(self._X, X), signal, length)
         with _one_blas_thread():

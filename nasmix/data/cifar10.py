@@ -93,7 +93,10 @@ class Cifar10(Dataset):
                 def read(name: str) -> bytes:
                     if name not in members:
                         raise DataError(f"{path} has no member {name!r}: is it the official {self.archive}?")
-                    return tar.extractfile(members[name]).read()
+                    member = tar.extractfile(members[name])
+                    if member is None:  # a link or a folder, not a file
+                        raise DataError(f"{path}: member {name!r} is not a file: is it the official {self.archive}?")
+                    return member.read()
 
                 return self._read_batches(read, str(path))
         except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
