@@ -199,7 +199,10 @@ def read_image_folder(
         label = {c: i for i, c in enumerate(classes)}
         arrays = {}
         if set(splits) == {"all"}:
-            train_names, train_y, test_names, test_y = [], [], [], []
+            train_names: list[str] = []
+            test_names: list[str] = []
+            train_y: list[int] = []
+            test_y: list[int] = []
             step = max(2, round(1 / test_fraction))
             for c in classes:
                 files = sorted(splits["all"][c])
