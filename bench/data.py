@@ -11,7 +11,6 @@ with their ratio, on every device asked for (default: cpu, and cuda when present
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -116,7 +115,8 @@ def main() -> None:
         epoch_nasmix(images, data.task, device, cfg)  # warm-up (cuDNN autotune, allocator)
         a = epoch_nasmix(images, data.task, device, cfg)
         b = epoch_torchvision(images, data.task, device, cfg, args.workers)
-        print(f"{label:<44} {f'resnet20 epoch s ({len(images)} images)':<34} {a:>12.2f} {b:>12.2f} {b / a:>6.1f}x")
+        what = f"resnet20 epoch s ({len(images)} images)"
+        print(f"{label:<44} {what:<34} {a:>12.2f} {b:>12.2f} {b / a:>6.1f}x")
 
 
 if __name__ == "__main__":

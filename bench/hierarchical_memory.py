@@ -123,7 +123,8 @@ def main(argv=None) -> list[dict]:
     scale = args.plan_batch / args.batch
     print(
         f"# {device_name(device)}; hierarchical ({args.variant}), search size, batch {args.batch}; "
-        f"plan budget {memory_gib:.2f} GiB = {FREE_SHARE} x {args.card_gib:g} GiB x {args.batch}/{args.plan_batch}"
+        f"plan budget {memory_gib:.2f} GiB = {FREE_SHARE} x {args.card_gib:g} GiB"
+        f" x {args.batch}/{args.plan_batch}"
         " (sampled mode needs no estimate: '-')"
     )
     scaled = "growth x" + format(scale, "g")

@@ -79,7 +79,8 @@ def main() -> None:
     data = SearchData(subset(half_w, n_train, 10), subset(half_a, n_valid, 10), cifar.task, device, size=size)
     space = registry.create("space", "nb201")
     archs = distinct_archs(space, args.archs, np.random.default_rng(args.seed))
-    print(f"device: {device_name(device)}; {len(archs)} nb201 archs, size {size}, {len(data.train)} training and "
+    print(f"device: {device_name(device)}; {len(archs)} nb201 archs, size {size}, "
+          f"{len(data.train)} training and "
           f"{len(data.valid)} validation images, {epochs} epochs, batch {batch}")  # fmt: skip
 
     trainer = registry.create("estimator", "train", epochs=epochs, batch_size=batch)

@@ -28,7 +28,8 @@ Usage:
                            [--images 25000] [--anchors ../shared/anchors/naslib.json] [--json out.json]
 
 Example (small CPU setting):
-    python bench/search.py --device cpu --size tiny --steps 2 --warmup 1 --images 256 --spaces simple_cell,darts
+    python bench/search.py --device cpu --size tiny --steps 2 --warmup 1 --images 256 \\
+        --spaces simple_cell,darts
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ def main(argv=None) -> list[dict]:
     # NASLib's figures are for the search size at batch 64 with 25,000 images per half: compare only those.
     compare = bool(anchors) and args.size == "search" and args.batch == 64 and args.images >= HALF_IMAGES
     if anchors and not compare:
-        print(f"# NASLib's figures are for --size search --batch 64 --images {HALF_IMAGES}: no ratios for this setting")
+        print(f"# NASLib's figures are for --size search --batch 64 --images {HALF_IMAGES}: "
+              "no ratios for this setting")
     head = f"{'space':<13} {'strategy':<9} {'s/step':>8} {'s/epoch':>9} {'peak MiB':>9}"
     print(head + (f" {'NASLib s/ep':>11} {'NASLib MiB':>10} {'speed-up':>8} {'memory':>7} {'target':>6}"
                   if compare else ""))  # fmt: skip

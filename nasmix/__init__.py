@@ -46,12 +46,42 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "load_model": ("nasmix.export.hub", "load_model"),
 }
 
-__all__ = ["__version__", *_LAZY]
+# A literal list, so that linters and type checkers read it (tests/test_api.py checks it names _LAZY).
+__all__ = [
+    "Arch",
+    "Budget",
+    "CellSpec",
+    "ConfigError",
+    "NasmixError",
+    "SearchResult",
+    "Study",
+    "TrainConfig",
+    "__version__",
+    "create",
+    "create_model",
+    "events",
+    "fit",
+    "load_model",
+    "load_study",
+    "names",
+    "run_study",
+    "search",
+    "write_report",
+]
 
 if TYPE_CHECKING:
     from nasmix import events
-    from nasmix.api import SearchResult, Study, create, fit, load_study, names, run_study, search
-    from nasmix.api import write_report
+    from nasmix.api import (
+        SearchResult,
+        Study,
+        create,
+        fit,
+        load_study,
+        names,
+        run_study,
+        search,
+        write_report,
+    )
     from nasmix.arch import Arch
     from nasmix.budget import Budget
     from nasmix.errors import ConfigError, NasmixError

@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -152,10 +152,11 @@ def search(
     Raises:
         ConfigError: unknown names or options, a combination that makes no sense.
     """
-    space = _module("space", space, SearchSpace)
-    strategy = _module("strategy", strategy, Strategy)
+    # _module checks the class (mypy takes no abstract class for a type[T] argument, hence the casts)
+    space = cast(SearchSpace, _module("space", space, SearchSpace))
+    strategy = cast(Strategy, _module("strategy", strategy, Strategy))
     if estimator is not None:
-        estimator = _module("estimator", estimator, Estimator)
+        estimator = cast(Estimator, _module("estimator", estimator, Estimator))
     if strategy.kind != "oneshot" and estimator is None:
         valid = ", ".join(registry.names("estimator"))
         raise ConfigError(f"strategy {strategy.registry_name!r} is discrete: it needs an estimator ({valid})")

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -62,10 +63,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview) 
     except OSError:
         # Only OSError is cleaned up: a process killed here leaves the .tmp file, as a real kill would,
         # and the next write of the same target overwrites it.
-        try:
+        with contextlib.suppress(OSError):
             tmp.unlink()
-        except OSError:
-            pass
         raise
     fsync_dir(path.parent)
     return path

@@ -77,7 +77,7 @@ class Budget:
         """Whether any cap (or a replayed one) applies."""
         return self.max_seconds is not None or self.max_gpu_seconds is not None or self.replay is not None
 
-    def clock(self, timer: Timer | None, total: float) -> "Clock":
+    def clock(self, timer: Timer | None, total: float) -> Clock:
         """Start this budget's clock for a loop of `total` units (now, when it has a timer)."""
         return Clock(self, total, timer)
 

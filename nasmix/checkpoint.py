@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import io
@@ -84,7 +85,7 @@ def checkpoints(folder: Path) -> list[tuple[int, Path]]:
 
 def rng_state() -> dict:
     """The torch RNG states, as uint8 tensors (CUDA's only where CUDA is in use)."""
-    state = {"torch": torch.get_rng_state()}
+    state: dict[str, torch.Tensor | list[torch.Tensor]] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -174,10 +175,8 @@ def _prune(folder: Path, epoch: int, config: Any) -> None:
     previous = older[0][0] if older else None  # stays as a fallback should the new file ever read badly
     for e, p in older:
         if e % every and e != last and e != previous:
-            try:
+            with contextlib.suppress(OSError):  # gone already, or not ours to remove: harmless
                 p.unlink()
-            except OSError:  # gone already, or not ours to remove: harmless
-                pass
 
 
 def prepare_folder(folder: Path) -> None:

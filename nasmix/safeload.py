@@ -32,7 +32,7 @@ import os
 import pickle
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -58,7 +58,8 @@ def _numpy_globals() -> dict[tuple[str, str], Any]:
     found = {
         "_reconstruct": multiarray._reconstruct,  # ndarray.__reduce__ (protocols 0-4)
         "scalar": multiarray.scalar,  # numpy scalars (np.int64(3) in a label list)
-        "_frombuffer": numeric._frombuffer,  # ndarray.__reduce_ex__ with protocol 5
+        # ndarray.__reduce_ex__ with protocol 5; a private name, absent from numpy's stubs
+        "_frombuffer": numeric._frombuffer,  # type: ignore[attr-defined]
     }
     out: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
     for package in ("numpy.core", "numpy._core"):  # numpy 1 and 2 names; numpy 2 reads both
@@ -199,10 +200,11 @@ def _scan_globals(path: Path) -> list[str]:
     try:
         with open(path, "rb") as f:
             for op, arg, _ in pickletools.genops(f):
+                # genops types `arg` by opcode, which its annotation cannot say: a str for these
                 if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-                    strings.append(arg)
+                    strings.append(cast(str, arg))
                 elif op.name == "GLOBAL":
-                    names.append(arg.replace(" ", "."))
+                    names.append(cast(str, arg).replace(" ", "."))
                 elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
                     names.append(f"{strings[-2]}.{strings[-1]}")
     except Exception:  # the stream ends or breaks: report what was seen before

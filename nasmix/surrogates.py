@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import itertools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -74,7 +75,7 @@ class Surrogate(ABC):
         self._scale: tuple[float, float] | None = None  # the mean and std of the training targets
         self._dim = 0
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "Surrogate":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Surrogate:
         """Train on encodings X (n, d) and scores y (n,).
 
         Args:
@@ -84,7 +85,9 @@ class Surrogate(ABC):
         Returns:
             The model itself, trained.
         """
-        X, y = _check_xy(X, y)
+        X, checked = _check_xy(X, y)
+        assert checked is not None  # _check_xy returns None only for y=None
+        y = checked
         mu, sd = float(y.mean()), float(y.std())
         self._scale, self._dim = (mu, sd if sd > 1e-12 else 1.0), X.shape[1]
         self._fit(X, (y - mu) / self._scale[1])
@@ -194,7 +197,7 @@ class MLPEnsemble(Surrogate):
         gen = torch.Generator().manual_seed(self.seed)
         dims = [X.shape[1]] + [c.width] * c.layers + [1]
         self._params = []
-        for d_in, d_out in zip(dims[:-1], dims[1:]):
+        for d_in, d_out in itertools.pairwise(dims):
             bound = 1.0 / np.sqrt(d_in)  # nn.Linear's default initialisation
             w = (torch.rand(c.members, d_in, d_out, generator=gen) * 2 - 1) * bound
             b = (torch.rand(c.members, 1, d_out, generator=gen) * 2 - 1) * bound
@@ -317,6 +320,7 @@ class GaussianProcess(Surrogate):
         self._X = X
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        assert self.params is not None, "fit first"  # predict() refuses an unfitted model before this
         signal, length, _ = self.params
         Ks = self._kernel(self._dist(self._X, X), signal, length)
         with _one_blas_thread():

@@ -115,10 +115,9 @@ class _Energy:
 
             pynvml.nvmlInit()
             index = device.index if device.index is not None else torch.cuda.current_device()
-            try:  # NVML numbers every GPU of the machine; CUDA only the visible ones (CUDA_VISIBLE_DEVICES)
+            # NVML numbers every GPU of the machine; CUDA only the visible ones (CUDA_VISIBLE_DEVICES)
+            with contextlib.suppress(Exception):
                 index = torch.cuda._get_nvml_device_index(index)
-            except Exception:
-                pass
             self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
             pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
             self.nvml = pynvml

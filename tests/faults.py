@@ -56,7 +56,7 @@ class Fault:
         self.injected = 0
         self.bytes_written = 0
 
-    def install(self, monkeypatch) -> "Fault":
+    def install(self, monkeypatch) -> Fault:
         """Route nasmix.atomicfile's opener through this plan for the rest of the test."""
         import nasmix.atomicfile
 
@@ -64,7 +64,7 @@ class Fault:
         return self
 
     def open(self, path, mode: str):
-        f = open(path, mode)
+        f = open(path, mode)  # noqa: SIM115 - the wrapper returned owns the file, and its caller closes it
         armed = self.injected < self.times and (self.match is None or self.match in os.fspath(path))
         return _FaultyFile(f, self) if armed else _CountingFile(f, self)
 

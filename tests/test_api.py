@@ -20,6 +20,7 @@ def test_import_nasmix_loads_neither_torch_nor_the_api():
 
 
 def test_the_public_names_resolve():
+    assert sorted(nasmix.__all__) == sorted(["__version__", *nasmix._LAZY])
     for name in nasmix.__all__:
         assert getattr(nasmix, name) is not None, name
     assert nasmix.create is nasmix.api.create and nasmix.Budget is nasmix.budget.Budget

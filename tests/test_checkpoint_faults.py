@@ -74,7 +74,7 @@ def test_full_disk_while_checkpointing_stops_and_resumes(data, full, tmp_path, m
     fault = Fault(at_byte=_stages(full_folder)[stage], error=errno.ENOSPC, match="epoch-0002").install(
         monkeypatch
     )
-    with pytest.raises(CheckpointError, match="disk full while writing checkpoint .*epoch-0002"):
+    with pytest.raises(CheckpointError, match=r"disk full while writing checkpoint .*epoch-0002"):
         _train(data, tmp_path)
     assert fault.injected == 1
     assert [e for e, _ in checkpoints(tmp_path)] == [
@@ -88,7 +88,7 @@ def test_full_disk_while_checkpointing_stops_and_resumes(data, full, tmp_path, m
 def test_other_write_errors_stop_with_a_clear_message(data, full, tmp_path, monkeypatch):
     full_result, _ = full
     Fault(at_byte=10, error=errno.EIO, match="epoch-0003").install(monkeypatch)
-    with pytest.raises(CheckpointError, match="cannot write checkpoint .*epoch-0003.*Input/output error"):
+    with pytest.raises(CheckpointError, match=r"cannot write checkpoint .*epoch-0003.*Input/output error"):
         _train(data, tmp_path)
     monkeypatch.undo()
     _assert_resumes(data, tmp_path, full_result, resumed_from=2)
@@ -288,7 +288,7 @@ def test_a_checkpoint_folder_that_is_a_file_fails_before_training(data, tmp_path
     blocker.write_text("not a folder")
     with pytest.raises(CheckpointError, match="is a file"):
         train(_net(), data.train, data.task, CFG, checkpoint_dir=blocker, callback=pytest.fail)
-    argv = "train --model resnet20 --dataset synthetic --epochs 1 --device cpu --quiet".split()
+    argv = ["train", "--model", "resnet20", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu", "--quiet"]
     code = main([*argv, "--checkpoint-dir", str(blocker)])
     out, err = capsys.readouterr()
     assert code == 2 and "is a file" in err and "epoch" not in out

@@ -1,5 +1,4 @@
 import io
-import os
 import pickle
 import tarfile
 import zipfile
@@ -110,7 +109,7 @@ def test_nasmix_data_environment_variable(tmp_path, monkeypatch):
 
 
 def test_missing_path_is_named(tmp_path):
-    with pytest.raises(DataError, match="nope.*does not exist"):
+    with pytest.raises(DataError, match=r"nope.*does not exist"):
         load_dataset("cifar10", tmp_path / "nope")
 
 
@@ -130,7 +129,7 @@ def test_wrong_image_size_is_named(tmp_path):
 
 def test_unknown_class_layout(tmp_path):
     root = write_folder(tmp_path / "c", classes=CLASSES[:9] + ("zebra",))
-    with pytest.raises(DataError, match="unknown class layout.*zebra"):
+    with pytest.raises(DataError, match=r"unknown class layout.*zebra"):
         load_dataset("cifar10", root)
     flat = tmp_path / "flat"
     flat.mkdir()
@@ -142,7 +141,7 @@ def test_unknown_class_layout(tmp_path):
 def test_corrupt_batch_file_is_named(tmp_path):
     folder = write_batches(tmp_path / "cifar-10-batches-py")
     (folder / "data_batch_3").write_bytes(b"garbage")
-    with pytest.raises(DataError, match="corrupt batch file .*data_batch_3"):
+    with pytest.raises(DataError, match=r"corrupt batch file .*data_batch_3"):
         load_dataset("cifar10", tmp_path)
 
 

@@ -187,11 +187,13 @@ def test_an_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path,
 def test_a_zip_member_declaring_an_absurd_size_is_refused_before_inflating(tmp_path):
     files = _folder_files()
     path = _write_zip(tmp_path / "bomb.zip", files)
-    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:
-        with z.open("train/a/9.png", "w", force_zip64=True) as member:  # 65 MiB of zeros, about 64 KiB packed
-            block = b"\0" * 2**20
-            for _ in range(MAX_FILE_BYTES // 2**20 + 1):
-                member.write(block)
+    with (
+        zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z,
+        z.open("train/a/9.png", "w", force_zip64=True) as member,  # 65 MiB of zeros, about 64 KiB packed
+    ):
+        block = b"\0" * 2**20
+        for _ in range(MAX_FILE_BYTES // 2**20 + 1):
+            member.write(block)
     assert path.stat().st_size < 2**20
     with pytest.raises(DataError, match=r"bomb\.zip/train/a/9\.png: it declares 68,157,440 bytes"):
         _load(path)
@@ -233,7 +235,7 @@ def test_replacing_a_zip_member_is_noticed_even_with_the_same_size_and_time(tmp_
 
 # ---- a location for a dataset that reads none ------------------------------------------------------
 def test_data_path_for_synthetic_is_refused(tmp_path, capsys):
-    argv = "train --model resnet20 --dataset synthetic --epochs 1 --device cpu --quiet".split()
+    argv = ["train", "--model", "resnet20", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu", "--quiet"]
     code = main([*argv, "--data", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "--data" in err and "synthetic reads no files" in err and "Traceback" not in err

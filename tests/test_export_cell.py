@@ -99,6 +99,7 @@ def test_trained_cell_exports_with_its_weights_and_card(study, tmp_path):
         "(epoch 2)",
         "| parameters |",
         "| FLOPs |",
+        "| input | float tensor (N, 3, ",  # the channels, not the cell (the card once printed its record)
         "| search |",
         "| training |",
         "no GPU clock",

@@ -42,7 +42,8 @@ def test_a_nested_measurement_keeps_the_enclosing_peak():
 
 
 def test_measurements_nest_three_deep(monkeypatch):
-    """A search, an estimate inside it, an epoch inside that: open measurements with equal peaks stay apart."""
+    """A search, an estimate inside it, an epoch inside that: open measurements with equal peaks stay
+    apart."""
     import itertools
 
     import nasmix.timing as timing
@@ -51,9 +52,8 @@ def test_measurements_nest_three_deep(monkeypatch):
     monkeypatch.setattr(timing, "host_peak_bytes", lambda: next(readings))  # a peak that only grows
     timer = Timer("cpu")
     with timer.measure() as search:
-        with timer.measure() as estimate:
-            with timer.measure():
-                pass
+        with timer.measure() as estimate, timer.measure():
+            pass
         with timer.measure():
             pass
     assert search.peak_host_bytes > estimate.peak_host_bytes > 0 and not timing._OPEN

@@ -60,7 +60,7 @@ class ImageArrays:
     def __len__(self) -> int:
         return len(self.y)
 
-    def take(self, index: np.ndarray) -> "ImageArrays":
+    def take(self, index: np.ndarray) -> ImageArrays:
         """The images at the given indices."""
         return ImageArrays(self.x[index], self.y[index])
 
@@ -93,6 +93,7 @@ class Dataset(ABC):
     """
 
     cacheable: bool = True
+    registry_name: str = "?"
 
     @abstractmethod
     def read(self) -> DatasetArrays:
@@ -284,7 +285,7 @@ def search_split(images: ImageArrays, num_classes: int, portion: float = 0.5) ->
     first, second = [], []
     for c in range(num_classes):
         idx = np.flatnonzero(images.y == c)
-        cut = int(round(len(idx) * portion))
+        cut = round(len(idx) * portion)
         first.append(idx[:cut])
         second.append(idx[cut:])
     return images.take(np.sort(np.concatenate(first))), images.take(np.sort(np.concatenate(second)))

@@ -93,7 +93,10 @@ class Cifar10(Dataset):
                 def read(name: str) -> bytes:
                     if name not in members:
                         raise DataError(f"{path} has no member {name!r}: is it the official {self.archive}?")
-                    return tar.extractfile(members[name]).read()
+                    member = tar.extractfile(members[name])
+                    if member is None:  # a link or a folder, not a file
+                        raise DataError(f"{path}: member {name!r} is not a file: is it the official {self.archive}?")
+                    return member.read()
 
                 return self._read_batches(read, str(path))
         except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
@@ -120,8 +123,9 @@ class Cifar10(Dataset):
             batch = loads(blob, CIFAR_GLOBALS, encoding="latin1")
         except UnsafeContent as err:
             raise DataError(
-                f"refusing batch file {file}: it names {', '.join(err.names)} (a CIFAR batch holds only dicts, lists, "
-                "str, bytes, int and numpy arrays); nothing in it was run"
+                f"refusing batch file {file}: it names {', '.join(err.names)} "
+                "(a CIFAR batch holds only dicts, lists, str, bytes, "
+                "int and numpy arrays); nothing in it was run"
             ) from None
         except Exception as err:  # a corrupt pickle raises almost anything (UnpicklingError, EOFError, ...)
             raise DataError(f"corrupt batch file {file}: {type(err).__name__}: {str(err)[:200]}") from None

@@ -193,13 +193,17 @@ def read_image_folder(
                     )
         elif sorted(classes) != found or any(set(v) != set(classes) for v in splits.values()):
             raise DataError(
-                f"unknown class layout in {path}: class folders {found} do not match the expected {sorted(classes)}"
+                f"unknown class layout in {path}: class folders {found} "
+                f"do not match the expected {sorted(classes)}"
             )
         label = {c: i for i, c in enumerate(classes)}
         arrays = {}
         if set(splits) == {"all"}:
-            train_names, train_y, test_names, test_y = [], [], [], []
-            step = max(2, int(round(1 / test_fraction)))
+            train_names: list[str] = []
+            test_names: list[str] = []
+            train_y: list[int] = []
+            test_y: list[int] = []
+            step = max(2, round(1 / test_fraction))
             for c in classes:
                 files = sorted(splits["all"][c])
                 for j, f in enumerate(files):
@@ -214,8 +218,8 @@ def read_image_folder(
                 listing[split] = (names, ys)
         for split, (names, ys) in listing.items():
             if not names:
-                hint = (f": without split folders every {step}th image of a class is a test image, so a class needs "
-                        f"at least {step} images" if set(splits) == {"all"} else "")  # fmt: skip
+                hint = (f": without split folders every {step}th image of a class is a test image, "
+                        f"so a class needs at least {step} images" if set(splits) == {"all"} else "")  # fmt: skip
                 raise DataError(f"no {split} images{hint}")
             x = _decode(source, names, size)
             size = x.shape[1:3]

@@ -123,8 +123,9 @@ class DeviceLoader:
 
     def _make(self, idx: torch.Tensor, d: dict[str, torch.Tensor]) -> torch.Tensor:
         h, w = self.size
+        a = self.augment  # not None whenever `d` holds draws
+        pad, cutout = (a.crop_padding, a.cutout) if a is not None else (0, 0)
         if "dy" in d:
-            pad = self.augment.crop_padding
             rows = d["dy"][:, None] - pad + self.rows  # source row of each output row (may be outside)
             cols = d["dx"][:, None] - pad + self.cols
             inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
@@ -137,10 +138,10 @@ class DeviceLoader:
         x = x.permute(0, 3, 1, 2).float()  # NHWC storage: this view is channels_last already
         x = (x - self.mean) * self.inv_std
         if "cy" in d:
-            half = self.augment.cutout // 2
+            half = cutout // 2
             ys, xs = self.rows, self.cols
-            in_rows = (ys[None, :] >= d["cy"][:, None] - half) & (ys[None, :] < d["cy"][:, None] + self.augment.cutout - half)
-            in_cols = (xs[None, :] >= d["cx"][:, None] - half) & (xs[None, :] < d["cx"][:, None] + self.augment.cutout - half)
+            in_rows = (ys[None, :] >= d["cy"][:, None] - half) & (ys[None, :] < d["cy"][:, None] + cutout - half)
+            in_cols = (xs[None, :] >= d["cx"][:, None] - half) & (xs[None, :] < d["cx"][:, None] + cutout - half)
             hole = in_rows[:, None, :, None] & in_cols[:, None, None, :]
             x = x.masked_fill(hole, 0.0)
         if not self.channels_last:

@@ -31,7 +31,9 @@ class Estimator(ABC):
     kind: ClassVar[str] = "training"
     registry_name: str = "?"
 
-    def prepare(self, space: SearchSpace, data: SearchData, budget: Budget, rng: np.random.Generator) -> None:
+    def prepare(  # noqa: B027 - a no-op default on purpose; estimators without set-up need not override it
+        self, space: SearchSpace, data: SearchData, budget: Budget, rng: np.random.Generator
+    ) -> None:
         """Called once before a search (e.g. to train a supernet); no-op by default."""
 
     @abstractmethod

@@ -38,7 +38,8 @@ class EarlyStopping(TrainingEstimator):
     for a stopped candidate, which therefore ranks below the k-th best
     curve at that epoch and, on rising curves, below completed candidates.
     Cost: the measured seconds of the epochs actually trained (validation
-    included). A diverging candidate scores 0.0, as in "train". The fidelity says how many epochs ran and whether it stopped.
+    included). A diverging candidate scores 0.0, as in "train". The fidelity says how many epochs ran
+    and whether it stopped.
     Source: the curve-based stopping rules of performance estimation
     (Elsken et al. 2019, section 5; Domhan et al. 2015 extrapolate the
     curve; Baker et al. 2018 predict it). Departures: this is the simplest

@@ -88,7 +88,10 @@ class Inheritance(TrainingEstimator):
         def __post_init__(self) -> None:
             super().__post_init__()
             if self.scratch_epochs < 1 or self.cache_size < 1:
-                raise ConfigError(f"scratch_epochs and cache_size must be >= 1, got {self.scratch_epochs}, {self.cache_size}")
+                raise ConfigError(
+                    "scratch_epochs and cache_size must be >= 1, "
+                    f"got {self.scratch_epochs}, {self.cache_size}"
+                )
 
     def __init__(self, config: Config = Config()):
         super().__init__(config)

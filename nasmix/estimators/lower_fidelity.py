@@ -102,7 +102,7 @@ class LowerFidelity(TrainingEstimator):
         """The reduced training and validation splits and their task (made once per data)."""
         if self._data is not data or self._splits is None:
             c = self.config
-            n = max(data.task.num_classes, int(round(len(data.train) * c.data_fraction)))
+            n = max(data.task.num_classes, round(len(data.train) * c.data_fraction))
             train = subset(data.train, n if c.data_fraction < 1 else None, data.task.num_classes)
             train = ImageArrays(downsample(train.x, c.downsample), train.y)
             valid = ImageArrays(downsample(data.valid.x, c.downsample), data.valid.y)

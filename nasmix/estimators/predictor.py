@@ -28,7 +28,10 @@ ENCODINGS = ("onehot", "path")
 
 
 def make_surrogate(model: str, seed: int):
-    """The nasmix.surrogates model of a name: mlp (MLPEnsemble), gp (GaussianProcess) or gbt (GradientBoosting)."""
+    """The nasmix.surrogates model of a name.
+
+    Names: mlp (MLPEnsemble), gp (GaussianProcess) or gbt (GradientBoosting).
+    """
     cls = {"mlp": surrogates.MLPEnsemble, "gp": surrogates.GaussianProcess, "gbt": surrogates.GradientBoosting}[model]
     return cls(seed=seed)
 
@@ -95,7 +98,7 @@ class Predictor(TrainingEstimator):
     def _reset(self) -> None:
         self.X: list[np.ndarray] = []
         self.y: list[float] = []
-        self.model = None
+        self.model: surrogates.Surrogate | None = None
         self._dirty = False
         self._since = 0  # predictions since the last trained candidate
 
@@ -127,7 +130,7 @@ class Predictor(TrainingEstimator):
             return Estimate(run.score, run.seconds, fidelity, extra=run.extra)
         with data.timer.measure() as m:
             refit = self._dirty
-            if refit:
+            if refit or self.model is None:  # None only before the first fit, when _dirty is set anyway
                 self.model = make_surrogate(c.model, self.seed).fit(np.stack(self.X), np.array(self.y))
                 self._dirty = False
             mean, std = self.model.predict(x[None, :])

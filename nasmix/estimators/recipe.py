@@ -69,7 +69,7 @@ class Recipe:
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError(f"lr must be > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
 
-    def recipe(self) -> "Recipe":
+    def recipe(self) -> Recipe:
         """Just the recipe fields (a subclass's Config carries more)."""
         return Recipe(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Recipe)})
 
@@ -153,6 +153,7 @@ def fit(space, arch: Arch, data, recipe: Recipe, seed: int, *, batch_size: int =
     device = data.device
     with data.timer.measure() as m:
         model = build_seeded(space, arch, task, size or data.size, seed)
+        kept: nn.Module | None = model  # the trained network, None when it diverged
         if init is not None:
             init(model)
         try:
@@ -165,11 +166,11 @@ def fit(space, arch: Arch, data, recipe: Recipe, seed: int, *, batch_size: int =
                 score = score_model(model, valid_images, task, device, config)
             diverged = stopped = False
         except DivergedError:
-            history, score, diverged, stopped, model = [], 0.0, True, False, None
+            history, score, diverged, stopped, kept = [], 0.0, True, False, None
         except StopTraining:
             history, score, diverged, stopped = [], float("nan"), False, True
     extra = {"gpu_s": m.gpu_s, "device": m.device, **({"diverged": True} if diverged else {})}
-    return Run(float(score), m.wall_s, history, model, extra, stopped)
+    return Run(float(score), m.wall_s, history, kept, extra, stopped)
 
 
 def score_model(model: nn.Module, images: ImageArrays, task: Task, device: torch.device,
@@ -196,5 +197,5 @@ class TrainingEstimator(Estimator):
 
     def fidelity(self, data, epochs: int) -> dict:
         """The fidelity record of a run on data's own splits and size."""
-        c, h, w = data.task.shape
+        _, h, w = data.task.shape
         return {"epochs": epochs, "data_fraction": 1.0, "size": data.size, "resolution": [h, w]}

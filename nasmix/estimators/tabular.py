@@ -70,8 +70,8 @@ _TRUST_HINT = (
 
 def _refused(path: Path, err: UnsafeContent) -> DataError:
     return DataError(
-        f"refusing {path}: it names {', '.join(err.names)}, beyond the plain values a benchmark file holds, and "
-        f"nothing in it was run; {_TRUST_HINT}"
+        f"refusing {path}: it names {', '.join(err.names)}, beyond the plain values a benchmark file holds, "
+        f"and nothing in it was run; {_TRUST_HINT}"
     )
 
 
@@ -79,7 +79,7 @@ def _unpickle_bz2(path: Path, trusted: bool = False):
     try:
         with bz2.BZ2File(path, "rb") as f:
             if trusted:
-                return pickle.load(f)  # noqa: S301 - the user vouched for this file (trusted = true)
+                return pickle.load(f)  # the user vouched for this file (trusted = true)
             return safeload.load(f, PLAIN_GLOBALS)
     except UnsafeContent as err:
         raise _refused(path, err) from None

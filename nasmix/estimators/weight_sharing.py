@@ -59,7 +59,7 @@ class PathNet(nn.Module):
         weights = {g: w.to(x.device, non_blocking=True) for g, w in self.space.arch_weights(arch).items()}
         return self.supernet(x, weights, active=self.space.active(arch))
 
-    def train(self, mode: bool = True) -> "PathNet":
+    def train(self, mode: bool = True) -> PathNet:
         super().train(mode)
         self.supernet.train(True)  # batch statistics in evaluation too (see the class docstring)
         return self

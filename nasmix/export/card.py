@@ -201,7 +201,7 @@ def render_card(info: ExportInfo) -> str:
     if info.weights == "absent":
         lines += [f"**No weights: {info.weights_note}.** The files hold the architecture only.", ""]
     options = ", ".join(f"{k}={v}" for k, v in sorted(info.space_options.items())) or "defaults"
-    c, h, w = info.task.shape
+    channels, h, w = info.task.shape
     rows = [("space", f"{info.space} ({options}), {info.size} size")]
     if rec is not None:
         c, chosen, end = rec.cell, rec.chosen, rec.end
@@ -228,7 +228,7 @@ def render_card(info: ExportInfo) -> str:
     rows += [
         ("weights", info.weights_note),
         ("classes", str(info.task.num_classes)),
-        ("input", f"float tensor (N, {c}, {h}, {w})"),
+        ("input", f"float tensor (N, {channels}, {h}, {w})"),
         ("parameters", f"{info.params:,} (inference network)"),
         ("FLOPs", f"{info.flops / 1e6:,.2f} M per image (multiply-add = 2)"),
     ]

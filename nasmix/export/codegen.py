@@ -167,7 +167,7 @@ def _check(net: nn.Module, generated: nn.Module, example: torch.Tensor) -> float
     return float((want - got).abs().max()) if want.numel() else 0.0
 
 
-def _attr(root: nn.Module, path: str):
+def _attr(root: object, path: str):
     value = root
     for part in path.split("."):
         value = getattr(value, part)
@@ -197,7 +197,8 @@ def constructor(module: nn.Module, path: str = "?") -> str:
             f"{where} is not a torch.nn module: the exporter rebuilds only torch.nn modules; "
             "write it with torch.nn modules and tensor operations in forward"
         )
-    positional, keywords = [], []
+    positional: list[str] = []
+    keywords: list[str] = []
     for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in ("device", "dtype"):
             continue

@@ -111,6 +111,8 @@ def load_model(directory: str | os.PathLike, device: str = "cpu") -> nn.Module:
     # A name per file, so that two exports loaded side by side stay apart.
     name = "nasmix_export_" + hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(name, source)
+    if spec is None or spec.loader is None:  # a .py path always has a spec and a loader
+        raise NasmixError(f"{source} cannot be imported as a module")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.load(device=device)

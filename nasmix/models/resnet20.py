@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -67,7 +68,7 @@ class ResNet20:
 
     # The training defaults `nasmix train` uses for this model: He et al.'s lr 0.1,
     # batch 128, momentum 0.9; Nesterov and weight decay 5e-4 suit short runs.
-    recipe = {"lr": 0.1, "batch_size": 128, "nesterov": True, "weight_decay": 5e-4}
+    recipe: ClassVar[dict[str, Any]] = {"lr": 0.1, "batch_size": 128, "nesterov": True, "weight_decay": 5e-4}
 
     @dataclass(frozen=True)
     class Config:

@@ -186,7 +186,7 @@ def pareto(metrics: Sequence[CellMetrics], x: str = "cost_h") -> ParetoSet:
         for m in metrics
         if m.state in ENDED_WITH_RESULT and m.top1 is not None and getattr(m, x) is not None
     ]
-    pts = tuple((float(getattr(m, x)), float(m.top1)) for m in use)
+    pts = tuple((float(getattr(m, x)), float(m.top1)) for m in use if m.top1 is not None)  # all of `use`
     return ParetoSet(x, tuple(m.label for m in use), pts, tuple(pareto_front(pts)))
 
 

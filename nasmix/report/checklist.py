@@ -94,7 +94,7 @@ def _search_cost(metrics: Sequence[CellMetrics]) -> tuple[str, str]:
     return "yes", f"search and evaluation time of every cell, end to end ({basis} seconds in the cost columns)"
 
 
-def _ablation(records: Sequence[CellRecord]) -> tuple[str, str]:
+def _ablation(records: Sequence[CellRecord]) -> tuple[str | None, str]:
     varied = [a for a in ("space", "strategy", "estimator", "dataset") if len({getattr(r, a) for r in records}) > 1]
     if len(varied) >= 2:
         return "partly", (f"the study varies {', '.join(varied)} factorially: the marginal tables are module-level "

@@ -22,6 +22,7 @@ from nasmix.report import aggregate, efficiency, metrics
 from nasmix.report.archgraph import ArchGraph, arch_graphs
 from nasmix.report.checklist import ChecklistItem, checklist
 from nasmix.report.data import CellRecord
+from nasmix.report.metrics import CellMetrics, Curve
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,8 @@ class ReportContent:
     """A report's numbers and texts (see the module docstring)."""
 
     records: list[CellRecord]
-    metrics: list[metrics.CellMetrics]
-    curves: dict[str, metrics.Curve]
+    metrics: list[CellMetrics]
+    curves: dict[str, Curve]
     basis: str
     target: float
     summary: list[dict]
@@ -91,9 +92,9 @@ def describe_arch(rec: CellRecord, arch: str, space_for: Callable) -> tuple[str,
 
 
 def _archs(
-    records: Sequence[CellRecord], ms: Sequence[metrics.CellMetrics], space_for: Callable
+    records: Sequence[CellRecord], ms: Sequence[CellMetrics], space_for: Callable
 ) -> list[ArchEntry]:
-    by_arch: dict[str, list[tuple[CellRecord, metrics.CellMetrics]]] = {}
+    by_arch: dict[str, list[tuple[CellRecord, CellMetrics]]] = {}
     for rec, m in zip(records, ms):
         if m.arch:
             by_arch.setdefault(m.arch, []).append((rec, m))

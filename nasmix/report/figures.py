@@ -128,7 +128,7 @@ def _budget_groups(content: ReportContent) -> list[tuple]:
     out = []
     for g in dict.fromkeys(m.group for m in content.metrics):
         ranked = sorted(
-            (m for m in content.metrics if m.group == g and m.rank is not None), key=lambda m: m.rank
+            (m for m in content.metrics if m.group == g and m.rank is not None), key=lambda m: m.rank or 0
         )
         if not ranked:
             continue

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -37,7 +38,7 @@ TOLERANCE = 1.0  # pixels two boxes may share (anti-aliased edges touch)
 
 def on_data(text: Text) -> Text:
     """Mark a text as meant to sit on its data (an arc's op, a node's name): `overlaps` lets it."""
-    text.nasmix_on_data = True
+    text.nasmix_on_data = True  # type: ignore[attr-defined]  # a mark of our own on matplotlib's Text
     return text
 
 
@@ -107,7 +108,7 @@ def _line_data(line, height: float, clip: list[float], dpi: float) -> tuple[list
         if step is not None and line.get_drawstyle() != "default":
             xs, ys = step(xy[:, 0], xy[:, 1])
             xy = np.column_stack([xs, ys])
-        for a, b in zip(xy[:-1], xy[1:]):
+        for a, b in itertools.pairwise(xy):
             s = clip_segment([a[0], a[1], b[0], b[1]], clip)
             if s is not None:
                 segments.append([round(v, 1) for v in s])
@@ -139,7 +140,7 @@ def figure_layout(fig, renderer) -> dict:
         if box is not None:
             out["texts"].append({"kind": kind, "text": t.get_text(), "box": box, "axes": axes})
 
-    for i, ax in enumerate(fig.axes):
+    for ax in fig.axes:
         if not ax.get_visible():
             continue
         clip = _box(ax.get_window_extent(renderer), height)
@@ -155,7 +156,7 @@ def figure_layout(fig, renderer) -> dict:
             if hasattr(coll, "get_segments"):  # error bars and other line collections
                 for seg in coll.get_segments():
                     xy = coll.get_transform().transform(np.asarray(seg, dtype=float))
-                    for a, b in zip(xy[:-1], xy[1:]):
+                    for a, b in itertools.pairwise(xy):
                         s = clip_segment([a[0], height - a[1], b[0], height - b[1]], clip)
                         if s is not None:
                             entry["segments"].append([round(v, 1) for v in s])

@@ -9,8 +9,8 @@ all cells (`cost_basis`), so every cell of a report is on the same footing.
 Example:
     >>> from nasmix.report.data import CellRecord, EventRecord
     >>> ev = [EventRecord("arch_chosen", "arch_chosen", "search", {"search_s": 3600.0}),
-    ...       EventRecord("eval/epoch/1", "eval_epoch", "eval", {"epoch": 1, "train_s": 3600.0, "test_top1": 0.5,
-    ...                   "test_top5": 0.9})]
+    ...       EventRecord("eval/epoch/1", "eval_epoch", "eval",
+    ...                   {"epoch": 1, "train_s": 3600.0, "test_top1": 0.5, "test_top5": 0.9})]
     >>> rec = CellRecord("c", "c", "s", "t", "e", "d", 0, "running", {}, tuple(ev))
     >>> curve = runtime_curve(rec)
     >>> curve.points[0].x_h, curve.search_end_h
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from nasmix.report.data import ACCURACY_ESTIMATOR_KINDS, CellRecord
 
@@ -142,6 +143,7 @@ def _search_seconds(rec: CellRecord) -> float:
 
 def _search_curve(rec: CellRecord, search_s: float) -> tuple[tuple, str | None]:
     """The search phase's points and what their accuracy means."""
+    label: str | None
     epochs = rec.of_kind("search_epoch")
     if epochs:
         t, xs = 0.0, []
@@ -215,7 +217,7 @@ def has_gpu_time(rec: CellRecord) -> bool:
     """True when the search and every evaluated epoch recorded GPU seconds."""
     chosen = rec.event("arch_chosen")
     epochs = rec.of_kind("eval_epoch")
-    return bool(chosen) and chosen.get("search_gpu_s") is not None and all(
+    return chosen is not None and chosen.get("search_gpu_s") is not None and all(
         e.get("train_gpu_s") is not None for e in epochs)  # fmt: skip
 
 
@@ -241,9 +243,10 @@ def cost_seconds(rec: CellRecord, basis: str) -> float | None:
         Seconds, or None when the basis is "gpu" and the cell lacks GPU time.
     """
     if basis == "gpu":
-        if not has_gpu_time(rec):
+        chosen = rec.event("arch_chosen")
+        if chosen is None or not has_gpu_time(rec):
             return None
-        return rec.event("arch_chosen")["search_gpu_s"] + sum(
+        return chosen["search_gpu_s"] + sum(
             e["train_gpu_s"] for e in rec.of_kind("eval_epoch")
         )
     return _search_seconds(rec) + sum(e.get("train_s") or 0.0 for e in rec.of_kind("eval_epoch"))
@@ -289,15 +292,15 @@ def anytime_auc(curve: Curve, horizon_h: float) -> float | None:
 def energy_joules(rec: CellRecord) -> float | None:
     """GPU energy of search and evaluation training where the GPU reported it; None if never."""
     values = [e.get("energy_j") for e in [rec.event("arch_chosen") or {}] + rec.of_kind("eval_epoch")]
-    values = [v for v in values if v is not None]
-    return sum(values) if values else None
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
 
 
 def peak_gpu_bytes(rec: CellRecord) -> int | None:
     """The highest GPU memory any event of the cell recorded (a failed cell's end included)."""
     values = [e.data.get("peak_gpu_bytes") for e in rec.events]
-    values = [v for v in values if v]
-    return max(values) if values else None
+    present = [v for v in values if v]
+    return max(present) if present else None
 
 
 def devices(rec: CellRecord) -> tuple[str, ...]:
@@ -342,7 +345,7 @@ def cell_metrics(
     return CellMetrics(
         rec.id, rec.label, rec.space, rec.strategy, rec.estimator, rec.dataset, rec.seed, rec.method, rec.state,
         top1, top5, curve.search_end_h, curve.end_h - _search_seconds(rec) / HOUR, curve.end_h, curve.projected_h,
-        cost_h, basis, top1 / cost_h if usable and cost_h else None, target, time_to_target(curve, target),
+        cost_h, basis, top1 / cost_h if top1 is not None and usable and cost_h else None, target, time_to_target(curve, target),
         anytime_auc(curve, horizon_h), None if energy is None else energy / 1000, chosen.get("params"),
         chosen.get("flops"), None if peak is None else peak / 1e9, devs,
         max((e.get("epoch") or 0 for e in epochs), default=0), end.get("epochs") or _planned_epochs(rec),
@@ -367,7 +370,7 @@ def group_keys(records: Sequence[CellRecord]) -> list[str]:
         if keys[i] is None:
             known = {k for k, o in zip(keys, records) if k is not None and o.dataset == r.dataset}
             keys[i] = known.pop() if len(known) == 1 else group_key(r.dataset, ())
-    return keys
+    return cast(list[str], keys)  # the loop filled every None
 
 
 def group_budgets(records: Sequence[CellRecord]) -> dict[str, float]:

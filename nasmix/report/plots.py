@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
@@ -201,10 +202,10 @@ def draw_cell(
             alpha=alpha,
             label="top-1 (checkpoints)",
         )
-        five = [p for p in pts if p.top5 is not None]
+        five = [(p.x_h, p.top5) for p in pts if p.top5 is not None]
         ax.plot(
-            [scale * p.x_h for p in five],
-            [pct * p.top5 for p in five],
+            [scale * x for x, _ in five],
+            [pct * top5 for _, top5 in five],
             "s-",
             color=TOP5,
             ms=3,
@@ -365,7 +366,7 @@ def grid_figure(panels: dict, rows: Sequence[str], cols: Sequence[str], shared_t
                 ax.set_title(plain(col), fontsize=9, weight="bold")
             if j == 0:
                 ax.set_ylabel(f"{plain(row)}\naccuracy (%)", fontsize=9)
-    handles = {}
+    handles: dict[str, Artist] = {}
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
@@ -301,7 +302,7 @@ def _number_front(ax, xs: Sequence[float], ys: Sequence[float], front: Sequence[
     points = [[x, y, 4.0 * px] for x, y in disp]
     fd = [disp[i] for i in front]
     segs = []
-    for a, b in zip(fd[:-1], fd[1:]):  # the steps-post line: across, then up
+    for a, b in itertools.pairwise(fd):  # the steps-post line: across, then up
         segs += [[a[0], a[1], b[0], a[1]], [b[0], a[1], b[0], b[1]]]
     box_ax = ax.get_window_extent()
     placed: list = []

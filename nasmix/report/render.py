@@ -34,8 +34,8 @@ from pathlib import Path
 
 from nasmix.report.content import ReportContent, compute_content
 from nasmix.report.data import load_records
-from nasmix.report.figures import draw_figures
 from nasmix.report.efficiency import SUMMARY_COLUMNS
+from nasmix.report.figures import draw_figures
 from nasmix.report.sections import (
     Checklist,
     Fig,
@@ -50,8 +50,8 @@ MARKS = {"yes": ("&#9745;", "[x]", "yes"), "partly": ("&#9680;", "[x]", "partly"
          None: ("&#9744;", "[ ]", "for the author")}  # fmt: skip
 
 STYLE = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1300px;color:#222;
-padding:0 1em}
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1300px;
+color:#222;padding:0 1em}
 h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2em}
 table{border-collapse:collapse;font-size:12px;margin:.8em 0;display:block;overflow-x:auto}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}th{background:#f2f2f2}

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
 
 from nasmix.errors import ConfigError
-from nasmix.spaces.supernet import EdgeContext
+from nasmix.spaces.supernet import EdgeContext, MixedEdge
 
 Term = tuple[str, int]
 _TERM = re.compile(r"^([A-Za-z0-9_]+)~(\d+)$")
@@ -108,11 +109,13 @@ def node_sum(ctx: EdgeContext, group: str, terms: Sequence[tuple[int, nn.Module,
     live = terms
     if ctx.active is not None:
         rows = ctx.active[group]
-        live = [t for t in terms if rows[t[0]] is None or len(rows[t[0]]) > 0] or list(terms[:1])
-    out = None
+        live = [t for t in terms if (row := rows[t[0]]) is None or len(row) > 0] or list(terms[:1])
+    out: torch.Tensor | None = None
     for index, module, x in live:
-        y = ctx.edge(group, index, module, x)
+        # the edges come from an nn.ModuleList, whose entries are typed nn.Module
+        y = ctx.edge(group, index, cast(MixedEdge, module), x)
         out = y if out is None else out + y
+    assert out is not None, "a node has at least one incoming edge"
     return out
 
 

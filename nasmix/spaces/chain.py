@@ -87,7 +87,7 @@ def make_chain_op(name: str, c_in: int, c_out: int, stride: int, affine: bool = 
 
 
 def _scaled(width: int, scale: float) -> int:
-    return max(1, int(round(width * scale)))
+    return max(1, round(width * scale))
 
 
 @registry.register("space", "chain")

@@ -53,6 +53,7 @@ def cell_paths(edges: CellEdges, inputs: int) -> list[tuple[int, tuple[str, ...]
     for source, target, op in sorted(edges, key=lambda e: (e[1], e[0])):
         if op == "none":
             continue
+        new: list[tuple[int, tuple[str, ...]]]
         if source < inputs:
             new = [(source, (op,))]
         else:

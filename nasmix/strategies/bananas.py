@@ -108,7 +108,7 @@ class Bananas(AskTell):
     def __init__(self, config: Config = Config()):
         self.config = config
 
-    def reset(self, space: "SearchSpace", rng: np.random.Generator) -> None:
+    def reset(self, space: SearchSpace, rng: np.random.Generator) -> None:
         self.space = space
         self.seen: set[Arch] = set()
         self.history: list[tuple[Arch, float]] = []

@@ -35,7 +35,9 @@ PRESETS = {"scaled": (20, 5), "paper": (100, 25)}  # (P, S); "paper": Real et al
 
 @registry.register("strategy", "evolution")
 class Evolution(AskTell):
-    """Regularized evolution (Real et al. 2019, "Regularized evolution for image classifier architecture search").
+    """Regularized evolution.
+
+    After Real et al. 2019, "Regularized evolution for image classifier architecture search".
 
     The first `population` candidates are uniform samples. After that each
     candidate is a child: `sample` members are drawn from the population
@@ -85,7 +87,7 @@ class Evolution(AskTell):
     def __init__(self, config: Config = Config()):
         self.config = config
 
-    def reset(self, space: "SearchSpace", rng: np.random.Generator) -> None:
+    def reset(self, space: SearchSpace, rng: np.random.Generator) -> None:
         self.space = space
         self.population: deque[tuple[float, Arch]] = deque()  # (score, arch), oldest first
         self.parents: dict[Arch, Arch] = {}

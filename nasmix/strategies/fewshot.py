@@ -7,8 +7,10 @@ Example:
     >>> from nasmix.strategies.base import Budget
     >>> from nasmix.testing import tiny_search_data
     >>> events = []
-    >>> arch = registry.create("strategy", "fewshot", base="gdas").search(registry.create("space", "nb201"),
-    ...     None, tiny_search_data(), Budget(epochs=2, batch_size=16), events.append, np.random.default_rng(0))
+    >>> strategy = registry.create("strategy", "fewshot", base="gdas")
+    >>> space, budget = registry.create("space", "nb201"), Budget(epochs=2, batch_size=16)
+    >>> rng = np.random.default_rng(0)
+    >>> arch = strategy.search(space, None, tiny_search_data(), budget, events.append, rng)
     >>> len([e for e in events if isinstance(e, Subnet)])  # one sub-supernet per op of the split edge
     5
 """
@@ -29,7 +31,6 @@ from nasmix.search_types import Log, SearchData
 from nasmix.strategies.base import Strategy
 from nasmix.strategies.oneshot import OneShot, SearchState
 from nasmix.strategies.rsws import shared_weight_scores
-
 
 MODES = ("scratch", "inherit")
 

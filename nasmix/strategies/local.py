@@ -68,7 +68,7 @@ class Local(AskTell):
     def __init__(self, config: Config = Config()):
         self.config = config
 
-    def reset(self, space: "SearchSpace", rng: np.random.Generator) -> None:
+    def reset(self, space: SearchSpace, rng: np.random.Generator) -> None:
         self.space = space
         self.seen: set[Arch] = set()
         self.scores: dict[Arch, float] = {}  # canonical arch -> its (first) score

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from nasmix.spaces.base import SearchSpace
 
 
-def sample_unseen(space: "SearchSpace", rng: np.random.Generator, seen: set[Arch], tries: int = 100) -> Arch:
+def sample_unseen(space: SearchSpace, rng: np.random.Generator, seen: set[Arch], tries: int = 100) -> Arch:
     """A uniform sample whose canonical form is not in `seen` (which it joins).
 
     Gives up after `tries` draws (a nearly exhausted small space) and returns
@@ -95,7 +95,7 @@ class Random(AskTell):
     def __init__(self, config: Config = Config()):
         self.config = config
 
-    def reset(self, space: "SearchSpace", rng: np.random.Generator) -> None:
+    def reset(self, space: SearchSpace, rng: np.random.Generator) -> None:
         self.space = space
         self.seen: set[Arch] = set()
 

@@ -86,7 +86,7 @@ class Reinforce(AskTell):
     def __init__(self, config: Config = Config()):
         self.config = config
 
-    def reset(self, space: "SearchSpace", rng: np.random.Generator) -> None:
+    def reset(self, space: SearchSpace, rng: np.random.Generator) -> None:
         self.space = space
         self.sizes = [len(c.options) for c in space.choices()]
         self.offsets = np.cumsum([0] + self.sizes)

@@ -92,7 +92,7 @@ class TPE(AskTell):
     def __init__(self, config: Config = Config()):
         self.config = config
 
-    def reset(self, space: "SearchSpace", rng: np.random.Generator) -> None:
+    def reset(self, space: SearchSpace, rng: np.random.Generator) -> None:
         optuna = self._optuna = _optuna()
         self.space = space
         self.names = [f"{i}:{c.name}" for i, c in enumerate(space.choices())]

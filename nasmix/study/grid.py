@@ -6,7 +6,8 @@ re-run study has the same id, and a changed setting makes a new cell.
 
 Example:
     >>> from nasmix.config import study_from_dict
-    >>> cfg = study_from_dict({"study": {"spaces": ["nb201"], "strategies": ["random"], "seeds": [0, 1]}})  # doctest: +SKIP
+    >>> study = {"study": {"spaces": ["nb201"], "strategies": ["random"], "seeds": [0, 1]}}
+    >>> cfg = study_from_dict(study)  # doctest: +SKIP
     >>> [c.seed for c in expand(cfg)[0]]  # doctest: +SKIP
     [0, 1]
 """

@@ -31,7 +31,7 @@ from nasmix.budget import Clock
 from nasmix.config import pick_device
 from nasmix.data import DatasetArrays, load_dataset, search_split, with_subsets
 from nasmix.errors import NasmixError
-from nasmix.events import ArchChosen, Attempt, Candidate, Capped, End, Event, EvalEpoch, SearchEpoch
+from nasmix.events import ArchChosen, Attempt, Candidate, Capped, End, EvalEpoch, Event, SearchEpoch
 from nasmix.search_types import SearchData
 from nasmix.spaces.base import SearchSpace
 from nasmix.study.schema import CellSpec, EventRecord
@@ -53,7 +53,7 @@ class Resume:
     search_capped: Capped | None = None  # the search's cap, when killed before arch_chosen
 
     @staticmethod
-    def from_events(events: Iterable[EventRecord]) -> "Resume":
+    def from_events(events: Iterable[EventRecord]) -> Resume:
         """What a cell's stored events say about where to resume."""
         typed = [e.event for e in events]
         chosen = next((e for e in typed if isinstance(e, ArchChosen)), None)
@@ -159,26 +159,28 @@ def _search(
     # A search capped before (then killed before arch_chosen) stops where it stopped then.
     budget = cell.budget(replay=stored.done if stored is not None else None)
     counts: dict[str, int] = {}
-    seen = {"gpu_s": 0.0, "total": budget.epochs if strategy.kind == "oneshot" else budget.candidates}
+    total = budget.epochs if strategy.kind == "oneshot" else budget.candidates
+    logged_gpu_s = 0.0
     capped: list[Capped] = []
 
     def log(event: Event) -> None:
+        nonlocal total, logged_gpu_s
         if isinstance(event, Capped):  # stored once the search returns, with its projected runtime
             capped.append(event)
             return
         done = None
         if isinstance(event, SearchEpoch):
             done = event.epoch
-            seen["total"] = max(seen["total"], event.epochs)  # few-shot numbers all its sub-supernets' epochs
+            total = max(total, event.epochs)  # few-shot numbers all its sub-supernets' epochs
             peak["gpu"] = max(peak["gpu"], event.peak_gpu_bytes or 0)
-            seen["gpu_s"] += event.gpu_s or 0.0
+            logged_gpu_s += event.gpu_s or 0.0
         elif isinstance(event, Candidate):
             done = event.index
-            seen["gpu_s"] += event.gpu_s or 0.0  # candidates carry their estimate's GPU seconds
+            logged_gpu_s += event.gpu_s or 0.0  # candidates carry their estimate's GPU seconds
         counts[event.kind] = counts.get(event.kind, 0) + 1  # numbers the kinds a search may log many times
         emit(event.key(counts[event.kind]), event)
         if progress and done is not None:
-            progress("search", done, seen["total"])
+            progress("search", done, total)
 
     with timer.measure() as m:
         arch = strategy.search(space, estimator, sdata, budget, log, np.random.default_rng(seed))
@@ -194,7 +196,7 @@ def _search(
     chosen = ArchChosen(
         arch.to_str(),
         search_s,
-        search_gpu_s=m.gpu_s or seen["gpu_s"] or None,
+        search_gpu_s=m.gpu_s or logged_gpu_s or None,
         search_projected_s=projected,
         peak_gpu_bytes=m.peak_gpu_bytes,
         peak_host_bytes=m.peak_host_bytes,

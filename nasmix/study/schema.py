@@ -37,14 +37,14 @@ from nasmix.options import build_config
 from nasmix.train import TrainConfig
 
 __all__ = [
+    "ONESHOT_ESTIMATOR",
+    "STATES",
     "Budget",
     "CellRecord",
     "CellSpec",
     "Clock",
     "EventRecord",
     "ModuleOptions",
-    "ONESHOT_ESTIMATOR",
-    "STATES",
     "cell_state",
     "estimator_kind",
 ]
@@ -146,7 +146,7 @@ class CellSpec:
         return json.dumps(_body(self, self.settings), sort_keys=True, default=str)
 
     @staticmethod
-    def from_json(text: str, study: str = "") -> "CellSpec":
+    def from_json(text: str, study: str = "") -> CellSpec:
         """The inverse of `to_json`.
 
         Raises:
@@ -155,7 +155,7 @@ class CellSpec:
         return CellSpec.from_dict(json.loads(text), study)
 
     @staticmethod
-    def from_dict(d: Mapping[str, Any], study: str = "") -> "CellSpec":
+    def from_dict(d: Mapping[str, Any], study: str = "") -> CellSpec:
         """A cell from the parsed JSON of `to_json`."""
         s = d["settings"]
         where = f"stored cell {d['space']} / {d['strategy']} / {d['estimator']}"
@@ -224,7 +224,7 @@ class EventRecord:
         return parse(self.kind, self.phase, self.data)
 
     @staticmethod
-    def of(key: str, event: Event, **where: Any) -> "EventRecord":
+    def of(key: str, event: Event, **where: Any) -> EventRecord:
         """The record of a typed event under a key."""
         return EventRecord(key, event.kind, event.phase, event.to_json(), **where)
 

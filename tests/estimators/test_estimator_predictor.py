@@ -21,7 +21,7 @@ def _run(n, **cfg):
 
 @pytest.mark.parametrize("model", ["mlp", "gp", "gbt"])
 def test_first_n_trained_then_predicted(model):
-    est, out = _run(4, model=model, initial=2, encoding="path")
+    _est, out = _run(4, model=model, initial=2, encoding="path")
     assert [e.fidelity["source"] for e in out] == ["trained", "trained", "predicted", "predicted"]
     assert out[2].extra["refit"] and not out[3].extra["refit"]  # fitted once on the two trained archs
     assert out[2].fidelity["fitted_on"] == 2 and out[2].fidelity["encoding"] == "path"

@@ -8,11 +8,11 @@ import torch
 from torch import nn
 
 from nasmix import registry
+from nasmix.data.base import Task
 from nasmix.estimators.proxies.base import corrcoef_rows
 from nasmix.estimators.recipe import build_seeded
-from nasmix.testing import tiny_search_data
-from nasmix.data.base import Task
 from nasmix.spaces.ops import NB201_OPS
+from nasmix.testing import tiny_search_data
 from nasmix.timing import count_params
 
 _CIFAR_TASK = Task("cifar10", 10, (3, 32, 32))
@@ -55,7 +55,7 @@ def test_proxy_is_finite_and_deterministic(name, batch):
 
 
 def test_params_proxy_equals_the_timing_count(batch):
-    x, y, task = batch
+    _x, _y, task = batch
     net = build_seeded(SPACE, ARCH, task, "tiny", 0)
     assert _score("params", ARCH, batch) == count_params(net)
 

@@ -140,7 +140,7 @@ def test_wrong_formats_are_data_errors(tmp_path):
     with pytest.raises(DataError, match="missing meta_archs"):
         _estimate(tmp_path / "dict.pth", ARCHS[0])
     (tmp_path / "folder").mkdir()
-    with pytest.raises(DataError, match="meta.pickle.pbz2"):
+    with pytest.raises(DataError, match=r"meta\.pickle\.pbz2"):
         _estimate(tmp_path / "folder", ARCHS[0])
     (tmp_path / "bad.pickle.pbz2").write_bytes(b"nope")
     with pytest.raises(DataError, match="bz2"):

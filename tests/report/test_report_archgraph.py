@@ -1,4 +1,5 @@
-"""Architectures as graphs: the built-in spaces' describe() texts, the graph() convention, the text fallback."""
+"""Architectures as graphs: the built-in spaces' describe() texts, the graph() convention, the text
+fallback."""
 
 from __future__ import annotations
 

@@ -132,7 +132,7 @@ def test_ranking_and_summary_csv(study, rendered):
 
 
 def test_marginal_tables_over_seeds(study):
-    _, m, ms = study
+    _, _m, ms = study
     t = aggregate.marginal(ms, "strategy", ("space",))
     assert t.metric == "top1_at_budget"
     assert t.rows == ("gdas", "random") and t.columns == ("nb201", "simple_cell", "all")

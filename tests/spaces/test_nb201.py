@@ -54,10 +54,13 @@ def test_notation_round_trips_exactly(space):
 
 
 @pytest.mark.parametrize("bad", [
-    "|nor_conv_3x3~0|+|nor_conv_3x3~1|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",  # edge order
-    "|conv~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",  # unknown op
+    # edge order
+    "|nor_conv_3x3~0|+|nor_conv_3x3~1|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    # unknown op
+    "|conv~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|",  # too few nodes
-    "nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",  # bars
+    # bars
+    "nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",  # edge missing
 ])
 def test_parse_rejects_other_forms(space, bad):
@@ -114,7 +117,8 @@ def test_path_encoding_by_hand(space):
     enc = space.encode(arch, "path")
     assert enc.shape == (PATH_FEATURES,) == (84,) and enc.dtype == np.float32
     # PATH_OPS = skip, conv1x1, conv3x3, avgpool = 0..3; length-2 paths start at 4, length-3 at 20.
-    # 0->3 avg: 3; 0->1->3 conv3,conv1: 4 + 2*4 + 1 = 13; 0->2->3 skip,conv3: 4 + 0 + 2 = 6; 0->1->2->3 cut by none.
+    # 0->3 avg: 3; 0->1->3 conv3,conv1: 4 + 2*4 + 1 = 13; 0->2->3 skip,conv3: 4 + 0 + 2 = 6;
+    # 0->1->2->3 cut by none.
     assert np.flatnonzero(enc).tolist() == [3, 6, 13]
     full = space.encode(space.parse(FULL), "path")
     assert np.flatnonzero(full).tolist() == [2, 14, 20 + 2 * 16 + 2 * 4 + 2]  # two length-2 paths share a label
@@ -123,7 +127,8 @@ def test_path_encoding_by_hand(space):
 
 
 def test_networks_match_the_benchmark_sizes(space):
-    # NAS-Bench-201 lists 1.531546 M parameters for the all-conv3x3 cell and 0.073306 M for cells without convolutions.
+    # NAS-Bench-201 lists 1.531546 M parameters for the all-conv3x3 cell and 0.073306 M for cells
+    # without convolutions.
     assert count_params(space.build(space.parse(FULL), TASK, "search")) == 1_531_546
     assert count_params(space.build(arch_of(*("none",) * 6), TASK, "eval")) == 73_306
     net = space.build(space.parse(BEST), SMALL, "tiny")

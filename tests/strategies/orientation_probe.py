@@ -31,10 +31,10 @@ from nasmix import registry
 from nasmix.arch import Arch, make_space
 from nasmix.data.base import ImageArrays, Task
 from nasmix.errors import ConfigError
+from nasmix.search_types import SearchData
 from nasmix.spaces import ops
 from nasmix.spaces.base import Choice, SearchSpace
 from nasmix.spaces.supernet import EdgeContext, MixedEdge, Supernet
-from nasmix.search_types import SearchData
 
 NAME = "orientation_probe"
 OPS = ops.NB201_OPS

@@ -10,11 +10,11 @@ import pytest
 
 from nasmix import registry
 from nasmix.errors import ConfigError, NasmixError
-from nasmix.events import Candidate, SearchDone
 from nasmix.estimators.base import Estimate
+from nasmix.events import Candidate, SearchDone
 from nasmix.spaces.base import get_space
-from nasmix.strategies.base import Budget
 from nasmix.strategies.bananas import Bananas
+from nasmix.strategies.base import Budget
 from nasmix.strategies.evolution import Evolution
 from nasmix.strategies.local import Local
 from nasmix.strategies.random import Random, sample_unseen

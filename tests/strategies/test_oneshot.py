@@ -268,10 +268,11 @@ def test_tiny_supernet_double_check():  # the test network itself is a valid sup
     assert out.shape == (2, 3)
 
 
-# ---- fidelity to the reference implementations ------------------------------------------------------------------
+# ---- fidelity to the reference implementations -----------------------------------------------------------
 
 
-def test_gdas_steps_weights_before_architecture():  # GDAS's search_func: w_optimizer.step(), then a_optimizer.step()
+# GDAS's search_func: w_optimizer.step(), then a_optimizer.step()
+def test_gdas_steps_weights_before_architecture():
     orders = {}
     for name in ("gdas", "darts"):
         strategy, order = registry.create("strategy", name), []
@@ -307,7 +308,8 @@ def test_gdas_hard_weights_match_the_computed_ops(monkeypatch):
 
 
 def test_drnas_kl_option_has_no_adam_weight_decay():
-    """DrNAS's architect: Adam weight decay = reg_scale for its "l2" option and 0 for "kl" (the KL replaces it)."""
+    """DrNAS's architect: Adam weight decay = reg_scale for its "l2" option and 0 for "kl" (the KL
+    replaces it)."""
     strategy, state = _prepared("drnas", reg="kl")
     assert strategy.config.reg_scale > 0 and strategy.regulariser(state) is not None
     assert all(group["weight_decay"] == 0 for group in state.a_opt.param_groups)
@@ -317,7 +319,8 @@ def test_drnas_kl_option_has_no_adam_weight_decay():
 
 
 def test_drnas_pruning_zeroes_pruned_alphas_and_keeps_momentum():
-    """DrNAS's prune() sets the pruned alphas to 0; configure_optimizer() carries the momentum buffers over."""
+    """DrNAS's prune() sets the pruned alphas to 0; configure_optimizer() carries the momentum buffers
+    over."""
     strategy = registry.create("strategy", "drnas", progressive=True, keep=3)
     budget = Budget(epochs=2, batch_size=16)
     state = strategy.prepare(registry.create("space", "nb201"), tiny_search_data(), budget, np.random.default_rng(0),
@@ -374,7 +377,8 @@ def test_darts_finite_difference_runs_in_ieee_fp32():
 
 
 def test_branch_does_not_share_optimizer_state():
-    """Each few-shot sub-supernet starts from the parent's optimizer state, not from the previous sibling's."""
+    """Each few-shot sub-supernet starts from the parent's optimizer state, not from the previous
+    sibling's."""
     strategy, state = _prepared("darts")
     train, valid = next(state.train.batches(0)), next(state.valid.batches(0))
     strategy.step(state, train, valid)  # momentum buffers and Adam moments now exist

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from nasmix import registry
-from nasmix.errors import ConfigError
 from nasmix.budget import Budget
 from nasmix.data.synthetic import Synthetic
+from nasmix.errors import ConfigError
 from nasmix.events import PartialFallback, SearchDone, SearchEpoch
 from nasmix.search_types import SearchData
 from nasmix.spaces.supernet import EdgeContext, MixedEdge, Supernet
@@ -188,7 +188,7 @@ def test_drnas_progressive_widens_in_the_darts_space():
     """DARTS-space recipe K 6 -> 4: 6 does not divide the tiny network's 8 channels, so stage 1 takes 8
     (above, as none below 6 exceeds 4), stage 2 keeps 4: the ops really widen. Pruning keeps 4 of the 7
     ops, never none."""
-    strategy, arch, events = _search("drnas", space="darts", epochs=2, progressive=True)
+    _strategy, _arch, events = _search("drnas", space="darts", epochs=2, progressive=True)
     fallback = [e for e in events if isinstance(e, PartialFallback)]
     assert len(fallback) == 1 and (fallback[0].requested, fallback[0].used) == (6, 8)
     epochs = [e for e in events if isinstance(e, SearchEpoch)]
@@ -243,7 +243,7 @@ def test_fewshot_trains_every_sub_supernet_from_scratch_by_default(monkeypatch):
 
     monkeypatch.setattr(OneShot, "prepare", counted(prepared, real_prepare))
     monkeypatch.setattr(OneShot, "branch", counted(branched, real_branch))
-    strategy, arch, events = _search("fewshot", epochs=2, base="gdas")
+    _strategy, _arch, events = _search("fewshot", epochs=2, base="gdas")
     assert len(prepared) == 5 and not branched
     epochs = [e for e in events if isinstance(e, SearchEpoch)]
     assert [e.extra["subnet"] for e in epochs] == [k for k in range(5) for _ in range(2)]

@@ -19,10 +19,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from orientation_probe import OPS, REWARDED, orientation_data, probe_space
 
 from nasmix import registry
 from nasmix.budget import Budget
-from orientation_probe import OPS, REWARDED, orientation_data, probe_space
 
 EPOCHS = {"darts": 40, "gdas": 40, "drnas": 30, "pcdarts": 60, "rsws": 20}
 FAST_SEEDS = (0, 1, 2)

@@ -70,7 +70,7 @@ def results(db: Path) -> dict:
                 "top5": end.data["test_top5"],
                 "candidates": [(e.data["arch"], e.data["score"]) for e in events if e.kind == "candidate"],
                 "epochs": [(e.data["epoch"], e.data["test_top1"], e.data["train_loss"]) for e in events
-                           if e.kind == "eval_epoch"],  # fmt: skip
+                           if e.kind == "eval_epoch"],
             }
         return out
     finally:
@@ -357,7 +357,7 @@ def test_discrete_search_gpu_cap_counts_the_candidates_gpu_seconds(tmp_path, mon
     monkeypatch.setattr(estimator, "estimate", estimate_on_a_gpu)
     monkeypatch.setattr(nasmix.budget, "has_cuda_events", lambda timer: True)
     capped = lambda t: t.replace("candidates = 2", "candidates = 5\nmax_gpu_seconds = 25")  # noqa: E731
-    kind, end, store, cell = _run_cell_killed_at(tmp_path, "g", None, epochs=1, text=capped)
+    kind, _end, store, cell = _run_cell_killed_at(tmp_path, "g", None, epochs=1, text=capped)
     assert kind == "projected"
     assert sum(1 for e in store.events(cell) if e.kind == "candidate") == 3
 
@@ -369,7 +369,7 @@ def test_fewshot_search_cap_projects_over_all_its_supernet_epochs(tmp_path):
         return text.replace("candidates = 2", "epochs = 2\nmax_seconds = 1e-6") + (
             '\n[strategy.fewshot]\nbase = "gdas"\nwarmup = 0.0\n')  # fmt: skip
 
-    kind, end, store, cell = _run_cell_killed_at(tmp_path, "f", None, epochs=1, text=fewshot)
+    _kind, _end, store, cell = _run_cell_killed_at(tmp_path, "f", None, epochs=1, text=fewshot)
     events = store.events(cell)
     first = next(e.data for e in events if e.kind == "search_epoch")
     capped = next(e.data for e in events if e.key == "search/capped")
@@ -499,13 +499,16 @@ def test_cell_killed_after_its_last_epoch_without_checkpoints_is_not_retrained(t
     calls = []
     real_train = run_mod.train
     monkeypatch.setattr(run_mod, "train", lambda *a, **k: calls.append(1) or real_train(*a, **k))
-    kind2, resumed, store, cell = _run_cell_killed_at(tmp_path, "killed", "end", epochs=3, text=no_ckpt)
+    kind2, resumed, _store, _cell = _run_cell_killed_at(tmp_path, "killed", "end", epochs=3, text=no_ckpt)
     assert kind == kind2 == "finished" and len(calls) == 1  # the first attempt only: every epoch was stored
     _same_results(full, resumed)
 
 
 def test_an_eval_seed_is_refused_because_the_cell_seed_rules(tmp_path, capsys):
     path = tmp_path / "seed.toml"
-    path.write_text(f"[study]\nstore='{tmp_path / 'seed.db'}'\nspaces=['nb201']\nstrategies=['random']\n[eval]\nseed = 3\n")
+    path.write_text(
+        f"[study]\nstore='{tmp_path / 'seed.db'}'\nspaces=['nb201']\nstrategies=['random']\n"
+        "[eval]\nseed = 3\n"
+    )
     assert main(["study", str(path)]) == 2
     assert "[study] seeds" in capsys.readouterr().err
