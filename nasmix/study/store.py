@@ -340,9 +340,9 @@ class Store:
         sql = "INSERT OR IGNORE INTO events (cell, key, kind, phase, time, data, crc) VALUES (?, ?, ?, ?, ?, ?, ?)"
         with self._transaction() as db:
             if worker is not None:
-                row = db.execute("SELECT worker FROM claims WHERE cell = ?", (cell,)).fetchone()
-                if row is None or row[0] != worker:
-                    holder = "no worker" if row is None else f"worker {row[0]}"
+                held = db.execute("SELECT worker FROM claims WHERE cell = ?", (cell,)).fetchone()
+                if held is None or held[0] != worker:
+                    holder = "no worker" if held is None else f"worker {held[0]}"
                     raise LeaseLost(f"worker {worker} no longer holds cell {cell} of store {self.path} "
                                     f"({holder} does): its event {key!r} was not written")  # fmt: skip
             return db.execute(sql, (*row, event_crc(*row))).rowcount == 1
