@@ -124,7 +124,8 @@ def check_ray_address(address: Any) -> str | None:
     if address is None:
         return None
     if not isinstance(address, str) or not _RAY_ADDRESS.fullmatch(address):
-        raise ConfigError(f"ray_address must be 'auto', 'HOST:PORT' or 'ray://HOST:PORT', got {address!r}")
+        raise ConfigError(f"the Ray address (--ray-address, [study] ray_address) must be 'auto', 'HOST:PORT' or "
+                          f"'ray://HOST:PORT', got {address!r}")
     return address
 
 

@@ -223,7 +223,7 @@ class RayBackend(Backend):
             import ray  # noqa: F401
         except ImportError:
             raise NasmixError("the ray backend needs Ray: pip install 'nasmix[ray]'") from None
-        self.address = address
+        self.address = None if address == "local" else address
         self.gpus_per_cell = gpus_per_cell
 
     def start(self) -> None:

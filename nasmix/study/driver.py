@@ -18,7 +18,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nasmix.config import StudyConfig, pick_device
+from nasmix.config import StudyConfig, check_ray_address, pick_device
 from nasmix.console import console, progress_bar
 from nasmix.data import load_dataset
 from nasmix.errors import ConfigError
@@ -86,6 +86,7 @@ def run_study(cfg: StudyConfig, data_path: str | None = None, backend: str = "in
         StudySummary with the end state of each cell run now.
     """
     cells, dropped = expand(cfg)
+    address = check_ray_address(address)
     if address is not None and backend != "ray":
         raise ConfigError(f"a Ray address is for --backend ray, not {backend}")
     runner = make_backend(backend, workers, address if address is not None else cfg.ray_address)
@@ -93,7 +94,7 @@ def run_study(cfg: StudyConfig, data_path: str | None = None, backend: str = "in
         pick_device(cfg.device)
     for dataset in cfg.datasets:  # a missing or corrupt dataset stops here, before the store is touched
         load_dataset(dataset, data_path or cfg.data.path)
-    lease = Lease(cfg.store, lease_timeout)
+    lease = Lease(cfg.store, lease_timeout)  # a bad timeout stops here, before the store is touched
     store = Store(cfg.store)
     try:
         fs = filesystem(store.path)
@@ -101,8 +102,11 @@ def run_study(cfg: StudyConfig, data_path: str | None = None, backend: str = "in
             console.print(f"[yellow]warning: store {store.path} is on a network file system ({fs}): SQLite's locks "
                           "and write-ahead log hold only between processes of one machine; run the drivers of "
                           "this store on one machine (docs/studies.md)[/yellow]")  # fmt: skip
+        # Every row is read and checked once before anything is written (a damaged store stops the
+        # study here, named); a cell has ended only by a readable end event.
+        states = {r.id: r.state for r in store.cells()}
         store.add_cells(cells)
-        todo = store.pending(cells)
+        todo = [c for c in cells if states.get(c.id) not in END_STATES]
         summary = StudySummary(len(cells), len(cells) - len(todo), dropped=dropped, worker=lease.worker)
         for line in dropped:
             console.print(f"[dim]skipped combination: {line}[/dim]")

@@ -193,7 +193,7 @@ class CellQueue:
         self.store, self.lease, self.on_wait = store, lease, on_wait
         self.cells = {c.id: c for c in cells}
         self.tried: set[str] = set()  # claimed by this worker once: never claimed again by it
-        self.poll = min(lease.interval, 5.0)
+        self.poll = min(lease.interval, 1.0)
         self._quiet_until = 0.0
 
     def next(self) -> tuple[CellSpec, Resume] | None:

@@ -144,24 +144,25 @@ class Store:
         if self.path.is_dir():
             raise StoreError(f"store {self.path} is a folder, not a store file")
         try:
-            self.db = self._open_readonly() if readonly else self._open_writable()
-            version = self.schema_version()
-            self._crc = "crc" in _columns(self.db, "events")
-            if check:
+            self.db = self._open_readonly() if readonly else self._connect_writable()
+            if check:  # before anything is written: a damaged store is refused as it is
                 self._quick_check()
+            version = self.schema_version()
+            if version == SCHEMA_VERSION and not readonly:
+                self._migrate()
+            self._crc = "crc" in _columns(self.db, "events")
         except sqlite3.DatabaseError as err:
             self._close_quietly()
             raise StoreError(_explain(self.path, err)) from None
         except UnicodeDecodeError as err:
             self._close_quietly()
             raise StoreError(f"store {self.path} is corrupt: a text column is not UTF-8 ({err}). {RESCUE}") from None
-        except StoreError:
+        except BaseException:
             self._close_quietly()
             raise
         if version != SCHEMA_VERSION:
             self._close_quietly()
-            what = "no schema version" if version is None else f"schema version {version}"
-            raise StoreError(f"store {self.path} has {what}; this nasmix reads {SCHEMA_VERSION}")
+            raise StoreError(f"store {self.path} has schema version {version}; this nasmix reads {SCHEMA_VERSION}")
 
     @classmethod
     def open_readonly(cls, path: str | os.PathLike, check: bool = True) -> "Store":
@@ -184,24 +185,27 @@ class Store:
         # Autocommit: every write is an explicit BEGIN IMMEDIATE transaction (`_transaction`).
         return sqlite3.connect(store_uri(path, **params), uri=True, timeout=30, isolation_level=None)
 
-    def _open_writable(self) -> sqlite3.Connection:
+    def _connect_writable(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = self._connect(self.path, mode="rwc")
+        return self._connect(self.path, mode="rwc")
+
+    def _migrate(self) -> None:
+        """Make a new store's tables, or add to an older store what this nasmix adds (claims, crc)."""
+        db = self.db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA.split(";\n"):
                 if statement.strip():
                     db.execute(statement)
             if "crc" not in _columns(db, "events"):  # a store made before rows had checksums
                 db.execute("ALTER TABLE events ADD COLUMN crc INTEGER")
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            db.execute("COMMIT")
         except BaseException:
-            db.close()
+            db.execute("ROLLBACK")
             raise
-        return db
+        db.execute("COMMIT")
 
     def _open_readonly(self) -> sqlite3.Connection:
         if not self.path.exists():
@@ -267,17 +271,22 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def schema_version(self) -> int | None:
+    def schema_version(self) -> int:
+        """The store's schema version (that of this nasmix for a new, empty file).
+
+        Raises:
+            StoreError: an SQLite database of something else, or a malformed version.
+        """
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables and not self.readonly:
+            return SCHEMA_VERSION  # a new store: made by `_migrate`
+        if "meta" not in tables:
+            raise StoreError(f"{self.path} is an SQLite database but not a nasmix store (it has no meta table)")
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         try:
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.OperationalError as err:
-            if "no such table" in str(err):
-                raise StoreError(f"{self.path} is an SQLite database but not a nasmix store (no meta table)") from None
-            raise
-        try:
-            return int(row[0]) if row else None
-        except ValueError:
-            raise StoreError(f"store {self.path} is corrupt: schema version {row[0]!r}") from None
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise StoreError(f"store {self.path} is corrupt: schema version {row and row[0]!r}") from None
 
     # ---- transactions ----------------------------------------------------------------------
     @contextlib.contextmanager
