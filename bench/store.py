@@ -36,11 +36,13 @@ def build(path: Path, cells: int, events: int) -> None:
             store.append(c.id, "attempt/1", Attempt(device="NVIDIA H100 80GB HBM3"))
             store.append(c.id, "arch_chosen", ArchChosen(arch, 1234.5, search_gpu_s=1200.0, params=1_000_000))
             for e in range(1, epochs + 1):
-                epoch = EvalEpoch(e, 0.025, 0.8123, 0.7234, 31.2, 2.1, train_gpu_s=30.1, peak_gpu_bytes=4_000_000_000,
-                                  device="NVIDIA H100 80GB HBM3", test_loss=0.9, test_top1=0.81, test_top5=0.98,
-                                  checkpoint=f"epoch-{e:04d}.pt")  # fmt: skip
+                figures = dict(train_gpu_s=30.1, peak_gpu_bytes=4_000_000_000, device="NVIDIA H100 80GB HBM3")
+                tested = dict(test_loss=0.9, test_top1=0.81, test_top5=0.98, checkpoint=f"epoch-{e:04d}.pt")
+                epoch = EvalEpoch(e, 0.025, 0.8123, 0.7234, 31.2, 2.1, **figures, **tested)
                 store.append(c.id, epoch.key(), epoch)
-            store.append(c.id, "end", End(arch=arch, epochs_done=epochs, epochs=epochs, test_top1=0.81, test_top5=0.98))
+            store.append(
+                c.id, "end", End(arch=arch, epochs_done=epochs, epochs=epochs, test_top1=0.81, test_top5=0.98)
+            )
 
 
 def cpu(fn) -> float:
@@ -50,7 +52,9 @@ def cpu(fn) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cells", type=int, default=300)
     parser.add_argument("--events", type=int, default=600, help="events per cell")
     parser.add_argument("--repeats", type=int, default=5)
@@ -82,8 +86,8 @@ def main() -> None:
     for k, v in med.items():
         print(f"  {k:>11}: {v:.4f}")
     check = med["open+check"] - med["open"]
-    print(f"quick_check: {check:.4f}s = {100 * check / med['cells']:.1f}% of reading the cells "
-          f"({size / 2**20 / max(check, 1e-9):.0f} MiB/s)")  # fmt: skip
+    share, rate = 100 * check / med["cells"], size / 2**20 / max(check, 1e-9)
+    print(f"quick_check: {check:.4f}s = {share:.1f}% of reading the cells ({rate:.0f} MiB/s)")
 
 
 if __name__ == "__main__":

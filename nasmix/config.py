@@ -82,7 +82,8 @@ def _check_device(name: str) -> None:
 # A study name becomes a file name (runs/NAME.db): one path component, nothing hidden.
 _NAME_BAD = re.compile(r"[/\\:\x00-\x1f\x7f]")
 # A Ray cluster's address: auto, local, host:port, or ray://host:port (Ray Client).
-_RAY_ADDRESS = re.compile(r"auto|local|(ray://)?[A-Za-z0-9.\-]+(:[0-9]{1,5})|(ray://)?\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})")
+_HOST = r"([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])"  # a name, an IPv4 address, or an IPv6 one in brackets
+_RAY_ADDRESS = re.compile(rf"auto|local|(ray://)?{_HOST}:[0-9]{{1,5}}")
 
 
 def check_name(name: Any, what: str = "study name") -> str:
@@ -124,8 +125,8 @@ def check_ray_address(address: Any) -> str | None:
     if address is None:
         return None
     if not isinstance(address, str) or not _RAY_ADDRESS.fullmatch(address):
-        raise ConfigError(f"the Ray address (--ray-address, [study] ray_address) must be 'auto', 'HOST:PORT' or "
-                          f"'ray://HOST:PORT', got {address!r}")
+        what = "the Ray address (--ray-address, [study] ray_address)"
+        raise ConfigError(f"{what} must be 'auto', 'HOST:PORT' or 'ray://HOST:PORT', got {address!r}")
     return address
 
 
@@ -327,7 +328,7 @@ def study_from_dict(raw: Mapping[str, Any], default_name: str = "study") -> Stud
     store, device = study.pop("store", None), study.pop("device", "auto")
     ray_address = study.pop("ray_address", None)
     if study:
-        valid = ["name", "store", "device", "ray_address", "spaces", "strategies", "estimators", "datasets", "seeds"]
+        valid = "name store device ray_address spaces strategies estimators datasets seeds".split()
         raise ConfigError(UnknownNameError("key of [study]", sorted(study)[0], valid).__str__())
     ev = _table(raw, "eval")
     return make_study(

@@ -36,7 +36,9 @@ def _run(cfg, args) -> int:
         console.print(f"{len(cells)} cells; store {cfg.store}")
         return 0
     t0 = time.perf_counter()
-    summary = run_study(cfg, args.data, args.backend, args.workers, args.address, args.quiet, args.lease_timeout)
+    summary = run_study(
+        cfg, args.data, args.backend, args.workers, args.address, args.quiet, lease_timeout=args.lease_timeout
+    )
     states = list(summary.states.values())
     counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))) or "nothing to run"
     if summary.others:

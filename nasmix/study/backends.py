@@ -69,8 +69,15 @@ class Backend(ABC):
     """Runs cells and streams their events to the driver."""
 
     @abstractmethod
-    def run(self, jobs: Jobs, files: Path, data_path: str | None, write: Write, progress: Progress,
-            finished: Finished) -> None:  # fmt: skip
+    def run(
+        self,
+        jobs: Jobs,
+        files: Path,
+        data_path: str | None,
+        write: Write,
+        progress: Progress,
+        finished: Finished,
+    ) -> None:
         """Run the cells `jobs` gives; return when it is exhausted (or on a user error)."""
 
 
@@ -86,9 +93,10 @@ class InProcess(Backend):
                 time.sleep(jobs.poll)  # other drivers hold the rest: take over any whose driver dies
                 continue
             cell, resume = job
+            emit = lambda k, e, c=cell: write(c.id, k, e)  # noqa: E731
+            report = lambda ph, n, t, c=cell: progress(c.id, ph, n, t)  # noqa: E731
             try:
-                state = run_cell(cell, files, lambda k, e, c=cell: write(c.id, k, e), resume, data_path,
-                                 lambda ph, n, t, c=cell: progress(c.id, ph, n, t))  # fmt: skip
+                state = run_cell(cell, files, emit, resume, data_path, report)
             except LeaseLost:  # another driver runs it now
                 state = "lost"
             finished(cell, state)
@@ -172,8 +180,8 @@ class LocalProcesses(Backend):
                 while True:
                     while error is None and len(running) < self.workers and (job := jobs.next()) is not None:
                         cell, resume = job
-                        running[pool.submit(_run_in_worker, cell.to_json(), cell.study, resume, str(files),
-                                            data_path)] = cell  # fmt: skip
+                        args = (cell.to_json(), cell.study, resume, str(files), data_path)
+                        running[pool.submit(_run_in_worker, *args)] = cell
                     if not running:
                         if error is not None or jobs.exhausted():
                             break

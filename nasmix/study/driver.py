@@ -30,8 +30,25 @@ from nasmix.study.schema import CellSpec
 from nasmix.study.store import LeaseLost, Store, StoreError
 
 # File systems on which SQLite's locks and WAL shared memory do not hold across machines.
-NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs", "afs", "ceph", "glusterfs",
-                       "fuse.glusterfs", "lustre", "gpfs", "beegfs", "fuse.s3fs", "fuse.gcsfuse", "davfs")  # fmt: skip
+NETWORK_FILESYSTEMS = (
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "9p",
+    "afs",
+    "ceph",
+    "glusterfs",
+    "lustre",
+    "gpfs",
+    "beegfs",
+    "fuse.sshfs",
+    "fuse.glusterfs",
+    "fuse.s3fs",
+    "fuse.gcsfuse",
+    "davfs",
+)
 
 
 @dataclass
@@ -62,13 +79,21 @@ def filesystem(path: str | Path) -> str | None:
     except OSError:
         return None
     target = str(Path(path).resolve())
-    best = max((m for m in mounts if len(m) == 2 and (target == m[0] or target.startswith(m[0].rstrip("/") + "/"))),
-               key=lambda m: len(m[0]), default=None)  # fmt: skip
-    return best[1] if best else None
+    inside = [
+        m for m in mounts if len(m) == 2 and (target == m[0] or target.startswith(m[0].rstrip("/") + "/"))
+    ]
+    return max(inside, key=lambda m: len(m[0]))[1] if inside else None
 
 
-def run_study(cfg: StudyConfig, data_path: str | None = None, backend: str = "inprocess", workers: int | None = None,
-              address: str | None = None, quiet: bool = False, lease_timeout: float | None = None) -> StudySummary:  # fmt: skip
+def run_study(
+    cfg: StudyConfig,
+    data_path: str | None = None,
+    backend: str = "inprocess",
+    workers: int | None = None,
+    address: str | None = None,
+    quiet: bool = False,
+    lease_timeout: float | None = None,
+) -> StudySummary:
     """Run every cell of a study that has not ended yet.
 
     Args:
@@ -99,9 +124,11 @@ def run_study(cfg: StudyConfig, data_path: str | None = None, backend: str = "in
     try:
         fs = filesystem(store.path)
         if fs in NETWORK_FILESYSTEMS:
-            console.print(f"[yellow]warning: store {store.path} is on a network file system ({fs}): SQLite's locks "
-                          "and write-ahead log hold only between processes of one machine; run the drivers of "
-                          "this store on one machine (docs/studies.md)[/yellow]")  # fmt: skip
+            console.print(
+                f"[yellow]warning: store {store.path} is on a network file system ({fs}): SQLite's locks "
+                "and write-ahead log hold only between processes of one machine; run the drivers of this "
+                "store on one machine (docs/studies.md)[/yellow]"
+            )
         # Every row is read and checked once before anything is written (a damaged store stops the
         # study here, named); a cell has ended only by a readable end event.
         states = {r.id: r.state for r in store.cells()}
@@ -115,8 +142,10 @@ def run_study(cfg: StudyConfig, data_path: str | None = None, backend: str = "in
         labels = {c.id: c.label for c in cells}
 
         def waiting(n: int) -> None:
-            console.print(f"waiting for {n} cells that other drivers of this store run "
-                          f"(taken over if one stops its heartbeat for {lease.timeout:g}s)")  # fmt: skip
+            console.print(
+                f"waiting for {n} cells that other drivers of this store run "
+                f"(taken over if one stops its heartbeat for {lease.timeout:g}s)"
+            )
 
         queue = CellQueue(store, lease, todo, on_wait=waiting)
         lost: set[str] = set()

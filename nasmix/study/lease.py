@@ -188,8 +188,13 @@ class CellQueue:
             another live worker.
     """
 
-    def __init__(self, store: Store, lease: Lease, cells: Sequence[CellSpec],
-                 on_wait: Callable[[int], None] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        lease: Lease,
+        cells: Sequence[CellSpec],
+        on_wait: Callable[[int], None] | None = None,
+    ):
         self.store, self.lease, self.on_wait = store, lease, on_wait
         self.cells = {c.id: c for c in cells}
         self.tried: set[str] = set()  # claimed by this worker once: never claimed again by it

@@ -28,10 +28,11 @@ from nasmix.events import END_STATES, End
 from nasmix.study.schema import CellRecord, EventRecord, cell_state, estimator_kind
 
 CELL_ID = re.compile(r"[0-9a-f]{12}")  # a cell id: the first 12 hex digits of its config's SHA-256
-RESCUE = ("Restore it from a backup, or rescue what SQLite can still read with "
-           "`sqlite3 BAD.db .recover | sqlite3 NEW.db` and run the study on NEW.db (cells without an end "
-           "event run again)")  # fmt: skip
-
+RESCUE = (
+    "Restore it from a backup, or rescue what SQLite can still read with "
+    "`sqlite3 BAD.db .recover | sqlite3 NEW.db` and run the study on NEW.db (cells without an end "
+    "event run again)"
+)
 
 
 def event_crc(cell: str, key: str, kind: str, phase: str, t: float, data: str) -> int:
@@ -48,7 +49,9 @@ def event_record(row: tuple) -> tuple[EventRecord | None, str | None]:
     texts = (cell, key, kind, phase, data)
     if not all(isinstance(v, str) for v in texts) or not isinstance(t, (int, float)) or isinstance(t, bool):
         return None, f"{where} has a column of the wrong type"
-    if crc is not None and event_crc(cell, key, kind, phase, t, data) != crc:  # rows from before checksums have none
+    if (
+        crc is not None and event_crc(cell, key, kind, phase, t, data) != crc
+    ):  # rows from before checksums have none
         return None, f"{where} does not match its checksum (a byte of it changed)"
     try:
         parsed = json.loads(data)
@@ -57,7 +60,10 @@ def event_record(row: tuple) -> tuple[EventRecord | None, str | None]:
     if not isinstance(parsed, dict):
         return None, f"{where} holds {type(parsed).__name__} data, not an object"
     if (key == "end") != (kind in END_STATES):
-        return None, f"{where} has kind {kind!r}, which {'an end' if key == 'end' else 'only an end'} event may not"
+        return (
+            None,
+            f"{where} has kind {kind!r}, which {'an end' if key == 'end' else 'only an end'} event may not",
+        )
     record = EventRecord(key, kind, phase, parsed, seq, cell, t)
     try:
         event = record.event  # the typed event, parsed once and kept (EventRecord caches it)

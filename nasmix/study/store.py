@@ -5,10 +5,11 @@ All SQL of nasmix lives here. Tables:
 - cells(id, study, label, space, strategy, estimator, dataset, seed, config, added):
   each cell's configuration, inserted once.
 - events(seq, cell, key, kind, phase, time, data, crc): what happened, appended,
-  with a checksum of the row (nasmix.study.rows). (cell, key) is unique and inserts of an existing key are ignored, so a
-  re-run that repeats a step (a search restarted with the same seed, an
-  epoch redone after the last checkpoint) adds no duplicate, and a finished
-  cell's "end" event can never be rewritten.
+  with a checksum of the row (nasmix.study.rows). (cell, key) is unique and
+  inserts of an existing key are ignored, so a re-run that repeats a step (a
+  search restarted with the same seed, an epoch redone after the last
+  checkpoint) adds no duplicate, and a finished cell's "end" event can never
+  be rewritten.
 - claims(cell, worker, claimed, heartbeat): which `nasmix study` process runs
   a cell now (its lease, renewed by a heartbeat; nasmix.study.lease). The only
   table that is updated: it says who may write, never what happened.
@@ -156,13 +157,17 @@ class Store:
             raise StoreError(_explain(self.path, err)) from None
         except UnicodeDecodeError as err:
             self._close_quietly()
-            raise StoreError(f"store {self.path} is corrupt: a text column is not UTF-8 ({err}). {RESCUE}") from None
+            raise StoreError(
+                f"store {self.path} is corrupt: a text column is not UTF-8 ({err}). {RESCUE}"
+            ) from None
         except BaseException:
             self._close_quietly()
             raise
         if version != SCHEMA_VERSION:
             self._close_quietly()
-            raise StoreError(f"store {self.path} has schema version {version}; this nasmix reads {SCHEMA_VERSION}")
+            raise StoreError(
+                f"store {self.path} has schema version {version}; this nasmix reads {SCHEMA_VERSION}"
+            )
 
     @classmethod
     def open_readonly(cls, path: str | os.PathLike, check: bool = True) -> "Store":
@@ -231,18 +236,20 @@ class Store:
         try:
             shutil.copyfile(self.path, copy)
             for log in logs:
-                shutil.copyfile(log, _sidecar(copy, log.name[len(self.path.name):]))
+                shutil.copyfile(log, _sidecar(copy, log.name[len(self.path.name) :]))
         except OSError as err:
-            raise StoreError(f"store {self.path} is on a read-only file system with a write-ahead log "
-                             f"({logs[0].name}) left by a writer that did not close it, and it could not be "
-                             f"copied to read it: {err}") from None  # fmt: skip
+            raise StoreError(
+                f"store {self.path} is on a read-only file system with a write-ahead log ({logs[0].name}) "
+                f"left by a writer that did not close it, and it could not be copied to read it: {err}"
+            ) from None
         return self._connect(copy, mode="rw")  # recovers the log into the copy
 
     def _quick_check(self) -> None:
         rows = [r[0] for r in self.db.execute(f"PRAGMA quick_check({_SHOWN})").fetchall()]
         if rows != ["ok"]:
-            raise StoreError(f"store {self.path} is corrupt (SQLite quick_check: {'; '.join(rows)}); "
-                             f"{RESCUE}")  # fmt: skip
+            raise StoreError(
+                f"store {self.path} is corrupt (SQLite quick_check: {'; '.join(rows)}). {RESCUE}"
+            )
 
     def _close_quietly(self) -> None:
         with contextlib.suppress(Exception):
@@ -281,7 +288,9 @@ class Store:
         if not tables and not self.readonly:
             return SCHEMA_VERSION  # a new store: made by `_migrate`
         if "meta" not in tables:
-            raise StoreError(f"{self.path} is an SQLite database but not a nasmix store (it has no meta table)")
+            raise StoreError(
+                f"{self.path} is an SQLite database but not a nasmix store (it has no meta table)"
+            )
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         try:
             return int(row[0])
@@ -322,7 +331,9 @@ class Store:
         except sqlite3.DatabaseError as err:
             raise StoreError(f"cannot read store {self.path}: {_explain(self.path, err)}") from None
         except UnicodeDecodeError as err:  # a text column whose bytes changed
-            raise StoreError(f"store {self.path} is corrupt: a text column is not UTF-8 ({err}). {RESCUE}") from None
+            raise StoreError(
+                f"store {self.path} is corrupt: a text column is not UTF-8 ({err}). {RESCUE}"
+            ) from None
 
     # ---- writing (the driver only) ----------------------------------------
     def add_cells(self, cells: Iterable[CellSpec]) -> None:
@@ -346,14 +357,16 @@ class Store:
         """
         text = json.dumps(event.to_json(), default=jsonable, allow_nan=True)
         row = (cell, key, event.kind, event.phase, time.time(), text)
-        sql = "INSERT OR IGNORE INTO events (cell, key, kind, phase, time, data, crc) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        sql = "INSERT OR IGNORE INTO events (cell, key, kind, phase, time, data, crc) VALUES (?,?,?,?,?,?,?)"
         with self._transaction() as db:
             if worker is not None:
                 held = db.execute("SELECT worker FROM claims WHERE cell = ?", (cell,)).fetchone()
                 if held is None or held[0] != worker:
                     holder = "no worker" if held is None else f"worker {held[0]}"
-                    raise LeaseLost(f"worker {worker} no longer holds cell {cell} of store {self.path} "
-                                    f"({holder} does): its event {key!r} was not written")  # fmt: skip
+                    raise LeaseLost(
+                        f"worker {worker} no longer holds cell {cell} of store {self.path} ({holder} does): "
+                        f"its event {key!r} was not written"
+                    )
             return db.execute(sql, (*row, event_crc(*row))).rowcount == 1
 
     # ---- claims: many workers on one store ---------------------------------------------------
@@ -370,7 +383,9 @@ class Store:
             The claimed cell's id, or None when every one has ended or is held.
         """
         with self._transaction() as db:
-            held = {r[0]: Claim(*r) for r in db.execute("SELECT cell, worker, claimed, heartbeat FROM claims")}
+            held = {
+                r[0]: Claim(*r) for r in db.execute("SELECT cell, worker, claimed, heartbeat FROM claims")
+            }
             for cell in cells:
                 if db.execute("SELECT 1 FROM events WHERE cell = ? AND key = 'end'", (cell,)).fetchone():
                     continue
@@ -388,7 +403,9 @@ class Store:
         with self._transaction() as db:
             now = time.time()
             for cell in cells:
-                cur = db.execute("UPDATE claims SET heartbeat = ? WHERE cell = ? AND worker = ?", (now, cell, worker))
+                cur = db.execute(
+                    "UPDATE claims SET heartbeat = ? WHERE cell = ? AND worker = ?", (now, cell, worker)
+                )
                 if cur.rowcount != 1:
                     lost.append(cell)
         return lost
@@ -396,8 +413,10 @@ class Store:
     def release(self, worker: str, cells: Iterable[str] | None = None) -> None:
         """Give up the worker's leases of cells that have not ended (all of them when `cells` is None),
         so another worker may take them at once; the leases of ended cells stay as their record."""
-        sql = ("DELETE FROM claims WHERE worker = ? AND cell = ? AND NOT EXISTS "
-               "(SELECT 1 FROM events WHERE events.cell = claims.cell AND key = 'end')")  # fmt: skip
+        sql = (
+            "DELETE FROM claims WHERE worker = ? AND cell = ? AND NOT EXISTS "
+            "(SELECT 1 FROM events WHERE events.cell = claims.cell AND key = 'end')"
+        )
         with self._transaction() as db:
             ids = [r[0] for r in db.execute("SELECT cell FROM claims WHERE worker = ?", (worker,))]
             db.executemany(sql, [(worker, c) for c in ids if cells is None or c in set(cells)])
@@ -406,7 +425,9 @@ class Store:
         """Every lease held or last held, per cell (empty for a store made before leases)."""
         try:
             with self._reading() as db:
-                rows = db.execute("SELECT cell, worker, claimed, heartbeat FROM claims ORDER BY claimed").fetchall()
+                rows = db.execute(
+                    "SELECT cell, worker, claimed, heartbeat FROM claims ORDER BY claimed"
+                ).fetchall()
         except StoreError as err:
             if "no such table: claims" in str(err):
                 return []
@@ -506,7 +527,9 @@ class Store:
             end = db.execute("SELECT kind FROM events WHERE cell = ? AND key = 'end'", (cell,)).fetchone()
             started = db.execute("SELECT 1 FROM events WHERE cell = ? LIMIT 1", (cell,)).fetchone()
         if end is not None and end[0] not in END_STATES:
-            raise StoreError(f"store {self.path} is corrupt: cell {cell}'s end event has kind {end[0]!r}. {RESCUE}")
+            raise StoreError(
+                f"store {self.path} is corrupt: cell {cell}'s end event has kind {end[0]!r}. {RESCUE}"
+            )
         return cell_state(end[0] if end else None, started is not None)
 
     def pending(self, cells: Iterable[CellSpec]) -> list[CellSpec]:

@@ -42,7 +42,9 @@ eval_every = 1
 """
 
 
-def tiny_study(folder: Path, name: str = "tiny", seeds: int = 2, epochs: int = 2, store: Path | None = None) -> Path:
+def tiny_study(
+    folder: Path, name: str = "tiny", seeds: int = 2, epochs: int = 2, store: Path | None = None
+) -> Path:
     """A study file of `seeds` tiny cells (about half a second of CPU each) whose store is folder/NAME.db."""
     path = folder / f"{name}.toml"
     store = store or folder / f"{name}.db"
@@ -52,7 +54,12 @@ def tiny_study(folder: Path, name: str = "tiny", seeds: int = 2, epochs: int = 2
 
 def nasmix_cmd(*args: str) -> list[str]:
     """The nasmix CLI of this checkout, as a subprocess command line."""
-    return [sys.executable, "-c", "import sys; from nasmix.cli import main; sys.exit(main(sys.argv[1:]))", *args]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from nasmix.cli import main; sys.exit(main(sys.argv[1:]))",
+        *args,
+    ]
 
 
 def copy_store(db: Path, folder: Path, name: str | None = None) -> Path:
@@ -97,6 +104,9 @@ def readonly_mount_works() -> bool:
         return False
     probe = "d=$(mktemp -d) && mount --bind $d $d && mount -o remount,bind,ro $d && ! touch $d/x 2>/dev/null"
     try:
-        return subprocess.run(["unshare", "-m", "sh", "-c", probe], capture_output=True, timeout=20).returncode == 0
+        return (
+            subprocess.run(["unshare", "-m", "sh", "-c", probe], capture_output=True, timeout=20).returncode
+            == 0
+        )
     except (OSError, subprocess.SubprocessError):
         return False

@@ -22,8 +22,21 @@ def test_run_name_cannot_escape_the_runs_folder(tmp_path, monkeypatch, capsys):
     work = tmp_path / "a" / "b"
     work.mkdir(parents=True)
     monkeypatch.chdir(work)
-    argv = ["run", "--space", "chain", "--strategy", "random", "--estimator", "zero_cost", "--dataset", "synthetic",
-            "--device", "cpu", "--quiet", "--name"]
+    argv = [
+        "run",
+        "--space",
+        "chain",
+        "--strategy",
+        "random",
+        "--estimator",
+        "zero_cost",
+        "--dataset",
+        "synthetic",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--name",
+    ]
     for name in ("../../x", "..", "/tmp/x", "a\\b", "", ".hidden"):
         assert main(argv + [name]) == 2, name
         assert "name" in capsys.readouterr().err
@@ -52,7 +65,9 @@ def test_a_study_file_named_like_a_hidden_file_needs_a_name(tmp_path, capsys):
 @pytest.mark.parametrize("store", ["runs/", "", "   ", "{folder}", "runs/.."])
 def test_store_paths_that_name_a_folder_are_refused(tmp_path, capsys, store):
     study = tiny_study(tmp_path)
-    text = study.read_text().replace(f'store = "{tmp_path}/tiny.db"', f'store = "{store.format(folder=tmp_path)}"')
+    text = study.read_text().replace(
+        f'store = "{tmp_path}/tiny.db"', f'store = "{store.format(folder=tmp_path)}"'
+    )
     study.write_text(text)
     assert main(["study", str(study), "--quiet"]) == 2
     assert "store" in capsys.readouterr().err
@@ -90,7 +105,9 @@ def test_ray_starts_a_local_instance_on_loopback_unless_an_address_is_named(monk
     calls = []
 
     def init(address=None, **options):
-        calls.append((address, os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"), ray_constants.ENABLE_RAY_CLUSTER))
+        calls.append(
+            (address, os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"), ray_constants.ENABLE_RAY_CLUSTER)
+        )
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", init)
@@ -100,7 +117,9 @@ def test_ray_starts_a_local_instance_on_loopback_unless_an_address_is_named(monk
     RayBackend("local").start()
     RayBackend("ray://head.cluster:10001").start()
     assert calls == [("local", "0", False), ("local", "0", False), ("ray://head.cluster:10001", None, before)]
-    assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ and ray_constants.ENABLE_RAY_CLUSTER == before
+    assert (
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ and ray_constants.ENABLE_RAY_CLUSTER == before
+    )
 
 
 def _listening(pids: set[int]) -> set[str]:

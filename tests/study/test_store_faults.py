@@ -79,7 +79,7 @@ def test_a_changed_digit_of_a_result_is_caught_by_the_row_checksum(finished, tmp
     number = f'"test_top1": {end.data["test_top1"]}'.encode()
     at = raw.index(number) + len(number) - 1  # the last digit of the accuracy, inside the row
     assert text  # the row is stored as the JSON of its data
-    _overwrite(bad, at, b"9" if raw[at:at + 1] != b"9" else b"8")
+    _overwrite(bad, at, b"9" if raw[at : at + 1] != b"9" else b"8")
     with pytest.raises(StoreError, match="does not match its checksum"):
         snapshot(bad)
     code, out, err = _cli(["status", str(bad)], capsys)
@@ -96,7 +96,9 @@ def test_a_truncated_store_is_refused(finished, tmp_path, capsys, keep):
         f.truncate(int(size * keep))
     with pytest.raises(StoreError) as err:
         snapshot(bad)
-    assert str(bad) in str(err.value) and ("corrupt" in str(err.value) or "not a nasmix store" in str(err.value))
+    assert str(bad) in str(err.value) and (
+        "corrupt" in str(err.value) or "not a nasmix store" in str(err.value)
+    )
     code, out, _ = _cli(["status", str(bad)], capsys)
     assert code == 2 and "finished" not in out
 
@@ -125,8 +127,10 @@ def _tamper(db: Path, sql: str, *args) -> None:
     con = sqlite3.connect(db)
     con.execute("DROP TRIGGER IF EXISTS events_append_only_update")
     con.execute(sql, args)
-    con.execute("CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events "
-                "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END")
+    con.execute(
+        "CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
+    )
     con.commit()
     con.close()
 
@@ -134,15 +138,27 @@ def _tamper(db: Path, sql: str, *args) -> None:
 TAMPERED = [
     ("UPDATE events SET data = '{\"arch\": ' || 'x', crc = NULL WHERE key = 'end'", "not JSON"),
     ("UPDATE events SET data = '[1, 2]', crc = NULL WHERE key = 'end'", "list data"),
-    ("UPDATE events SET kind = 'teleported', crc = NULL WHERE key = 'attempt/1'", "unknown event kind 'teleported'"),
+    (
+        "UPDATE events SET kind = 'teleported', crc = NULL WHERE key = 'attempt/1'",
+        "unknown event kind 'teleported'",
+    ),
     ("UPDATE events SET kind = 'finished', crc = NULL WHERE key = 'arch_chosen'", "only an end event may"),
-    ("UPDATE events SET data = json_set(data, '$.test_top1', 7.5), crc = NULL WHERE key = 'end'", "not an accuracy"),
+    (
+        "UPDATE events SET data = json_set(data, '$.test_top1', 7.5), crc = NULL WHERE key = 'end'",
+        "not an accuracy",
+    ),
     ("UPDATE events SET data = json_set(data, '$.test_top1', 0.99) WHERE key = 'end'", "checksum"),
-    ("UPDATE cells SET config = replace(config, '\"seed\": 0', '\"seed\": 5') WHERE seed = 0", "does not hash to its id"),
+    (
+        "UPDATE cells SET config = replace(config, '\"seed\": 0', '\"seed\": 5') WHERE seed = 0",
+        "does not hash to its id",
+    ),
     ("UPDATE cells SET seed = 9 WHERE seed = 0", "columns differ from its config"),
     ("UPDATE cells SET id = '../../etc' WHERE seed = 0", "not 12 hexadecimal digits"),
-    ("INSERT INTO events (cell, key, kind, phase, time, data) VALUES ('feedfacecafe', 'x', 'attempt', 'setup', 0, "
-     "'{\"device\": \"cpu\"}')", "which the store lacks"),
+    (
+        "INSERT INTO events (cell, key, kind, phase, time, data) "
+        "VALUES ('feedfacecafe', 'x', 'attempt', 'setup', 0, '{\"device\": \"cpu\"}')",
+        "which the store lacks",
+    ),
 ]
 
 

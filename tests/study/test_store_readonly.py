@@ -114,11 +114,14 @@ def test_status_and_report_on_a_read_only_file_system(finished, share, tmp_path)
         "    assert main(['status', db]) == 0\n"
         f"assert main(['report', '{mount}/archive/tiny.db', '-o', '{tmp_path}/report']) == 0\n"
     )
-    shell = (f"mount --bind {share} {mount} && mount -o remount,bind,ro {mount} && "
-             f"! touch {mount}/archive/probe 2>/dev/null && {sys.executable} -c \"$0\"")
+    shell = (
+        f"mount --bind {share} {mount} && mount -o remount,bind,ro {mount} && "
+        f'! touch {mount}/archive/probe 2>/dev/null && {sys.executable} -c "$0"'
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(nasmix.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(["unshare", "-m", "sh", "-c", shell, script], capture_output=True, text=True, env=env,
-                         timeout=300)
+    run = subprocess.run(
+        ["unshare", "-m", "sh", "-c", shell, script], capture_output=True, text=True, env=env, timeout=300
+    )
     assert run.returncode == 0, run.stderr
     assert "immutable 2" in run.stdout and "copy 3" in run.stdout
     assert "2 finished" in run.stdout and "1 failed, 2 finished" in run.stdout
@@ -142,15 +145,21 @@ def test_a_reader_polls_the_events_a_live_study_appends(tmp_path):
             assert reader.cells()[0].state == "failed"
 
 
-@pytest.mark.parametrize("name,twin", [("50%41.db", "50A.db"), ("trial #2.db", "trial "), ("what?mode=ro.db", "what")])
+@pytest.mark.parametrize(
+    "name,twin", [("50%41.db", "50A.db"), ("trial #2.db", "trial "), ("what?mode=ro.db", "what")]
+)
 def test_store_paths_are_file_names_not_uris(tmp_path, capsys, name, twin):
-    """SQLite reads `file:` URIs: %41 is 'A', # starts a fragment, ? a query. A store's name is only a name."""
+    """SQLite reads `file:` URIs: %41 is 'A', # starts a fragment, ? a query. A store's name is a name."""
     study = tiny_study(tmp_path, seeds=1, epochs=1, store=tmp_path / name)
     assert main(["study", str(study), "--quiet"]) == 0
     assert (tmp_path / name).is_file() and not (tmp_path / twin).exists()
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(twin[:2])) == sorted([name, f"{name}.files"])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(twin[:2])) == sorted(
+        [name, f"{name}.files"]
+    )
     capsys.readouterr()
     assert main(["status", str(tmp_path / name)]) == 0
     assert "1 finished" in capsys.readouterr().out and not (tmp_path / twin).exists()
-    (tmp_path / twin).write_bytes(b"")  # a file of the name SQLite would have opened: status still reads the store
+    (tmp_path / twin).write_bytes(
+        b""
+    )  # a file of the name SQLite would have opened: status still reads the store
     assert main(["status", str(tmp_path / name)]) == 0 and "1 finished" in capsys.readouterr().out

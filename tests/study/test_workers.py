@@ -130,8 +130,13 @@ def _wait_for(db: Path, test, timeout: float = 240.0):
 def test_two_drivers_on_one_store_run_every_cell_once(tmp_path):
     study = tiny_study(tmp_path, seeds=6, epochs=2)
     db = tmp_path / "tiny.db"
-    other = subprocess.Popen(nasmix_cmd("study", str(study), "--quiet"), env=ENV, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    other = subprocess.Popen(
+        nasmix_cmd("study", str(study), "--quiet"),
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     _wait_for(db, lambda store: store.claims())  # it has claimed its first cell
     summary = run_study(load_study(str(study)), quiet=True)
     out, _ = other.communicate(timeout=300)
@@ -153,8 +158,12 @@ def test_two_drivers_on_one_store_run_every_cell_once(tmp_path):
 def test_a_killed_drivers_cell_is_taken_over_and_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     study = tiny_study(tmp_path, seeds=1, epochs=8)
     db = tmp_path / "tiny.db"
-    other = subprocess.Popen(nasmix_cmd("study", str(study), "--quiet"), env=ENV, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    other = subprocess.Popen(
+        nasmix_cmd("study", str(study), "--quiet"),
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _wait_for(db, lambda store: any(e.data["epoch"] >= 2 for e in store.events(kind="eval_epoch")))
     os.kill(other.pid, signal.SIGKILL)
     other.wait()
@@ -181,7 +190,9 @@ def test_a_killed_drivers_cell_is_taken_over_and_resumes_from_its_checkpoint(tmp
         (claim,) = store.claims()
     attempts = record.events_of(Attempt)
     assert len(attempts) == 2 and attempts[1].extra["worker"] == summary.worker == claim.worker
-    assert attempts[0].extra["worker"] != summary.worker and attempts[1].resumed_arch == record.first(End).arch
+    assert (
+        attempts[0].extra["worker"] != summary.worker and attempts[1].resumed_arch == record.first(End).arch
+    )
     assert trained and trained[0] == max(stored) + 1 and trained[-1] == 8  # resumed after its last checkpoint
     assert [e.epoch for e in record.events_of(EvalEpoch)] == list(range(1, 9))
 
@@ -194,7 +205,9 @@ def test_a_stale_lease_of_another_machine_is_waited_for_then_taken_over(tmp_path
         assert store.claim([cells[0].id], "elsewhere/0badc0de/4242/cafe0000", lambda other: False)
         remote = store.claims()[0]
     summary = run_study(cfg, quiet=True, lease_timeout=1.0)
-    assert sorted(summary.states) == sorted(c.id for c in cells) and set(summary.states.values()) == {"finished"}
+    assert sorted(summary.states) == sorted(c.id for c in cells) and set(summary.states.values()) == {
+        "finished"
+    }
     assert "waiting for 1 cells that other drivers of this store run" in capsys.readouterr().out
     with Store.open_readonly(cfg.store) as store:
         assert {c.worker for c in store.claims()} == {summary.worker}
