@@ -169,6 +169,8 @@ def run_study(
                 bar.update(phase_task, description=f"{phase} {labels[cell_id]}", completed=done, total=total)
 
             def finished(cell: CellSpec, state: str) -> None:
+                if cell.id in lost or cell.id in lease.lost:  # its end (if any) was another driver's to write
+                    state = "lost"
                 queue.done(cell.id, state in END_STATES)
                 summary.states[cell.id] = state
                 if state not in END_STATES:

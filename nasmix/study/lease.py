@@ -33,9 +33,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nasmix.errors import ConfigError
+from nasmix.study.rows import Claim
 from nasmix.study.run import Resume
 from nasmix.study.schema import CellSpec
-from nasmix.study.store import Claim, Store
+from nasmix.study.store import Store
 
 DEFAULT_TIMEOUT = 60.0  # seconds without a heartbeat after which a lease may be taken over
 _HOST = socket.gethostname()
@@ -198,6 +199,7 @@ class CellQueue:
         self.store, self.lease, self.on_wait = store, lease, on_wait
         self.cells = {c.id: c for c in cells}
         self.tried: set[str] = set()  # claimed by this worker once: never claimed again by it
+        self.ended: set[str] = set()  # seen ended (by any worker): never looked up again
         self.poll = min(lease.interval, 1.0)
         self._quiet_until = 0.0
 
@@ -206,7 +208,7 @@ class CellQueue:
         when no cell can be claimed now."""
         if time.monotonic() < self._quiet_until:  # nothing was free a moment ago: spare the store's lock
             return None
-        order = [c for c in self.cells if c not in self.tried]
+        order = [c for c in self.cells if c not in self.tried and c not in self.ended]
         cell = self.store.claim(order, self.lease.worker, self.lease.takeable) if order else None
         if cell is None:
             self._quiet_until = time.monotonic() + self.poll
@@ -227,8 +229,9 @@ class CellQueue:
         """Whether nothing is left for this worker: every cell it has not tried has ended.
         Otherwise other live workers hold the rest, and this one waits to take over any
         whose worker dies."""
-        open_cells = [c for c in self.cells if c not in self.tried]
-        waiting = len(open_cells) - len(self.store.ended(open_cells))
+        open_cells = [c for c in self.cells if c not in self.tried and c not in self.ended]
+        self.ended |= self.store.ended(open_cells)
+        waiting = len(open_cells) - len(self.ended.intersection(open_cells))
         if waiting and self.on_wait is not None:
             self.on_wait(waiting)
             self.on_wait = None

@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 import zlib
+from dataclasses import dataclass
 
 from nasmix.errors import NasmixError
 from nasmix.events import END_STATES, End
@@ -33,6 +34,16 @@ RESCUE = (
     "`sqlite3 BAD.db .recover | sqlite3 NEW.db` and run the study on NEW.db (cells without an end "
     "event run again)"
 )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who runs a cell: the worker holding its lease and the lease's clocks (Unix seconds)."""
+
+    cell: str
+    worker: str
+    claimed: float
+    heartbeat: float
 
 
 def event_crc(cell: str, key: str, kind: str, phase: str, t: float, data: str) -> int:

@@ -59,13 +59,22 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from nasmix.errors import NasmixError
 from nasmix.events import END_STATES, Event
-from nasmix.study.rows import CELL_ID, RESCUE, cell_problem, cell_record, event_crc, event_record, jsonable
+from nasmix.study.rows import (
+    CELL_ID,
+    RESCUE,
+    Claim,
+    cell_problem,
+    cell_record,
+    event_crc,
+    event_record,
+    jsonable,
+)
 from nasmix.study.schema import CellRecord, CellSpec, EventRecord, cell_state
+from nasmix.study.storefile import cannot_open, explain, nonempty, sidecar, store_uri
 
 SCHEMA_VERSION = 1  # of the tables; each event's data carries its own version (nasmix.events)
 _CELL_COLUMNS = "id, study, label, space, strategy, estimator, dataset, seed, config"
@@ -101,27 +110,6 @@ class LeaseLost(StoreError):
     """This worker no longer holds a cell's lease (another worker reclaimed it): its events are refused."""
 
 
-@dataclass(frozen=True)
-class Claim:
-    """Who runs a cell: the worker holding its lease and the lease's clocks (Unix seconds)."""
-
-    cell: str
-    worker: str
-    claimed: float
-    heartbeat: float
-
-
-def store_uri(path: str | os.PathLike, **params: str) -> str:
-    """The `file:` URI of a path for sqlite3 (`uri=True`), every special character escaped.
-
-    Example:
-        >>> store_uri("/data/50%41 #2.db", mode="ro")
-        'file:///data/50%2541%20%232.db?mode=ro'
-    """
-    uri = Path(os.path.abspath(os.fspath(path))).as_uri()
-    return uri + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
-
-
 class Store:
     """A study's SQLite store.
 
@@ -154,7 +142,7 @@ class Store:
             self._crc = "crc" in _columns(self.db, "events")
         except sqlite3.DatabaseError as err:
             self._close_quietly()
-            raise StoreError(_explain(self.path, err)) from None
+            raise StoreError(explain(self.path, err)) from None
         except UnicodeDecodeError as err:
             self._close_quietly()
             raise StoreError(
@@ -222,11 +210,11 @@ class Store:
             return db
         except sqlite3.OperationalError as err:  # a read-only folder: no -shm can be made beside a WAL store
             db.close()
-            if not _cannot_open(err):
+            if not cannot_open(err):
                 raise
         # Nothing writes a store on a read-only file system, unless a writer was killed and
         # left its log: an immutable open would not see the transactions in the log.
-        logs = [p for p in (_sidecar(self.path, "-wal"), _sidecar(self.path, "-journal")) if _nonempty(p)]
+        logs = [p for p in (sidecar(self.path, "-wal"), sidecar(self.path, "-journal")) if nonempty(p)]
         if not logs:
             self.how = "immutable"
             return self._connect(self.path, mode="ro", immutable="1")
@@ -236,7 +224,7 @@ class Store:
         try:
             shutil.copyfile(self.path, copy)
             for log in logs:
-                shutil.copyfile(log, _sidecar(copy, log.name[len(self.path.name) :]))
+                shutil.copyfile(log, sidecar(copy, log.name[len(self.path.name) :]))
         except OSError as err:
             raise StoreError(
                 f"store {self.path} is on a read-only file system with a write-ahead log ({logs[0].name}) "
@@ -316,7 +304,7 @@ class Store:
         except sqlite3.DatabaseError as err:
             full = "full" in str(err).lower()
             hint = " (disk full: free space and run the same command again to resume)" if full else ""
-            raise StoreError(f"cannot write to store {self.path}: {_explain(self.path, err)}{hint}") from None
+            raise StoreError(f"cannot write to store {self.path}: {explain(self.path, err)}{hint}") from None
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -329,7 +317,7 @@ class Store:
                 if self.db.in_transaction:
                     self.db.execute("COMMIT")
         except sqlite3.DatabaseError as err:
-            raise StoreError(f"cannot read store {self.path}: {_explain(self.path, err)}") from None
+            raise StoreError(f"cannot read store {self.path}: {explain(self.path, err)}") from None
         except UnicodeDecodeError as err:  # a text column whose bytes changed
             raise StoreError(
                 f"store {self.path} is corrupt: a text column is not UTF-8 ({err}). {RESCUE}"
@@ -544,38 +532,6 @@ def _where(**columns: str | None) -> tuple[str, tuple]:
     if not given:
         return "", ()
     return " WHERE " + " AND ".join(f"{k} = ?" for k in given), tuple(given.values())
-
-
-def _sidecar(path: Path, suffix: str) -> Path:
-    return path.with_name(path.name + suffix)
-
-
-def _nonempty(path: Path) -> bool:
-    try:
-        return path.stat().st_size > 0
-    except OSError:
-        return False
-
-
-def _cannot_open(err: sqlite3.Error) -> bool:
-    """An error of a read-only open that a read-only folder causes (no -shm or -wal can be made)."""
-    code = getattr(err, "sqlite_errorcode", None)  # Python 3.11+
-    if code is not None:
-        return code & 0xFF in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY)
-    text = str(err).lower()
-    return "unable to open" in text or "readonly" in text or "read-only" in text
-
-
-def _explain(path: Path, err: sqlite3.Error) -> str:
-    """A clear message for an SQLite error on a store."""
-    text = str(err)
-    if "file is not a database" in text:
-        return f"{path} is not a nasmix store (not an SQLite database, or its first page is damaged)"
-    if "malformed" in text or "corrupt" in text:
-        return f"store {path} is corrupt ({text}). {RESCUE}"
-    if "unable to open" in text:
-        return f"cannot open store {path} ({text}): check that its folder exists and may be written"
-    return f"store {path}: {text}"
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from storekit import nasmix_cmd, tiny_study
 
+import nasmix.study.driver as driver
 import nasmix.study.run as run_mod
 from nasmix.config import load_study
 from nasmix.events import Attempt, End, EvalEpoch
@@ -213,3 +214,12 @@ def test_a_stale_lease_of_another_machine_is_waited_for_then_taken_over(tmp_path
         assert {c.worker for c in store.claims()} == {summary.worker}
         (attempt,) = store.events(cells[0].id, kind="attempt")
     assert attempt.time > remote.heartbeat + 1.0  # the remote lease was honoured until it went stale
+
+
+def test_a_store_on_a_network_file_system_is_warned_about(tmp_path, monkeypatch, capsys):
+    assert driver.filesystem(tmp_path) not in (None, *driver.NETWORK_FILESYSTEMS)  # pytest's tmp: a local one
+    cfg = load_study(str(tiny_study(tmp_path, seeds=1, epochs=1)))
+    monkeypatch.setattr(driver, "filesystem", lambda path: "nfs4")
+    run_study(cfg, quiet=True)
+    out = capsys.readouterr().out
+    assert "is on a network file system (nfs4)" in out and "one machine" in out
