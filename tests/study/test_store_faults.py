@@ -213,3 +213,27 @@ def test_a_write_ahead_log_left_by_a_crash_is_read_and_recovered(finished, tmp_p
         assert len(store.cells()) == 3
     (Path(f"{crashed}-wal")).unlink(missing_ok=True)
     assert sorted(c[0] for c in snapshot(crashed).values()) == ["failed", "finished", "finished"]
+
+
+OLD = Path(__file__).parent.parent / "fixtures" / "old_store" / "old.db"
+
+
+def test_an_old_store_reads_as_it_is_and_gains_leases_and_checksums_when_written(tmp_path):
+    """A store from before leases and checksums (tests/fixtures/old_store): read without a change,
+    then opened for writing, it gains the claims table and the crc column; old rows keep no checksum."""
+    old = copy_store(OLD, tmp_path)
+    before = old.read_bytes()
+    with Store.open_readonly(old) as store:
+        states = sorted(c.state for c in store.cells())
+        assert store.claims() == [] and store.last_seq() == 35
+    assert old.read_bytes() == before
+    with Store(old) as store:
+        assert sorted(c.state for c in store.cells()) == states
+        pending = next(c for c in store.cells() if c.state == "pending")
+        assert store.claim([pending.id], "w/0/1/x", lambda other: False) == pending.id
+        store.append(pending.id, "end", End(state="failed", reason="test"), worker="w/0/1/x")
+    con = sqlite3.connect(old)
+    crcs = con.execute("SELECT crc FROM events ORDER BY seq").fetchall()
+    con.close()
+    assert crcs[:35] == [(None,)] * 35 and isinstance(crcs[35][0], int)
+    assert sorted(c[0] for c in snapshot(old).values()).count("failed") == states.count("failed") + 1

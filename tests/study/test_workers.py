@@ -55,6 +55,7 @@ def test_claims_are_atomic_across_connections(tmp_path):
             start.wait()
             while (cell := store.claim(ids, me, lambda other: False)) is not None:
                 claimed[cell].append(me)
+                time.sleep(0.002)  # a cell takes time: without it one thread may end all before the rest wake
                 store.append(cell, "end", End(state="failed", reason="test"), worker=me)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
