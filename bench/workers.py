@@ -10,7 +10,12 @@ how the cells were shared. Each run also checks that every cell ran exactly once
     python bench/workers.py --drivers 1 2 --cells 16 --epochs 6
 
 Give the machine at least as many idle cores as drivers; the figure is a ratio of two
-runs on the same machine.
+runs on the same machine. On a machine without idle cores, `--hold S` adds S seconds of
+sleep to every evaluation epoch, standing in for time spent on a GPU (which does not use
+this machine's CPUs): it measures how the drivers share a grid when the cells, not the
+store, are the bottleneck.
+
+    python bench/workers.py --drivers 1 2 4 --cells 16 --epochs 3 --hold 1
 """
 
 from __future__ import annotations
@@ -27,6 +32,22 @@ import time
 from pathlib import Path
 
 from nasmix.study.store import Store
+
+# `nasmix study` with a sleep after each evaluation epoch (--hold): argv is HOLD then the CLI's.
+HOLD = """
+import sys, time
+import nasmix.study.run as run
+from nasmix.cli import main
+hold, real = float(sys.argv[1]), run.train
+def train(*args, callback, **kwargs):
+    def on_event(event):
+        if event["event"] == "epoch":
+            time.sleep(hold)
+        callback(event)
+    return real(*args, callback=on_event, **kwargs)
+run.train = train
+sys.exit(main(sys.argv[2:]))
+"""
 
 STUDY = """
 [study]
@@ -54,12 +75,14 @@ eval_every = 1
 """
 
 
-def run(drivers: int, cells: int, epochs: int, size: str, folder: Path) -> dict:
+def run(drivers: int, cells: int, epochs: int, size: str, folder: Path, hold: float = 0.0) -> dict:
     """One grid finished by `drivers` processes: wall and CPU seconds, cells per driver."""
     store = folder / f"bench-{drivers}-{time.monotonic_ns()}.db"
     study = folder / f"{store.stem}.toml"
     study.write_text(STUDY.format(store=store, seeds=list(range(cells)), epochs=epochs, size=size))
     cmd = [sys.executable, "-m", "nasmix.cli", "study", str(study), "--quiet"]
+    if hold > 0:
+        cmd[1:3] = ["-c", HOLD, str(hold)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -104,18 +127,21 @@ def main() -> None:
         "--size", default="tiny", choices=["tiny", "search"], help="the evaluated network's size"
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--hold", type=float, default=0.0, help="seconds of sleep per evaluation epoch (standing in for GPU time)"
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="nasmix-bench-workers-"))
     results: dict[int, list[dict]] = {n: [] for n in args.drivers}
     for _ in range(args.repeats):
         for n in args.drivers:  # interleaved
-            results[n].append(run(n, args.cells, args.epochs, args.size, folder))
+            results[n].append(run(n, args.cells, args.epochs, args.size, folder, args.hold))
             print(
                 f"  {n} drivers: {results[n][-1]['wall']:.1f}s wall, shares {results[n][-1]['shares']}",
                 flush=True,
             )
     base = statistics.median(r["wall"] for r in results[args.drivers[0]])
-    what = f"{args.cells} cells ({args.epochs} epochs, {args.size})"
+    what = f"{args.cells} cells ({args.epochs} epochs, {args.size}, {args.hold:g} s hold per epoch)"
     print(f"{what}, {os.cpu_count()} CPUs; medians of {args.repeats}")
     print("drivers  wall s  speed-up  CPU s  cells per driver (last run)")
     for n, runs in results.items():
