@@ -128,7 +128,10 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--hold", type=float, default=0.0, help="seconds of sleep per evaluation epoch (standing in for GPU time)"
+        "--hold",
+        type=float,
+        default=0.0,
+        help="seconds of sleep per evaluation epoch (standing in for GPU time)",
     )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="nasmix-bench-workers-"))
