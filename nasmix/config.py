@@ -38,6 +38,7 @@ __all__ = [
     "SearchSettings",
     "StudyConfig",
     "build_config",
+    "check_name",
     "eval_settings",
     "load_study",
     "make_study",
@@ -76,6 +77,57 @@ def _check_device(name: str) -> None:
     """auto, cpu, cuda or cuda:N (whether this machine has it is checked when a cell runs)."""
     if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", name):
         raise ConfigError(f"[study] device must be auto, cpu, cuda or cuda:N, got {name!r}")
+
+
+# A study name becomes a file name (runs/NAME.db): one path component, nothing hidden.
+_NAME_BAD = re.compile(r"[/\\:\x00-\x1f\x7f]")
+# A Ray cluster's address: auto, local, host:port, or ray://host:port (Ray Client).
+_HOST = r"([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])"  # a name, an IPv4 address, or an IPv6 one in brackets
+_RAY_ADDRESS = re.compile(rf"auto|local|(ray://)?{_HOST}:[0-9]{{1,5}}")
+
+
+def check_name(name: Any, what: str = "study name") -> str:
+    """A name that becomes a file name: one path component (no / \\ or :), no control
+    characters, not hidden (no leading dot), no surrounding spaces, at most 100 characters.
+
+    Raises:
+        ConfigError: any other name.
+    """
+    rule = "letters, digits, spaces and . _ - + (one path component, not starting with a dot)"
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{what} must be a non-empty text of {rule}, got {name!r}")
+    if _NAME_BAD.search(name) or name.startswith(".") or name != name.strip() or len(name) > 100:
+        raise ConfigError(f"{what} {name!r} cannot be a file name: use {rule}")
+    return name
+
+
+def check_store_path(store: Any) -> str:
+    """A store path: a file (not a folder), with a file name.
+
+    Raises:
+        ConfigError: an empty path, one that ends in a separator or names a folder, a NUL.
+    """
+    if not isinstance(store, str) or not store.strip() or "\x00" in store:
+        raise ConfigError(f"[study] store must be a file path, got {store!r}")
+    name = os.path.basename(store)
+    if store.endswith(("/", os.sep)) or name in ("", ".", "..") or os.path.isdir(store):
+        example = os.path.join(store.rstrip("/" + os.sep) or ".", "study.db")
+        raise ConfigError(f"[study] store {store!r} names a folder: give the store's file, e.g. {example}")
+    return store
+
+
+def check_ray_address(address: Any) -> str | None:
+    """A Ray cluster address (auto, host:port, ray://host:port) or None.
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if address is None:
+        return None
+    if not isinstance(address, str) or not _RAY_ADDRESS.fullmatch(address):
+        what = "the Ray address (--ray-address, [study] ray_address)"
+        raise ConfigError(f"{what} must be 'auto', 'HOST:PORT' or 'ray://HOST:PORT', got {address!r}")
+    return address
 
 
 def _check_positive(obj: Any, names: tuple[str, ...], where: str) -> None:
@@ -155,6 +207,7 @@ class StudyConfig:
         device: auto, cpu, cuda or cuda:N.
         data, search, eval: phase settings.
         options: kind -> module name -> that module's options.
+        ray_address: the Ray cluster the ray backend joins (None: a local instance on 127.0.0.1).
     """
 
     name: str
@@ -169,6 +222,7 @@ class StudyConfig:
     search: SearchSettings = SearchSettings()
     eval: EvalSettings = EvalSettings()
     options: Any = None  # {kind: {name: {key: value}}}, as read
+    ray_address: str | None = None
 
     def module_options(self, kind: str, name: str) -> dict:
         """The options the study gives one module (empty when none)."""
@@ -210,6 +264,7 @@ def make_study(
     search: SearchSettings | None = None,
     eval: EvalSettings | None = None,
     options: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    ray_address: str | None = None,
 ) -> StudyConfig:
     """A validated study from typed parts: what `study_from_dict` builds from a study
     file, and `nasmix run` from its flags.
@@ -222,11 +277,14 @@ def make_study(
         store: the store's path.
         data, search, eval: the phase settings (defaults when None).
         options: kind -> module name -> options, validated by building each module.
+        ray_address: the Ray cluster the ray backend joins (None: a local instance).
 
     Raises:
         ConfigError / UnknownNameError: unknown names, impossible values; the
             message lists the valid choices.
     """
+    check_name(name)
+    ray_address = check_ray_address(ray_address)
     axes = [
         _names(spaces, "spaces", "space"),
         _names(strategies, "strategies", "strategy"),
@@ -249,8 +307,8 @@ def make_study(
             registry.create(kind, mod_name, **opts)  # validates the options now, not mid-study
             checked.setdefault(kind, {})[mod_name] = dict(opts)
     phases = (data or DataSettings(), search or SearchSettings(), eval or eval_settings("fast", {}))
-    store = str(store or f"runs/{name}.db")
-    return StudyConfig(str(name), store, *axes, tuple(seeds), device, *phases, checked)
+    store = check_store_path(f"runs/{name}.db" if store is None else store)
+    return StudyConfig(name, store, *axes, tuple(seeds), device, *phases, checked, ray_address)
 
 
 def study_from_dict(raw: Mapping[str, Any], default_name: str = "study") -> StudyConfig:
@@ -268,19 +326,21 @@ def study_from_dict(raw: Mapping[str, Any], default_name: str = "study") -> Stud
             if k in study}
     name = study.pop("name", default_name)
     store, device = study.pop("store", None), study.pop("device", "auto")
+    ray_address = study.pop("ray_address", None)
     if study:
-        valid = ["name", "store", "device", "spaces", "strategies", "estimators", "datasets", "seeds"]
+        valid = "name store device ray_address spaces strategies estimators datasets seeds".split()
         raise ConfigError(UnknownNameError("key of [study]", sorted(study)[0], valid).__str__())
     ev = _table(raw, "eval")
     return make_study(
-        str(name),
+        name,
         spaces=axes.get("spaces"),
         strategies=axes.get("strategies"),
         estimators=axes.get("estimators", ["train"]),
         datasets=axes.get("datasets", ["cifar10"]),
         seeds=axes.get("seeds", [0]),
         device=str(device),
-        store=None if store is None else str(store),
+        store=store,
+        ray_address=ray_address,
         data=build_config(DataSettings, _table(raw, "data"), "[data]"),
         search=build_config(SearchSettings, _table(raw, "search"), "[search]"),
         eval=eval_settings(ev.pop("preset", "fast"), ev),

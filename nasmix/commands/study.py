@@ -16,7 +16,12 @@ def _backend_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="dataset location (default: the study's data.path, then $NASMIX_DATA)")
     p.add_argument("--backend", default="inprocess", choices=["inprocess", "local", "ray"])
     p.add_argument("--workers", type=int, default=None, help="local backend: worker processes (default: one per GPU)")
-    p.add_argument("--address", default=None, help="ray backend: address of an existing cluster")
+    p.add_argument("--ray-address", "--address", dest="address", default=None,
+                   help="ray backend: join this cluster (auto, HOST:PORT, ray://HOST:PORT); default: a local "
+                   "instance on 127.0.0.1")
+    p.add_argument("--lease-timeout", type=float, default=None, metavar="S",
+                   help="several drivers on one store: take over a cell whose driver sent no heartbeat "
+                   "for S seconds (default 60)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -30,9 +35,13 @@ def _run(cfg, args) -> int:
         console.print(f"{len(cells)} cells; store {cfg.store}")
         return 0
     t0 = time.perf_counter()
-    summary = run_study(cfg, args.data, args.backend, args.workers, args.address, args.quiet)
+    summary = run_study(
+        cfg, args.data, args.backend, args.workers, args.address, args.quiet, lease_timeout=args.lease_timeout
+    )
     states = list(summary.states.values())
     counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))) or "nothing to run"
+    if summary.others:
+        counts += f"; {summary.others} ended by other drivers of this store"
     console.print(f"study {cfg.name}: {summary.total} cells ({summary.skipped} already ended; this run: {counts}) "
                   f"in {time.perf_counter() - t0:.1f}s wall; store {cfg.store}")  # fmt: skip
     return 0

@@ -70,9 +70,9 @@ def read_cell(db: str | os.PathLike, cell: str) -> CellSource:
     cell = cell.strip()
     if not cell:
         raise ConfigError("give a cell id (or its first characters); `nasmix status DB` lists them")
-    with Store(path, readonly=True) as store:
+    with Store.open_readonly(path) as store:  # also on a read-only file system; a corrupt store is refused
         records = store.cells()
-        files = store.files
+        folder = store.cell_files
     matches = [r for r in records if r.id == cell] or [r for r in records if r.id.startswith(cell)]
     if len(matches) != 1:
         shown = matches or records
@@ -88,7 +88,7 @@ def read_cell(db: str | os.PathLike, cell: str) -> CellSource:
         record.first(ArchChosen),
         ends[0] if ends else None,
         tuple(record.events_of(EvalEpoch)),
-        files / record.id / "eval",
+        folder(record.id) / "eval",
         path,
     )
 

@@ -128,6 +128,11 @@ def test_a_study_run_now_stores_the_events_the_old_code_stored(old, monkeypatch)
     assert now["6e1e2420cda5"].pop("search/search_done/1")[0] == "search_done"
     for key in ("search/capped", "eval/capped"):
         assert now["6e1e2420cda5"][key][2].pop("reason") == "max_seconds"
+    # What leases add (nasmix.study.lease): each attempt names the worker (host/boot/pid/nonce) that ran it.
+    for events in now.values():
+        for kind, _, data in events.values():
+            if kind == "attempt":
+                assert data.pop("worker").count("/") == 3
     # What the zero-cost estimator changed by design (merged with fidspace): proxies score NASLib's
     # batch of 32 cropped and flipped images, not 64 plain ones. Synflow reads no pixels: same scores.
     for kind, _, data in now["eefc7ef1e6f6"].values():
