@@ -22,10 +22,12 @@ import torch
 
 from nasmix import registry
 from nasmix.budget import Budget
+from nasmix.data.base import check_path_use
 from nasmix.errors import ConfigError, UnknownNameError
 from nasmix.options import build_config
 from nasmix.spaces.base import SIZES
 from nasmix.train import TrainConfig
+from nasmix.validate import check_network_size, check_numbers, depth, field_problems, seed_problem
 
 try:
     import tomllib
@@ -64,6 +66,8 @@ EVAL_PRESETS: dict[str, dict[str, Any]] = {
              "nesterov": True, "checkpoint_every": 2, "eval_every": 2}},
 }  # fmt: skip
 
+MAX_DEPTH = 8  # [kind.module] option = [list of lists]: 4; anything deeper is not a study
+MAX_STUDY_BYTES = 1 << 20  # a study file is a page of TOML, not a data file
 STUDY_KEYS = {"study", "data", "search", "eval", "space", "strategy", "estimator"}
 MODULE_TABLES = {"space": "space", "strategy": "strategy", "estimator": "estimator"}
 
@@ -131,6 +135,9 @@ def check_ray_address(address: Any) -> str | None:
 
 
 def _check_positive(obj: Any, names: tuple[str, ...], where: str) -> None:
+    problems = field_problems(obj)  # types, NaN or inf, int64 first: NaN passes no range test
+    if problems:
+        raise ConfigError(f"{where}: impossible values: {'; '.join(problems)}")
     for name in names:
         value = getattr(obj, name)
         if value is not None and value <= 0:
@@ -147,6 +154,7 @@ class DataSettings:
     search_portion: float = 0.5
 
     def __post_init__(self) -> None:
+        _check_positive(self, (), "data")
         for name in ("train_subset", "test_subset"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -292,10 +300,13 @@ def make_study(
         _names(datasets, "datasets", "dataset"),
     ]
     seeds = [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
-    valid = lambda s: isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63  # noqa: E731
-    if not isinstance(seeds, (list, tuple)) or not seeds or not all(valid(s) for s in seeds):
+    if not isinstance(seeds, (list, tuple)) or not seeds:
         raise ConfigError(f"[study] seeds must be a list of integers in [0, 2**63), got {seeds!r}")
+    for seed in seeds:  # the rule of `train --seed` and `search --seed` (nasmix.validate)
+        if seed_problem(seed):
+            raise ConfigError(f"[study] seeds: {seed_problem(seed)}")
     _check_device(device)
+    check_numbers(options or {}, "options")
     checked: dict[str, dict[str, dict]] = {}
     for kind, modules in (options or {}).items():
         if kind not in MODULE_TABLES:
@@ -307,6 +318,10 @@ def make_study(
             registry.create(kind, mod_name, **opts)  # validates the options now, not mid-study
             checked.setdefault(kind, {})[mod_name] = dict(opts)
     phases = (data or DataSettings(), search or SearchSettings(), eval or eval_settings("fast", {}))
+    check_path_use(axes[3], phases[0].path, "data.path")
+    runs = ((phases[1].size, phases[1].batch_size), (phases[2].size, phases[2].train.batch_size))
+    for space in axes[0]:  # widths no card holds: refused before anything is built or written
+        check_network_size(space, checked.get("space", {}).get(space, {}), runs, f"space {space!r}")
     store = check_store_path(f"runs/{name}.db" if store is None else store)
     return StudyConfig(name, store, *axes, tuple(seeds), device, *phases, checked, ray_address)
 
@@ -318,6 +333,9 @@ def study_from_dict(raw: Mapping[str, Any], default_name: str = "study") -> Stud
         ConfigError / UnknownNameError: unknown keys, unknown module names,
             impossible values; the message lists the valid choices.
     """
+    if depth(raw) > MAX_DEPTH:
+        raise ConfigError(f"the study nests tables or lists {depth(raw)} deep; a study needs at most {MAX_DEPTH}")
+    check_numbers(raw, "")
     for key in raw:
         if key not in STUDY_KEYS:
             raise ConfigError(UnknownNameError("study table", key, STUDY_KEYS).__str__())
@@ -371,13 +389,29 @@ def eval_settings(preset: str, values: Mapping[str, Any], where: str = "[eval]")
 
 def load_study(path: str) -> StudyConfig:
     """Read and validate a TOML study file."""
+    if os.path.isdir(path):
+        raise ConfigError(f"study file {path!r} is a folder: give the TOML file (see examples/)")
     try:
         with open(path, "rb") as f:
-            raw = tomllib.load(f)
+            data = f.read(MAX_STUDY_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"study file {path!r} does not exist") from None
+    except OSError as err:
+        raise ConfigError(f"study file {path!r} cannot be read: {err.strerror or err}") from None
+    if len(data) > MAX_STUDY_BYTES:
+        raise ConfigError(f"study file {path!r} is over {MAX_STUDY_BYTES >> 20} MiB: not a study file")
+    if b"\x00" in data:
+        raise ConfigError(f"study file {path!r} is binary (it holds NUL bytes), not TOML text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"study file {path!r} is not UTF-8 text (byte {err.start}): TOML files are UTF-8") from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"study file {path!r} is not valid TOML: {err}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(f"study file {path!r} nests arrays or tables too deep to read") from None
     return study_from_dict(raw, os.path.splitext(os.path.basename(path))[0])
 
 
