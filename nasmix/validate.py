@@ -326,3 +326,22 @@ def check_network_size(space_name: str, options: Mapping[str, Any], runs: Any, w
                 f"to train ({params:,} parameters, {acts:,} activation values per 32x32 image, batch {batch}); "
                 f"no card holds more than {MAX_NETWORK_BYTES / 1e9:.0f} GB: lower its widths"
             )
+
+
+def check_data_flags(args: Any) -> None:
+    """The data flags every command shares (--train-subset, --test-subset, --data for its --dataset).
+
+    Raises:
+        ConfigError: a subset below 1 or beyond int64; --data for a dataset that reads no files.
+    """
+    from nasmix.data.base import check_path_use
+
+    check_count(getattr(args, "train_subset", None), "--train-subset")
+    check_count(getattr(args, "test_subset", None), "--test-subset")
+    if getattr(args, "dataset", None) is not None:
+        check_path_use([args.dataset], getattr(args, "data", None), "--data")
+
+
+def check_store_folder(store: str, where: str) -> None:
+    """The folder a store is created in: not a file, creatable and writable (checked before any cell runs)."""
+    check_output_dir(os.path.dirname(os.path.abspath(store)), f"{where} {store!r}: its folder")

@@ -11,11 +11,14 @@ import argparse
 
 from rich.markup import escape
 
+from nasmix import registry
 from nasmix.arch import split
 from nasmix.console import console
 from nasmix.errors import ConfigError
 from nasmix.export import export_arch, export_cell
 from nasmix.flags import add_opt_flag, module_options
+from nasmix.spaces.base import check_size
+from nasmix.validate import check_count, check_network_size, check_numbers, check_output_dir, check_seed
 
 ARCH_FLAGS = (
     ("--num-classes", int, 10, "classes"),
@@ -63,6 +66,8 @@ def add_parser(sub) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export, then list the files written, the formats that failed and why."""
+    check_output_dir(args.out, "-o/--out")
+    check_numbers(module_options(args), "--opt")
     by_arch = args.arch is not None or args.space is not None
     if by_arch and args.db is not None:
         raise ConfigError("give either DB CELL (a study's cell) or --space/--arch (an arch alone), not both")
@@ -79,8 +84,14 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise ConfigError("--data applies to DB CELL (the cell's dataset); an arch alone has none")
         given = {f[2:].replace("-", "_"): v for f, _, v, _ in ARCH_FLAGS}
         given.update({k: getattr(args, k) for k in given if getattr(args, k) is not None})
-        if min(given["image_size"], given["channels"]) < 1:
-            raise ConfigError("--image-size and --channels must be positive")
+        for key in ("num_classes", "image_size", "channels"):
+            check_count(given[key], "--" + key.replace("_", "-"))
+        check_seed(given["seed"], "--seed")
+        check_size(given["size"])
+        space_name = split(text)[0]
+        if space_name is not None and space_name in registry.names("space"):
+            options = module_options(args).get("space", {})
+            check_network_size(space_name, options, [(given["size"], 1)], "--opt space.*")
         info = export_arch(
             text,
             args.out,

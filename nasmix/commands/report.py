@@ -8,6 +8,7 @@ from pathlib import Path
 
 from nasmix.console import console
 from nasmix.errors import ConfigError
+from nasmix.validate import check_count, check_output_dir
 
 
 def _fraction(text: str) -> float:
@@ -27,6 +28,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not Path(args.db).exists():
         raise ConfigError(f"store {args.db} does not exist (run `nasmix study` first)")
+    if Path(args.db).is_dir():
+        raise ConfigError(f"store {args.db} is a folder: give the study's .db file")
+    check_count(args.workers, "--workers")
+    check_output_dir(args.output, "-o/--output")
     t0 = time.perf_counter()
     files = write_report(args.db, args.output, target=args.target, shared_time_axis=args.shared_time_axis,
                          basis=args.basis, workers=args.workers)  # fmt: skip

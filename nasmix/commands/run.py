@@ -22,6 +22,7 @@ from nasmix.flags import add_data_flags, add_opt_flag, module_options
 from nasmix.options import build_config
 from nasmix.study.driver import run_study
 from nasmix.study.grid import expand
+from nasmix.validate import check_count, check_data_flags, check_numbers, check_store_folder
 
 KINDS = ("space", "strategy", "estimator")
 
@@ -68,6 +69,9 @@ def _given(**values):
 
 def cmd_run(args: argparse.Namespace) -> int:
     """One cell from flags, built as the same typed study a study file makes."""
+    check_count(args.workers, "--workers")
+    check_data_flags(args)
+    check_numbers(module_options(args), "--opt")
     search = build_config(SearchSettings, _given(
         epochs=args.search_epochs, candidates=args.candidates, batch_size=args.search_batch_size,
         size=args.search_size, max_seconds=args.search_max_seconds), "search")
@@ -99,6 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cells, dropped = expand(cfg)
     if not cells:
         raise ConfigError(f"nothing to run: {'; '.join(dropped)}")
+    check_store_folder(cfg.store, "--store")
     t0 = time.perf_counter()
     summary = run_study(cfg, args.data, args.backend, args.workers, args.address, args.quiet)
     states = ", ".join(sorted(set(summary.states.values()))) or "already ended"

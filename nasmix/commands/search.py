@@ -31,6 +31,7 @@ from nasmix.options import build_config
 from nasmix.search_types import SearchData
 from nasmix.spaces.base import check_size
 from nasmix.timing import Timer
+from nasmix.validate import check_data_flags, check_network_size, check_numbers, check_output_file, check_seed
 
 KINDS = ("space", "strategy", "estimator")
 
@@ -106,8 +107,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         "max_seconds": args.max_seconds,
     }
     settings = build_config(SearchSettings, flags, "search")
+    check_seed(args.seed, "--seed")
+    check_output_file(args.json, "--json")  # before the search, not after it
+    check_data_flags(args)
+    check_numbers(module_options(args), "--opt")
     split = build_config(DataSettings, {"search_portion": args.portion}, "--portion")
     space, strategy, estimator = _modules(args)
+    check_network_size(args.space, module_options(args).get("space", {}), [(settings.size, settings.batch_size)],
+                       "--opt space.*")
     device = pick_device(args.device)
     data = load_data(args)
     train_half, valid_half = search_split(data.train, len(data.classes), split.search_portion)

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import argparse
 
+from nasmix.errors import ConfigError
 from nasmix.serve.launch import serve
+from nasmix.validate import check_real
 from nasmix.serve.live import INTERVAL_S
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be in [0, 65535] (0: a free one), got {args.port}")
+    check_real(args.interval, "--interval")
     return serve(args.db, host=args.host, port=args.port, interval=args.interval)
 
 

@@ -12,11 +12,22 @@ from nasmix.console import console
 from nasmix.data import Task
 from nasmix.flags import add_opt_flag, module_options
 from nasmix.spaces.base import check_size
+from nasmix.errors import ConfigError
 from nasmix.timing import count_flops, count_params
+from nasmix.validate import check_count, check_network_size, check_numbers, check_seed
+
+MAX_IMAGE_SIZE = 4096  # a FLOP count of larger images is a typo's, and costly to run
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    check_count(args.classes, "--num-classes")
+    check_seed(args.seed, "--seed")
+    if not isinstance(args.image_size, int) or not 1 <= args.image_size <= MAX_IMAGE_SIZE:
+        raise ConfigError(f"--image-size must be an integer in [1, {MAX_IMAGE_SIZE}], got {args.image_size!r}")
+    sizes = [check_size(size) for size in args.size or ["search", "eval"]]
+    check_numbers(module_options(args), "--opt")
     options = module_options(args).get("space", {})
+    check_network_size(args.space, options, [(size, 1) for size in sizes], "--opt space.*")
     space = registry.create("space", args.space, **options)
     if args.arch in ("random", "sample"):
         arch = space.sample(np.random.default_rng(args.seed))
@@ -27,10 +38,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         space = registry.create("space", args.space, **dict(arch.options))
     task = Task(args.dataset, args.classes, (3, args.image_size, args.image_size))
     console.print(space.describe(arch))
-    for size in args.size or ["search", "eval"]:
-        net = space.build(arch, task, check_size(size))
+    for size in sizes:
+        net = space.build(arch, task, size)
+        try:
+            flops = count_flops(net, task.shape)
+        except RuntimeError as err:  # e.g. reductions that shrink a small image below 1 pixel
+            raise ConfigError(f"the {size} network cannot take {args.image_size}x{args.image_size} images: "
+                              f"{str(err).splitlines()[0]}") from None
         console.print(f"{size} network: {count_params(net):,} parameters, "
-                      f"{count_flops(net, task.shape) / 1e6:,.1f} MFLOPs per {args.image_size}x{args.image_size} image")  # fmt: skip
+                      f"{flops / 1e6:,.1f} MFLOPs per {args.image_size}x{args.image_size} image")  # fmt: skip
     return 0
 
 

@@ -9,7 +9,10 @@ import time
 from nasmix.config import load_study
 from nasmix.console import console
 from nasmix.study.driver import run_study
+from nasmix.config import check_store_path
+from nasmix.data.base import check_path_use
 from nasmix.study.grid import expand
+from nasmix.validate import check_count, check_real, check_store_folder
 
 
 def _backend_flags(p: argparse.ArgumentParser) -> None:
@@ -26,6 +29,9 @@ def _backend_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _run(cfg, args) -> int:
+    check_count(args.workers, "--workers")
+    check_real(args.lease_timeout, "--lease-timeout")
+    check_path_use(cfg.datasets, args.data, "--data")
     cells, dropped = expand(cfg)
     if getattr(args, "dry_run", False):
         for cell in cells:
@@ -34,6 +40,7 @@ def _run(cfg, args) -> int:
             console.print(f"[dim]skipped combination: {line}[/dim]")
         console.print(f"{len(cells)} cells; store {cfg.store}")
         return 0
+    check_store_folder(cfg.store, "[study] store")
     t0 = time.perf_counter()
     summary = run_study(
         cfg, args.data, args.backend, args.workers, args.address, args.quiet, lease_timeout=args.lease_timeout
@@ -50,7 +57,7 @@ def _run(cfg, args) -> int:
 def cmd_study(args: argparse.Namespace) -> int:
     cfg = load_study(args.file)
     if args.store:
-        cfg = dataclasses.replace(cfg, store=args.store)
+        cfg = dataclasses.replace(cfg, store=check_store_path(args.store))
     return _run(cfg, args)
 
 

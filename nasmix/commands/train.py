@@ -27,6 +27,7 @@ from nasmix.flags import (
 from nasmix.options import build_config
 from nasmix.timing import count_flops, count_params
 from nasmix.train import TrainConfig, train
+from nasmix.validate import check_data_flags, check_numbers, check_output_dir, check_output_file, check_real
 
 
 def add_parser(sub) -> None:
@@ -47,6 +48,12 @@ def add_parser(sub) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a registered reference network and print top-1/top-5 per epoch."""
+    # Every flag is checked before the model is built: nothing is trained only to fail at the end.
+    check_output_file(args.json, "--json")
+    check_output_dir(args.checkpoint_dir, "--checkpoint-dir")
+    check_real(args.max_seconds, "--max-seconds")
+    check_data_flags(args)
+    check_numbers(module_options(args), "--opt")
     model_spec = registry.create("model", args.model, **module_options(args).get("model", {}))
     config = dataclass_from_flags(args, TrainConfig, base=getattr(model_spec, "recipe", None))
     if args.checkpoint_dir and not config.checkpoint_every and args.checkpoint_every is None:
