@@ -345,3 +345,23 @@ def check_data_flags(args: Any) -> None:
 def check_store_folder(store: str, where: str) -> None:
     """The folder a store is created in: not a file, creatable and writable (checked before any cell runs)."""
     check_output_dir(os.path.dirname(os.path.abspath(store)), f"{where} {store!r}: its folder")
+
+
+def write_result_file(path: str, data: Any, flag: str) -> None:
+    """Write a finished command's JSON (--json) atomically; a full disk is a clear error, not a traceback.
+
+    The file is whole or absent (nasmix.atomicfile); the result was printed before, so nothing is lost.
+
+    Raises:
+        NasmixError: the write failed (OSError), naming the file and the errno's text.
+    """
+    import json
+
+    from nasmix.atomicfile import write_atomic
+    from nasmix.errors import NasmixError
+
+    try:
+        write_atomic(path, json.dumps(data, indent=1).encode())
+    except OSError as err:
+        raise NasmixError(f"{flag} {path!r} could not be written ({err.strerror or err}); "
+                          "the result above is complete") from None

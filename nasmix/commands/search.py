@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 
 from rich.markup import escape
 
@@ -31,7 +30,7 @@ from nasmix.options import build_config
 from nasmix.search_types import SearchData
 from nasmix.spaces.base import check_size
 from nasmix.timing import Timer
-from nasmix.validate import check_data_flags, check_network_size, check_numbers, check_output_file, check_seed
+from nasmix.validate import write_result_file, check_data_flags, check_network_size, check_numbers, check_output_file, check_seed
 
 KINDS = ("space", "strategy", "estimator")
 
@@ -150,6 +149,5 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         events = [{"event": e.kind, **e.to_json()} for e in result.events]
         summary = {"arch": result.arch.to_str(), "search_s": result.search_s, "device": result.device}
-        with open(args.json, "w") as f:
-            json.dump({**summary, "events": events}, f, indent=1)
+        write_result_file(args.json, {**summary, "events": events}, "--json")
     return 0

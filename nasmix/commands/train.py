@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 
 import torch
 
@@ -27,7 +26,7 @@ from nasmix.flags import (
 from nasmix.options import build_config
 from nasmix.timing import count_flops, count_params
 from nasmix.train import TrainConfig, train
-from nasmix.validate import check_data_flags, check_numbers, check_output_dir, check_output_file, check_real
+from nasmix.validate import write_result_file, check_data_flags, check_numbers, check_output_dir, check_output_file, check_real
 
 
 def add_parser(sub) -> None:
@@ -90,6 +89,5 @@ def cmd_train(args: argparse.Namespace) -> int:
     console.print(f"final test top-1 {percent(final['test_top1'])}  top-5 {percent(final['test_top5'])}  "
                   f"({seconds:.1f}s training)")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"history": result.history, "final": final}, f, indent=1)
+        write_result_file(args.json, {"history": result.history, "final": final}, "--json")
     return 0
