@@ -332,7 +332,8 @@ def study_from_dict(raw: Mapping[str, Any], default_name: str = "study") -> Stud
             impossible values; the message lists the valid choices.
     """
     if depth(raw) > MAX_DEPTH:
-        raise ConfigError(f"the study nests tables or lists {depth(raw)} deep; a study needs at most {MAX_DEPTH}")
+        deep = depth(raw)
+        raise ConfigError(f"the study nests tables or lists {deep} deep; a study needs at most {MAX_DEPTH}")
     for key in raw:
         if key not in STUDY_KEYS:
             raise ConfigError(UnknownNameError("study table", key, STUDY_KEYS).__str__())
@@ -371,7 +372,7 @@ def eval_settings(preset: str, values: Mapping[str, Any], where: str = "[eval]")
         ConfigError: an unknown preset or key, an impossible value, or a seed (each cell
             trains with its own).
     """
-    if preset not in EVAL_PRESETS:
+    if not isinstance(preset, str) or preset not in EVAL_PRESETS:  # a list is unhashable
         raise ConfigError(UnknownNameError("eval preset", str(preset), EVAL_PRESETS).__str__())
     values = dict(values)
     base = EVAL_PRESETS[preset]
@@ -402,7 +403,8 @@ def load_study(path: str) -> StudyConfig:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"study file {path!r} is not UTF-8 text (byte {err.start}): TOML files are UTF-8") from None
+        what = f"study file {path!r} is not UTF-8 text (byte {err.start})"
+        raise ConfigError(f"{what}: TOML files are UTF-8") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -273,8 +273,10 @@ def network_estimate(space: Any, arch: Any, task: Any, size: str, batch: int) ->
         with torch.device("meta"):
             net = space.build(arch, task, size)
     except _TooManyModules:
-        raise ConfigError(f"the {size} network has more than {MAX_MODULES:,} modules: too large to build") from None
-    except Exception:  # noqa: BLE001 - a build meta tensors cannot do: the real build decides
+        raise ConfigError(
+            f"the {size} network has more than {MAX_MODULES:,} modules: too large to build"
+        ) from None
+    except Exception:  # a build meta tensors cannot do: the real build decides
         return 0, 0, 0
     finally:
         handle.remove()
@@ -289,7 +291,7 @@ def network_estimate(space: Any, arch: Any, task: Any, size: str, batch: int) ->
     try:
         with torch.no_grad():
             net.eval()(torch.empty(1, *task.shape, device="meta"))
-    except Exception:  # noqa: BLE001 - parameters alone still bound the size
+    except Exception:  # the parameters alone still bound the size
         acts[0] = 0
     finally:
         for h in hooks:
@@ -323,7 +325,8 @@ def check_network_size(space_name: str, options: Mapping[str, Any], runs: Any, w
         if total > MAX_NETWORK_BYTES:
             raise ConfigError(
                 f"{where}: the {size} network of space {space_name!r} would need about {total / 1e9:,.0f} GB "
-                f"to train ({params:,} parameters, {acts:,} activation values per 32x32 image, batch {batch}); "
+                f"to train ({params:,} parameters, {acts:,} activation values per 32x32 image, "
+                f"batch {batch}); "
                 f"no card holds more than {MAX_NETWORK_BYTES / 1e9:.0f} GB: lower its widths"
             )
 
@@ -363,5 +366,6 @@ def write_result_file(path: str, data: Any, flag: str) -> None:
     try:
         write_atomic(path, json.dumps(data, indent=1).encode())
     except OSError as err:
-        raise NasmixError(f"{flag} {path!r} could not be written ({err.strerror or err}); "
-                          "the result above is complete") from None
+        raise NasmixError(
+            f"{flag} {path!r} could not be written ({err.strerror or err}); the result above is complete"
+        ) from None

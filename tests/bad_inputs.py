@@ -10,22 +10,79 @@ docs/reliability.md.
 from __future__ import annotations
 
 SYN = ["--dataset", "synthetic"]
-TRAIN = ["train", "--model", "resnet20", "--opt", "model.width=2", *SYN, "--epochs", "1", "--train-subset", "20",
-         "--test-subset", "10"]
-SEARCH = ["search", "--space", "nb201", "--strategy", "random", "--estimator", "zero_cost", *SYN,
-          "--candidates", "1", "--size", "tiny", "--train-subset", "20"]
-RUN = ["run", "--space", "nb201", "--strategy", "random", "--estimator", "zero_cost", *SYN, "--candidates", "1",
-       "--search-size", "tiny", "--eval-size", "tiny", "--eval-epochs", "1", "--train-subset", "20",
-       "--store", "{d}/run.db"]
+TRAIN = [
+    "train",
+    "--model",
+    "resnet20",
+    "--opt",
+    "model.width=2",
+    *SYN,
+    "--epochs",
+    "1",
+    "--train-subset",
+    "20",
+    "--test-subset",
+    "10",
+]
+SEARCH = [
+    "search",
+    "--space",
+    "nb201",
+    "--strategy",
+    "random",
+    "--estimator",
+    "zero_cost",
+    *SYN,
+    "--candidates",
+    "1",
+    "--size",
+    "tiny",
+    "--train-subset",
+    "20",
+]
+RUN = [
+    "run",
+    "--space",
+    "nb201",
+    "--strategy",
+    "random",
+    "--estimator",
+    "zero_cost",
+    *SYN,
+    "--candidates",
+    "1",
+    "--search-size",
+    "tiny",
+    "--eval-size",
+    "tiny",
+    "--eval-epochs",
+    "1",
+    "--train-subset",
+    "20",
+    "--store",
+    "{d}/run.db",
+]
 SHOW = ["show", "nb201", "random"]
-EXPORT = ["export", "--space", "nb201", "--arch", "random", "-o", "{d}/exp", "--skip", "pt2", "--skip", "onnx"]
+EXPORT = [
+    "export",
+    "--space",
+    "nb201",
+    "--arch",
+    "random",
+    "-o",
+    "{d}/exp",
+    "--skip",
+    "pt2",
+    "--skip",
+    "onnx",
+]
 
 # The study every {study:...} row starts from: valid, tiny, synthetic (nasmix study --dry-run lists it).
 STUDY = {
     "study": 'name = "t"\nspaces = ["nb201"]\nstrategies = ["random"]\nestimators = ["zero_cost"]\n'
     'datasets = ["synthetic"]\nstore = "{d}/study.db"\n',
-    "search": "candidates = 1\nsize = \"tiny\"\n",
-    "eval": "epochs = 1\nsize = \"tiny\"\n",
+    "search": 'candidates = 1\nsize = "tiny"\n',
+    "eval": 'epochs = 1\nsize = "tiny"\n',
     "data": "train_subset = 20\n",
 }
 
@@ -95,15 +152,25 @@ FLAG_ROWS: list[tuple[str, list[str], str]] = [
     ("search --size huge", [*SEARCH, "--size", "huge"], "size"),
     ("search --portion 1", [*SEARCH, "--portion", "1"], "search_portion"),
     ("search --portion nan", [*SEARCH, "--portion", "nan"], "search_portion"),
-    ("search --opt space.channels=1e8", [*SEARCH, "--size", "search", "--opt", "space.channels=100000000"], "GB"),
+    (
+        "search --opt space.channels=1e8",
+        [*SEARCH, "--size", "search", "--opt", "space.channels=100000000"],
+        "GB",
+    ),
     ("search --opt strategy.x=inf", [*SEARCH, "--opt", "strategy.x=Infinity"], "finite"),
     ("search --train-subset 0", [*SEARCH, "--train-subset", "0"], "--train-subset"),
     ("search --data for synthetic", [*SEARCH, "--data", "{d}"], "reads no files"),
     ("search --space unknown", ["search", "--space", "nb202", "--strategy", "random", *SYN], "unknown space"),
-    ("search one-shot with --estimator", ["search", "--space", "nb201", "--strategy", "darts", "--estimator",
-                                          "train", *SYN], "one-shot"),
-    ("search discrete without --estimator", ["search", "--space", "nb201", "--strategy", "random", *SYN],
-     "discrete"),
+    (
+        "search one-shot with --estimator",
+        ["search", "--space", "nb201", "--strategy", "darts", "--estimator", "train", *SYN],
+        "one-shot",
+    ),
+    (
+        "search discrete without --estimator",
+        ["search", "--space", "nb201", "--strategy", "random", *SYN],
+        "discrete",
+    ),
     # run
     ("run --workers 0", [*RUN, "--workers", "0"], "--workers"),
     ("run --workers -3", [*RUN, "--workers", "-3"], "--workers"),
@@ -122,10 +189,21 @@ FLAG_ROWS: list[tuple[str, list[str], str]] = [
     ("run --eval-size huge", [*RUN, "--eval-size", "huge"], "size"),
     ("run --checkpoint-every -1", [*RUN, "--checkpoint-every", "-1"], "checkpoint_every"),
     ("run --portion 0", [*RUN, "--portion", "0"], "search_portion"),
-    ("run --opt space.channels=1e8", [*RUN, "--search-size", "search", "--opt", "space.channels=100000000"], "GB"),
-    ("run --opt space.cells=1e8", [*RUN, "--search-size", "search", "--opt", "space.cells=100000000"], "modules"),
-    ("run --opt estimator.x without --estimator", [*RUN[:5], *RUN[7:], "--opt", "estimator.proxy=snip"],
-     "--estimator"),
+    (
+        "run --opt space.channels=1e8",
+        [*RUN, "--search-size", "search", "--opt", "space.channels=100000000"],
+        "GB",
+    ),
+    (
+        "run --opt space.cells=1e8",
+        [*RUN, "--search-size", "search", "--opt", "space.cells=100000000"],
+        "modules",
+    ),
+    (
+        "run --opt estimator.x without --estimator",
+        [*RUN[:5], *RUN[7:], "--opt", "estimator.proxy=snip"],
+        "--estimator",
+    ),
     ("run --data for synthetic", [*RUN, "--data", "{d}"], "reads no files"),
     ("run --ray-address junk", [*RUN, "--ray-address", "not an address"], "Ray address"),
     ("run --device tpu", [*RUN, "--device", "tpu"], "device"),
@@ -166,8 +244,11 @@ FLAG_ROWS: list[tuple[str, list[str], str]] = [
     ("export --seed -1", [*EXPORT, "--seed", "-1"], "seeds are integers"),
     ("export --size huge", [*EXPORT, "--size", "huge"], "size"),
     ("export --opt space.channels=1e8", [*EXPORT, "--opt", "space.channels=100000000"], "GB"),
-    ("export DB and --arch", ["export", "{d}/x.db", "c", "--arch", "random", "--space", "nb201", "-o", "{d}/e"],
-     "not both"),
+    (
+        "export DB and --arch",
+        ["export", "{d}/x.db", "c", "--arch", "random", "--space", "nb201", "-o", "{d}/e"],
+        "not both",
+    ),
     ("export DB without CELL", ["export", "{d}/x.db", "-o", "{d}/e"], "DB CELL"),
     ("export missing store", ["export", "{d}/x.db", "abc", "-o", "{d}/e"], "x.db"),
     # report, status, serve, list
@@ -228,6 +309,7 @@ STUDY_ROWS: list[tuple[str, list[str], str]] = [
         ("[eval] batch_size 0", "eval", "batch_size = 0", "batch_size"),
         ("[eval] seed", "eval", "seed = 1", "seeds"),
         ("[eval] preset", "eval", 'preset = "slow"', "preset"),
+        ("[eval] preset a list", "eval", "preset = []", "preset"),
         ("[eval] size", "eval", 'size = "huge"', "size"),
         ("[eval] unknown key", "eval", "lr_max = 1.0", "lr_max"),
         ("[data] path for synthetic", "data", 'path = "{d}"', "reads no files"),

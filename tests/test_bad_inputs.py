@@ -91,7 +91,7 @@ def run_cli(argv: list[str]) -> tuple[object, str]:
             code: object = main(argv)
     except SystemExit as exc:
         code = exc.code
-    except Exception as exc:  # noqa: BLE001 - the test reports it as the failure
+    except Exception as exc:
         code = exc
     return code, err.getvalue()
 
@@ -118,10 +118,31 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, what, argv, fragment):
 
 def test_the_table_covers_every_command_and_section():
     commands = {argv[0] for _, argv, _ in FLAG_ROWS}
-    assert commands == {"train", "search", "run", "study", "show", "export", "report", "status", "serve", "list"}
+    assert commands == {
+        "train",
+        "search",
+        "run",
+        "study",
+        "show",
+        "export",
+        "report",
+        "status",
+        "serve",
+        "list",
+    }
     sections = {argv[1].split(":")[1] for _, argv, _ in STUDY_ROWS}
-    assert {"study", "search", "eval", "data", "space.nb201", "strategy.random", "estimator.zero_cost"} <= sections
-    print(f"\nbad-input table: {len(ROWS)} rows ({len(FLAG_ROWS)} flags, {len(STUDY_ROWS)} study-file fields)")
+    assert {
+        "study",
+        "search",
+        "eval",
+        "data",
+        "space.nb201",
+        "strategy.random",
+        "estimator.zero_cost",
+    } <= sections
+    print(
+        f"\nbad-input table: {len(ROWS)} rows ({len(FLAG_ROWS)} flags, {len(STUDY_ROWS)} study-file fields)"
+    )
 
 
 def test_the_base_study_is_valid(tmp_path):

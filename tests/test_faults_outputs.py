@@ -13,8 +13,26 @@ import pytest
 from faults import Fault
 from test_bad_inputs import run_cli
 
-ARGV = ["train", "--model", "resnet20", "--opt", "model.width=2", "--dataset", "synthetic", "--epochs", "1",
-        "--train-subset", "20", "--test-subset", "10", "--batch-size", "10", "--device", "cpu", "--quiet"]
+ARGV = [
+    "train",
+    "--model",
+    "resnet20",
+    "--opt",
+    "model.width=2",
+    "--dataset",
+    "synthetic",
+    "--epochs",
+    "1",
+    "--train-subset",
+    "20",
+    "--test-subset",
+    "10",
+    "--batch-size",
+    "10",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 @pytest.mark.parametrize(("at_byte", "error"), [(0, errno.ENOSPC), (50, errno.ENOSPC), (None, errno.EIO)])

@@ -18,14 +18,20 @@ import os
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import (  # noqa: E402
+    HealthCheck,
+    given,
+    settings,
+    strategies as st,
+)
 
 from nasmix.cli import main  # noqa: E402
 
 settings.register_profile(
     "ci", max_examples=400, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
 )
+# "explore": random (not derandomized) and longer, to hunt new failures locally.
+settings.register_profile("explore", max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile(os.environ.get("NASMIX_FUZZ_PROFILE", "ci"))
 
 
@@ -38,17 +44,25 @@ def _reached(*args, **kwargs):
 
 
 STUBS = [
-    "nasmix.commands.study.run_study", "nasmix.commands.run.run_study", "nasmix.commands.train.train",
-    "nasmix.commands.search.search", "nasmix.commands.export.export_arch", "nasmix.commands.serve.serve",
+    "nasmix.commands.study.run_study",
+    "nasmix.commands.run.run_study",
+    "nasmix.commands.train.train",
+    "nasmix.commands.search.search",
+    "nasmix.commands.export.export_arch",
+    "nasmix.commands.serve.serve",
 ]
 
 # Values of every kind a user (or a corrupt file) may give.
 NUMBERS = st.one_of(
-    st.integers(-3, 3), st.sampled_from([0, 1, 2, 64, 2**31, 2**63 - 1, 2**63, -(2**63) - 1, 2**64, 10**8]),
-    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.5, 1e-3, 1e300])
+    st.integers(-3, 3),
+    st.sampled_from([0, 1, 2, 64, 2**31, 2**63 - 1, 2**63, -(2**63) - 1, 2**64, 10**8]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.5, 1e-3, 1e300]),
 )
-TEXT = st.one_of(st.sampled_from(["", " ", "tiny", "search", "eval", "x/y", ".h", "auto", "cpu", "cuda:3", "é"]),
-                 st.text(max_size=6))
+TEXT = st.one_of(
+    st.sampled_from(["", " ", "tiny", "search", "eval", "x/y", ".h", "auto", "cpu", "cuda:3", "é"]),
+    st.text(max_size=6),
+)
 SCALAR = st.one_of(NUMBERS, TEXT, st.booleans())
 VALUE = st.one_of(SCALAR, st.lists(SCALAR, max_size=3))
 
@@ -66,20 +80,58 @@ def toml_value(v) -> str:
 
 
 FIELDS = {
-    "study": ["name", "store", "device", "ray_address", "spaces", "strategies", "estimators", "datasets", "seeds"],
+    "study": [
+        "name",
+        "store",
+        "device",
+        "ray_address",
+        "spaces",
+        "strategies",
+        "estimators",
+        "datasets",
+        "seeds",
+    ],
     "search": ["epochs", "candidates", "batch_size", "size", "max_seconds", "max_gpu_seconds"],
-    "eval": ["preset", "size", "max_seconds", "max_gpu_seconds", "epochs", "batch_size", "lr", "lr_min",
-             "momentum", "weight_decay", "label_smoothing", "grad_clip", "drop_path", "aux_weight", "cutout",
-             "eval_every", "checkpoint_every", "amp"],
+    "eval": [
+        "preset",
+        "size",
+        "max_seconds",
+        "max_gpu_seconds",
+        "epochs",
+        "batch_size",
+        "lr",
+        "lr_min",
+        "momentum",
+        "weight_decay",
+        "label_smoothing",
+        "grad_clip",
+        "drop_path",
+        "aux_weight",
+        "cutout",
+        "eval_every",
+        "checkpoint_every",
+        "amp",
+    ],
     "data": ["path", "train_subset", "test_subset", "search_portion"],
     "space.nb201": ["channels", "cells", "pool_bn"],
     "estimator.zero_cost": ["proxy"],
 }
-BASE = {"study": {"name": "t", "spaces": ["nb201"], "strategies": ["random"], "estimators": ["zero_cost"],
-                  "datasets": ["synthetic"]},
-        "search": {"candidates": 1, "size": "tiny"}, "eval": {"epochs": 1, "size": "tiny"}}
-CHANGES = st.lists(st.tuples(st.sampled_from([(s, k) for s, ks in FIELDS.items() for k in ks]), VALUE),
-                   min_size=1, max_size=3)
+BASE = {
+    "study": {
+        "name": "t",
+        "spaces": ["nb201"],
+        "strategies": ["random"],
+        "estimators": ["zero_cost"],
+        "datasets": ["synthetic"],
+    },
+    "search": {"candidates": 1, "size": "tiny"},
+    "eval": {"epochs": 1, "size": "tiny"},
+}
+CHANGES = st.lists(
+    st.tuples(st.sampled_from([(s, k) for s, ks in FIELDS.items() for k in ks]), VALUE),
+    min_size=1,
+    max_size=3,
+)
 
 COUNTS = {"study examples": 0, "flag examples": 0, "reached": 0, "refused": 0}
 
@@ -114,7 +166,9 @@ def test_fuzz_study_fields(tmp_path_factory, monkeypatch, changes):
     study["study"]["store"] = os.path.join(root, "s.db")
     for (section, key), value in changes:
         study.setdefault(section, {})[key] = value
-    text = "".join(f"[{s}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in t.items()) for s, t in study.items())
+    text = "".join(
+        f"[{s}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in t.items()) for s, t in study.items()
+    )
     path = os.path.join(root, "fuzz.toml")
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
@@ -122,28 +176,108 @@ def test_fuzz_study_fields(tmp_path_factory, monkeypatch, changes):
     _run(["study", path], root, monkeypatch, {path})
 
 
-FLAG_VALUES = st.one_of(NUMBERS.map(str), TEXT, st.sampled_from(["nan", "inf", "-inf", "1e309", "0x10", "-0"]))
+FLAG_VALUES = st.one_of(
+    NUMBERS.map(str), TEXT, st.sampled_from(["nan", "inf", "-inf", "1e309", "0x10", "-0"])
+)
 COMMANDS = {
-    "train": (["train", "--model", "resnet20", "--dataset", "synthetic"],
-              ["--epochs", "--batch-size", "--lr", "--weight-decay", "--aux-weight", "--seed", "--max-seconds",
-               "--json", "--checkpoint-dir", "--train-subset", "--test-subset", "--device", "--data", "--cutout",
-               "--momentum", "--drop-path", "--eval-every", "--checkpoint-every"]),
-    "search": (["search", "--space", "nb201", "--strategy", "random", "--estimator", "zero_cost", "--dataset",
-                "synthetic", "--size", "tiny"],
-               ["--epochs", "--candidates", "--batch-size", "--size", "--portion", "--seed", "--max-seconds",
-                "--json", "--train-subset", "--device"]),
-    "run": (["run", "--space", "nb201", "--strategy", "random", "--estimator", "zero_cost", "--dataset",
-             "synthetic", "--search-size", "tiny", "--eval-size", "tiny"],
-            ["--seed", "--name", "--store", "--workers", "--portion", "--search-epochs", "--candidates",
-             "--search-max-seconds", "--eval-epochs", "--eval-batch-size", "--eval-max-seconds",
-             "--checkpoint-every", "--eval-size", "--eval-preset", "--ray-address"]),
+    "train": (
+        ["train", "--model", "resnet20", "--dataset", "synthetic"],
+        [
+            "--epochs",
+            "--batch-size",
+            "--lr",
+            "--weight-decay",
+            "--aux-weight",
+            "--seed",
+            "--max-seconds",
+            "--json",
+            "--checkpoint-dir",
+            "--train-subset",
+            "--test-subset",
+            "--device",
+            "--data",
+            "--cutout",
+            "--momentum",
+            "--drop-path",
+            "--eval-every",
+            "--checkpoint-every",
+        ],
+    ),
+    "search": (
+        [
+            "search",
+            "--space",
+            "nb201",
+            "--strategy",
+            "random",
+            "--estimator",
+            "zero_cost",
+            "--dataset",
+            "synthetic",
+            "--size",
+            "tiny",
+        ],
+        [
+            "--epochs",
+            "--candidates",
+            "--batch-size",
+            "--size",
+            "--portion",
+            "--seed",
+            "--max-seconds",
+            "--json",
+            "--train-subset",
+            "--device",
+        ],
+    ),
+    "run": (
+        [
+            "run",
+            "--space",
+            "nb201",
+            "--strategy",
+            "random",
+            "--estimator",
+            "zero_cost",
+            "--dataset",
+            "synthetic",
+            "--search-size",
+            "tiny",
+            "--eval-size",
+            "tiny",
+        ],
+        [
+            "--seed",
+            "--name",
+            "--store",
+            "--workers",
+            "--portion",
+            "--search-epochs",
+            "--candidates",
+            "--search-max-seconds",
+            "--eval-epochs",
+            "--eval-batch-size",
+            "--eval-max-seconds",
+            "--checkpoint-every",
+            "--eval-size",
+            "--eval-preset",
+            "--ray-address",
+        ],
+    ),
     "show": (["show", "nb201", "random"], ["--num-classes", "--image-size", "--seed", "--size"]),
-    "export": (["export", "--space", "nb201", "--arch", "random", "--skip", "pt2", "--skip", "onnx"],
-               ["-o", "--num-classes", "--image-size", "--channels", "--seed", "--size"]),
+    "export": (
+        ["export", "--space", "nb201", "--arch", "random", "--skip", "pt2", "--skip", "onnx"],
+        ["-o", "--num-classes", "--image-size", "--channels", "--seed", "--size"],
+    ),
     "serve": (["serve", "x.db"], ["--port", "--interval"]),
 }
-OPTS = {"train": "model.width", "search": "space.channels", "run": "space.channels", "show": "space.channels",
-        "export": "space.channels"}
+OPTS = {
+    "train": "model.width",
+    "search": "space.channels",
+    "run": "space.channels",
+    "show": "space.channels",
+    "export": "space.channels",
+}
 
 
 @given(command=st.sampled_from(sorted(COMMANDS)), data=st.data())

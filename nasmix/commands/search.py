@@ -30,7 +30,14 @@ from nasmix.options import build_config
 from nasmix.search_types import SearchData
 from nasmix.spaces.base import check_size
 from nasmix.timing import Timer
-from nasmix.validate import write_result_file, check_data_flags, check_network_size, check_numbers, check_output_file, check_seed
+from nasmix.validate import (
+    check_data_flags,
+    check_network_size,
+    check_numbers,
+    check_output_file,
+    check_seed,
+    write_result_file,
+)
 
 KINDS = ("space", "strategy", "estimator")
 
@@ -112,8 +119,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     check_numbers(module_options(args), "--opt")
     split = build_config(DataSettings, {"search_portion": args.portion}, "--portion")
     space, strategy, estimator = _modules(args)
-    check_network_size(args.space, module_options(args).get("space", {}), [(settings.size, settings.batch_size)],
-                       "--opt space.*")
+    space_options = module_options(args).get("space", {})
+    check_network_size(args.space, space_options, [(settings.size, settings.batch_size)], "--opt space.*")
     device = pick_device(args.device)
     data = load_data(args)
     train_half, valid_half = search_split(data.train, len(data.classes), split.search_portion)

@@ -11,8 +11,8 @@ import argparse
 
 from nasmix.errors import ConfigError
 from nasmix.serve.launch import serve
-from nasmix.validate import check_real
 from nasmix.serve.live import INTERVAL_S
+from nasmix.validate import check_real
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -10,9 +10,9 @@ from nasmix import registry
 from nasmix.arch import Arch
 from nasmix.console import console
 from nasmix.data import Task
+from nasmix.errors import ConfigError
 from nasmix.flags import add_opt_flag, module_options
 from nasmix.spaces.base import check_size
-from nasmix.errors import ConfigError
 from nasmix.timing import count_flops, count_params
 from nasmix.validate import check_count, check_network_size, check_numbers, check_seed
 
@@ -23,7 +23,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     check_count(args.classes, "--num-classes")
     check_seed(args.seed, "--seed")
     if not isinstance(args.image_size, int) or not 1 <= args.image_size <= MAX_IMAGE_SIZE:
-        raise ConfigError(f"--image-size must be an integer in [1, {MAX_IMAGE_SIZE}], got {args.image_size!r}")
+        rule = f"an integer in [1, {MAX_IMAGE_SIZE}]"
+        raise ConfigError(f"--image-size must be {rule}, got {args.image_size!r}")
     sizes = [check_size(size) for size in args.size or ["search", "eval"]]
     check_numbers(module_options(args), "--opt")
     options = module_options(args).get("space", {})

@@ -6,11 +6,10 @@ import argparse
 import dataclasses
 import time
 
-from nasmix.config import load_study
+from nasmix.config import check_store_path, load_study
 from nasmix.console import console
-from nasmix.study.driver import run_study
-from nasmix.config import check_store_path
 from nasmix.data.base import check_path_use
+from nasmix.study.driver import run_study
 from nasmix.study.grid import expand
 from nasmix.validate import check_count, check_real, check_store_folder
 

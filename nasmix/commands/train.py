@@ -26,7 +26,14 @@ from nasmix.flags import (
 from nasmix.options import build_config
 from nasmix.timing import count_flops, count_params
 from nasmix.train import TrainConfig, train
-from nasmix.validate import write_result_file, check_data_flags, check_numbers, check_output_dir, check_output_file, check_real
+from nasmix.validate import (
+    check_data_flags,
+    check_numbers,
+    check_output_dir,
+    check_output_file,
+    check_real,
+    write_result_file,
+)
 
 
 def add_parser(sub) -> None:
