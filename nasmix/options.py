@@ -80,6 +80,8 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
         if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if kind is int and isinstance(value, float) and value.is_integer():
+            if abs(value) >= 2**63:  # 1e300 is an integer to Python, not to torch or SQLite
+                raise ConfigError(f"{where} must fit in int64, got {value!r}")
             return int(value)
         if isinstance(value, kind) and not isinstance(value, bool):
             return value

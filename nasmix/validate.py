@@ -299,7 +299,14 @@ def network_estimate(space: Any, arch: Any, task: Any, size: str, batch: int) ->
     return params, acts[0], 4 * (3 * params + 2 * acts[0] * batch)
 
 
-def check_network_size(space_name: str, options: Mapping[str, Any], runs: Any, where: str) -> None:
+def check_network_size(
+    space_name: str,
+    options: Mapping[str, Any],
+    runs: Any,
+    where: str,
+    classes: int = 10,
+    image_size: int = 32,
+) -> None:
     """Refuse a space whose options make a network no card holds (> MAX_NETWORK_BYTES), with the
     estimate in the message, before anything is built or written.
 
@@ -308,6 +315,7 @@ def check_network_size(space_name: str, options: Mapping[str, Any], runs: Any, w
         options: its options.
         runs: (size, batch) pairs the study or command builds (e.g. search and eval).
         where: what to name in the message (--opt space.*, [space.darts]).
+        classes, image_size: the task (a study: CIFAR's 10 classes of 32x32 images, its smallest).
 
     Raises:
         ConfigError: too large.
@@ -319,13 +327,14 @@ def check_network_size(space_name: str, options: Mapping[str, Any], runs: Any, w
 
     space = registry.create("space", space_name, **dict(options))
     arch = space.sample(np.random.default_rng(0))
-    task = Task("estimate", 10, (3, 32, 32))  # CIFAR's images: the smallest a study trains on
+    task = Task("estimate", classes, (3, image_size, image_size))
     for size, batch in runs:
         params, acts, total = network_estimate(space, arch, task, size, batch)
         if total > MAX_NETWORK_BYTES:
             raise ConfigError(
                 f"{where}: the {size} network of space {space_name!r} would need about {total / 1e9:,.0f} GB "
-                f"to train ({params:,} parameters, {acts:,} activation values per 32x32 image, "
+                f"to train ({params:,} parameters, {acts:,} activation values per "
+                f"{image_size}x{image_size} image, "
                 f"batch {batch}); "
                 f"no card holds more than {MAX_NETWORK_BYTES / 1e9:.0f} GB: lower its widths"
             )

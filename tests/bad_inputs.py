@@ -233,6 +233,9 @@ FLAG_ROWS: list[tuple[str, list[str], str]] = [
     ("show --size huge", [*SHOW, "--size", "huge"], "size"),
     ("show --opt space.channels=1e8", [*SHOW, "--opt", "space.channels=100000000"], "GB"),
     ("show --opt space.channels=nan", [*SHOW, "--opt", "space.channels=NaN"], "finite"),
+    ("show --opt space.channels=1e300", [*SHOW, "--opt", "space.channels=1e300"], "int64"),
+    ("show --num-classes 2**31", [*SHOW, "--num-classes", str(2**31)], "GB"),
+    ("export --num-classes 2**31", [*EXPORT, "--num-classes", str(2**31)], "GB"),
     ("show unknown space", ["show", "nb202", "random"], "unknown space"),
     ("show bad arch", ["show", "nb201", "|nope|"], "arch"),
     # export

@@ -91,7 +91,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         space_name = split(text)[0]
         if space_name is not None and space_name in registry.names("space"):
             options = module_options(args).get("space", {})
-            check_network_size(space_name, options, [(given["size"], 1)], "--opt space.*")
+            runs = [(given["size"], 1)]
+            task = (given["num_classes"], given["image_size"])
+            check_network_size(space_name, options, runs, "--opt space.*", *task)
         info = export_arch(
             text,
             args.out,

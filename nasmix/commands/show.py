@@ -28,7 +28,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     sizes = [check_size(size) for size in args.size or ["search", "eval"]]
     check_numbers(module_options(args), "--opt")
     options = module_options(args).get("space", {})
-    check_network_size(args.space, options, [(size, 1) for size in sizes], "--opt space.*")
+    runs = [(size, 1) for size in sizes]
+    check_network_size(args.space, options, runs, "--opt space.*", args.classes, args.image_size)
     space = registry.create("space", args.space, **options)
     if args.arch in ("random", "sample"):
         arch = space.sample(np.random.default_rng(args.seed))
