@@ -133,11 +133,11 @@ def number_problems(value: Any, where: str) -> list[str]:
     return out
 
 
-def check_numbers(value: Any, where: str) -> None:
-    """Raise ConfigError listing number_problems (nothing when there are none)."""
+def check_numbers(value: Any, where: str, prefix: str = "") -> None:
+    """Raise ConfigError listing number_problems, each after `prefix` (e.g. "--opt ")."""
     problems = number_problems(value, where)
     if problems:
-        raise ConfigError("impossible values: " + "; ".join(problems))
+        raise ConfigError("impossible values: " + "; ".join(prefix + p for p in problems))
 
 
 def depth(value: Any) -> int:

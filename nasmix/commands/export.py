@@ -67,7 +67,7 @@ def add_parser(sub) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     """Export, then list the files written, the formats that failed and why."""
     check_output_dir(args.out, "-o/--out")
-    check_numbers(module_options(args), "--opt")
+    check_numbers(module_options(args), "", "--opt ")
     by_arch = args.arch is not None or args.space is not None
     if by_arch and args.db is not None:
         raise ConfigError("give either DB CELL (a study's cell) or --space/--arch (an arch alone), not both")

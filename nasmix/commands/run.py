@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """One cell from flags, built as the same typed study a study file makes."""
     check_count(args.workers, "--workers")
     check_data_flags(args)
-    check_numbers(module_options(args), "--opt")
+    check_numbers(module_options(args), "", "--opt ")
     search = build_config(SearchSettings, _given(
         epochs=args.search_epochs, candidates=args.candidates, batch_size=args.search_batch_size,
         size=args.search_size, max_seconds=args.search_max_seconds), "search")

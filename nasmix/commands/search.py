@@ -116,7 +116,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     check_seed(args.seed, "--seed")
     check_output_file(args.json, "--json")  # before the search, not after it
     check_data_flags(args)
-    check_numbers(module_options(args), "--opt")
+    check_numbers(module_options(args), "", "--opt ")
     split = build_config(DataSettings, {"search_portion": args.portion}, "--portion")
     space, strategy, estimator = _modules(args)
     space_options = module_options(args).get("space", {})

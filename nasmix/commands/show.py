@@ -26,7 +26,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         rule = f"an integer in [1, {MAX_IMAGE_SIZE}]"
         raise ConfigError(f"--image-size must be {rule}, got {args.image_size!r}")
     sizes = [check_size(size) for size in args.size or ["search", "eval"]]
-    check_numbers(module_options(args), "--opt")
+    check_numbers(module_options(args), "", "--opt ")
     options = module_options(args).get("space", {})
     runs = [(size, 1) for size in sizes]
     check_network_size(args.space, options, runs, "--opt space.*", args.classes, args.image_size)

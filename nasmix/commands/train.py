@@ -59,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_output_dir(args.checkpoint_dir, "--checkpoint-dir")
     check_real(args.max_seconds, "--max-seconds")
     check_data_flags(args)
-    check_numbers(module_options(args), "--opt")
+    check_numbers(module_options(args), "", "--opt ")
     model_spec = registry.create("model", args.model, **module_options(args).get("model", {}))
     config = dataclass_from_flags(args, TrainConfig, base=getattr(model_spec, "recipe", None))
     if args.checkpoint_dir and not config.checkpoint_every and args.checkpoint_every is None:
