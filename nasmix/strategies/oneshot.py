@@ -16,8 +16,9 @@ epoch, so they start one step down the cosine and end at lr_min).
 
 The loop keeps the data on the device (`DeviceLoader`), sums losses and
 correct counts on the device and reads them once per epoch, runs bf16
-autocast on CUDA, and logs one "search_epoch" event per epoch, "capped" when
-`budget.max_seconds` stops it, then "search_done" (see nasmix.strategies.base).
+autocast, channels_last and fused optimizers as `nasmix.accel.Accel` says
+(by default: all three on CUDA, fused optimizers on a CPU), and logs one
+"search_epoch" event per epoch, "capped" when `budget.max_seconds` stops it, then "search_done" (see nasmix.strategies.base).
 Randomness: one seed drawn from `rng` seeds the supernet's initialisation,
 the architecture parameters, every epoch's batch order and augmentation, and
 every sample a strategy draws, so the same seed gives the same arch.
@@ -47,10 +48,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from nasmix.accel import Accel
 from nasmix.arch import Arch
 from nasmix.data.loader import Augment, DeviceLoader
 from nasmix.strategies.base import Budget, Log, SearchData, Strategy
-from nasmix.train import DivergedError, _autocast, accuracy_counts, cosine_lr, epoch_seed
+from nasmix.train import DivergedError, accuracy_counts, cosine_lr, epoch_seed
 
 Progress = Callable[[int, int], None]
 Pair = tuple[torch.Tensor, torch.Tensor]  # (loss, logits) of one batch, detached
@@ -66,7 +68,7 @@ class BilevelConfig:
         momentum, weight_decay, grad_clip: the weights' SGD settings (clip 0: none).
         arch_lr, arch_beta1, arch_weight_decay: the architecture's Adam settings
             (betas (arch_beta1, 0.999)).
-        amp: bf16 autocast on CUDA (ignored on CPU).
+        amp: bf16 autocast on CUDA (ignored on CPU; see nasmix.accel.Accel).
     """
 
     lr: float = 0.025
@@ -119,6 +121,7 @@ class SearchState:
     extra: dict = field(default_factory=dict)
     tag: dict = field(default_factory=dict)
     lr: float = 0.0
+    accel: Accel = field(default_factory=Accel)
 
     @property
     def device(self) -> torch.device:
@@ -136,9 +139,14 @@ class SearchState:
         return cached[1]
 
 
-def build_supernet(space, data: SearchData, partial: int, seed: int, log: Log) -> tuple[nn.Module, int]:
+def build_supernet(
+    space, data: SearchData, partial: int, seed: int, log: Log, accel: Accel | None = None
+) -> tuple[nn.Module, int]:
     """The space's supernet with PC-DARTS's K = `partial`, or the largest K below it
     that divides the space's channels (logged as a "partial_fallback" event).
+
+    Args:
+        accel: the hot loop's settings (channels_last); None: `Accel.auto` for the data's device.
 
     Returns:
         (supernet on the data's device, the K used).
@@ -156,7 +164,7 @@ def build_supernet(space, data: SearchData, partial: int, seed: int, log: Log) -
             log({"event": "partial_fallback", "requested": partial, "used": k, "space": space.registry_name,
                  "reason": f"K={partial} does not divide the channels of size {data.size!r}: {reason}"})  # fmt: skip
         net.to(data.device)
-        if data.device.type == "cuda":
+        if (accel or Accel.auto(data.device)).channels_last:
             net.to(memory_format=torch.channels_last)
         return net.train(), k
     raise AssertionError("unreachable")
@@ -175,6 +183,7 @@ class OneShot(Strategy):
     spaces: ClassVar[tuple[str, ...] | None] = None
     progress: Progress | None = None  # (steps done, steps planned), called per step without a device sync
     weights_first: ClassVar[bool] = False  # the weight step before the architecture step (GDAS's order)
+    accel: Accel | None = None  # the hot loop's settings (None: Accel.auto; tests force CUDA's on a CPU)
 
     def __init__(self, config: BilevelConfig | None = None):
         self.config = config if config is not None else self.Config()  # type: ignore[attr-defined]
@@ -239,25 +248,23 @@ class OneShot(Strategy):
                 total_epochs: int) -> SearchState:  # fmt: skip
         """A fresh search: supernet, architecture parameters, optimizers, loaders."""
         seed = int(rng.integers(2**31 - 1))
-        net, k = build_supernet(space, data, self.partial_channels(), seed, log)
+        accel = self.accel or Accel.auto(data.device, self.config.amp)
+        net, k = build_supernet(space, data, self.partial_channels(), seed, log, accel)
         alphas = self.init_alphas(net.arch_shapes, data.device)
-        cuda = data.device.type == "cuda"
         loaders = [DeviceLoader(half, data.task, budget.batch_size, data.device, Augment(), shuffle=True,
-                                channels_last=cuda) for half in (data.train, data.valid)]  # fmt: skip
+                                channels_last=accel.channels_last) for half in (data.train, data.valid)]  # fmt: skip
         state = SearchState(space, net, alphas, None, None, loaders[0], loaders[1], data, seed,  # type: ignore[arg-type]
-                            total_epochs, budget, partial=k)  # fmt: skip
+                            total_epochs, budget, partial=k, accel=accel)  # fmt: skip
         self.init_extra(state)
         self.make_optimizers(state)
         return state
 
     def make_optimizers(self, state: SearchState) -> None:
-        """(Re)create both optimizers over the state's current parameters."""
+        """(Re)create both optimizers over the state's current parameters (see `Accel.sgd`)."""
         c = self.config
-        fused = {"fused": True} if state.device.type == "cuda" else {}  # one kernel per step for all tensors
-        state.w_opt = torch.optim.SGD(state.weight_params(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
-                                      **fused)  # fmt: skip
-        state.a_opt = torch.optim.Adam(state.arch_params(), lr=c.arch_lr, betas=(c.arch_beta1, 0.999),
-                                       weight_decay=c.arch_weight_decay, **fused)  # fmt: skip
+        state.w_opt = state.accel.sgd(state.weight_params(), c.lr, c.momentum, c.weight_decay)
+        betas = (c.arch_beta1, 0.999)
+        state.a_opt = state.accel.adam(state.arch_params(), c.arch_lr, betas, c.arch_weight_decay)
 
     def branch(self, parent: SearchState, restrict: dict[str, dict[int, int]], seed: int) -> SearchState:
         """A copy of a search (weights, architecture parameters, optimizer states)
@@ -331,7 +338,7 @@ class OneShot(Strategy):
         """
         x, y = valid
         d = self.forward_args(state, for_arch=True)
-        with _autocast(state.device, self.config.amp):
+        with state.accel.autocast(state.device):
             logits = self._forward(state, x, d)
             loss = nn.functional.cross_entropy(logits.float(), y)
         reg = self.regulariser(state)
@@ -347,7 +354,7 @@ class OneShot(Strategy):
     def weight_step(self, state: SearchState, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One SGD step of the supernet's weights on the train batch."""
         d = self.forward_args(state, for_arch=False)
-        with _autocast(state.device, self.config.amp):
+        with state.accel.autocast(state.device):
             logits = self._forward(state, x, d)
             loss = nn.functional.cross_entropy(logits.float(), y)
         state.w_opt.zero_grad(set_to_none=True)  # unsampled ops keep no gradient and are not stepped

@@ -28,7 +28,7 @@ from nasmix.errors import ConfigError
 from nasmix.strategies.base import Log
 from nasmix.strategies.darts import check_bilevel
 from nasmix.strategies.oneshot import BilevelConfig, Drive, OneShot, SearchState
-from nasmix.train import _autocast, accuracy_counts, epoch_seed
+from nasmix.train import accuracy_counts, epoch_seed
 
 
 @torch.no_grad()
@@ -52,7 +52,7 @@ def shared_weight_scores(state: SearchState, archs: list[Arch], batches: int | N
     space, net, device = state.space, state.net, state.device
     if "score_loader" not in state.extra:
         state.extra["score_loader"] = DeviceLoader(state.data.valid, state.data.task, state.train.batch_size, device,
-                                                   channels_last=device.type == "cuda")  # fmt: skip
+                                                   channels_last=state.accel.channels_last)  # fmt: skip
     loader: DeviceLoader = state.extra["score_loader"]
     out = torch.zeros(len(archs), 2, device=device, dtype=torch.float64)
     seen = np.zeros(len(archs))
@@ -69,7 +69,7 @@ def shared_weight_scores(state: SearchState, archs: list[Arch], batches: int | N
         for b, (x, y) in enumerate(source):
             if batches is not None and b >= batches:
                 break
-            with _autocast(device, device.type == "cuda"):
+            with state.accel.autocast(device):
                 logits = net(x, weights, active)
             loss = nn.functional.cross_entropy(logits.float(), y, reduction="sum")
             out[i] += torch.stack([loss.double(), accuracy_counts(logits, y)[0].double()])

@@ -1,0 +1,92 @@
+"""How the one-shot hot loop runs on a device: autocast, memory format, optimizer kernels.
+
+Every choice that used to hang on `device.type == "cuda"` lives in one value,
+`Accel`, so that a CPU test can run the very code path a GPU runs (bf16
+autocast, channels_last, fused optimizers) by passing `Accel.cuda_like()`,
+and a benchmark can switch precision on any device.
+
+`Accel.auto(device, amp)` is what a search uses unless told otherwise:
+- CUDA: bf16 autocast (when `amp`), channels_last, fused SGD and Adam;
+- CPU: fp32, contiguous tensors, fused SGD and Adam (measured on a 2-core
+  AMD EPYC: the fused SGD step over the DARTS supernet's 1,399 tensors takes
+  3.2 ms against 14.5 ms for the per-tensor loop and 20.7 ms for foreach).
+
+Example:
+    >>> import torch
+    >>> Accel.auto(torch.device("cpu")).bf16
+    False
+    >>> with Accel.cuda_like().autocast(torch.device("cpu")):
+    ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+    torch.bfloat16
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Accel:
+    """The device-dependent settings of a search's hot loop.
+
+    Attributes:
+        bf16: bf16 autocast around the supernet forward (the loss is taken in fp32).
+        channels_last: the supernet's weights and the batches in channels_last memory format.
+        fused: fused optimizer kernels (one kernel per step for all tensors).
+    """
+
+    bf16: bool = False
+    channels_last: bool = False
+    fused: bool = True
+
+    @classmethod
+    def auto(cls, device: torch.device | str, amp: bool = True) -> Accel:
+        """The settings a search uses on `device` (see the module docstring).
+
+        Args:
+            device: where the search runs.
+            amp: allow bf16 autocast (BilevelConfig.amp); it applies on CUDA only.
+        """
+        cuda = torch.device(device).type == "cuda"
+        return cls(bf16=amp and cuda, channels_last=cuda, fused=True)
+
+    @classmethod
+    def cuda_like(cls) -> Accel:
+        """CUDA's settings, for running the GPU's code path on any device (tests, benchmarks)."""
+        return cls(bf16=True, channels_last=True, fused=True)
+
+    def autocast(self, device: torch.device | str, enabled: bool = True) -> contextlib.AbstractContextManager:
+        """bf16 autocast on `device` when `bf16` and `enabled`, else a no-op context."""
+        device = torch.device(device)
+        if not (self.bf16 and enabled):
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+
+    def sgd(self, params: Iterable, lr: float, momentum: float, weight_decay: float) -> torch.optim.SGD:
+        """SGD over `params`, every momentum buffer created up front.
+
+        PyTorch's fused SGD creates momentum buffers on its first step only; a
+        parameter that first receives a gradient on a later step (an op GDAS
+        had not sampled yet, an edge few-shot NAS had fixed) would reach the
+        kernel without one and raise a TypeError. A zero buffer gives the same
+        first update as a missing one (momentum x 0 + grad = grad, dampening 0).
+
+        Returns:
+            torch.optim.SGD, fused when `fused`.
+        """
+        params = list(params)
+        kind = {"fused": True} if self.fused else {}
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, **kind)
+        if momentum:
+            for p in params:
+                opt.state[p]["momentum_buffer"] = torch.zeros_like(p)
+        return opt
+
+    def adam(self, params: Iterable, lr: float, betas: tuple, weight_decay: float) -> torch.optim.Adam:
+        """Adam over `params`, fused when `fused` (Adam creates a parameter's state at its first gradient)."""
+        kind = {"fused": True} if self.fused else {}
+        return torch.optim.Adam(list(params), lr=lr, betas=betas, weight_decay=weight_decay, **kind)
