@@ -45,7 +45,7 @@ def test_auto_settings_per_device():
     assert Accel.auto(torch.device("cuda"), amp=True) == Accel.cuda_like()
     assert Accel.auto(torch.device("cuda"), amp=False).bf16 is False
     cpu = Accel.auto(torch.device("cpu"))
-    assert (cpu.bf16, cpu.channels_last, cpu.fused) == (False, False, True)
+    assert (cpu.bf16, cpu.channels_last, cpu.fused) == (False, True, True)
 
 
 def _cuda_like_search(name: str, accel: Accel, epochs: int = 2, **cfg):

@@ -2,8 +2,15 @@
 and final architecture parameters are pinned to the values nasmix main @60557be (before the
 supernet's speed work) produced on the same seed, fp32 on a CPU.
 
-The tolerance is that of reordered floating-point sums (grouped convolutions, fused optimizer
-kernels): losses to a relative 1e-4, architecture parameters (about 3e-3 in size) to 2e-6.
+The tolerance is that of reordered floating-point sums, measured per case: the reference run was
+repeated with every initial weight moved by a relative 1e-6 (a few float32 roundings, what a
+reordered sum does), and each pinned figure may move by SLACK times what that moved it (with a
+floor of float32 rounding). Small searches are chaotic: in the DARTS space a 3e-7 change of the
+first loss grows ten-fold with every step, so one fixed tolerance would be either too loose for
+the first steps or too tight for the last. Architecture parameters may also move by 3e-5 (a tenth
+of one Adam step): Adam turns a gradient component near zero into a full step whose size hangs on
+that component's rounding. The arch must be the reference's, or the perturbed run's where the
+perturbation itself changed it (a near-tie in decoding).
 
 Regenerate `pinned_search.json` only from that reference commit:
     PYTHONPATH=<checkout of 60557be> python tests/strategies/test_pinned_search.py tests/strategies/pinned_search.json
@@ -26,6 +33,9 @@ from nasmix.strategies.base import Budget, SearchData
 PINS = Path(__file__).with_name("pinned_search.json")
 # (strategy, space, options, epochs): every space's supernet and every drive mode
 # (weighted sum, one sampled op, Dirichlet weights, partial channels with edge weights, discrete paths).
+# A weight learning rate of 1e-3 (DARTS: 0.025) keeps these tiny searches out of the chaotic regime
+# where a reordered sum's 1e-7 grows ten-fold with every step; the code paths are the same.
+CALM = {"lr": 1e-3, "lr_min": 1e-4}
 CASES = [
     ("darts", "darts", {}, 1),
     ("gdas", "darts", {}, 2),
@@ -45,12 +55,20 @@ def _data() -> SearchData:
     return SearchData(d.train, d.test, d.task, torch.device("cpu"), size="tiny")
 
 
-def run_case(strategy_name: str, space_name: str, options: dict, epochs: int) -> dict:
-    """One seeded tiny search: its arch, (train loss, valid loss) per step, final alphas."""
-    strategy = registry.create("strategy", strategy_name, **options)
+def run_case(strategy_name: str, space_name: str, options: dict, epochs: int, perturb: float = 0.0) -> dict:
+    """One seeded tiny search: its arch, (train loss, valid loss) per step, final alphas;
+    `perturb`: move every initial supernet weight by that relative amount (seeded noise)."""
+    strategy = registry.create("strategy", strategy_name, **{**CALM, **options})
     losses: list = []
     alphas: dict = {}
-    step, finish = strategy.step, strategy.finish
+    step, finish, init_extra = strategy.step, strategy.finish, strategy.init_extra
+
+    def perturbed_init(state):
+        gen = torch.Generator().manual_seed(11)
+        with torch.no_grad():
+            for p in state.net.parameters():
+                p.mul_(1 + perturb * torch.randn(p.shape, generator=gen))
+        init_extra(state)
 
     def recording_step(state, train, valid, arch_on=True):
         weight, arch = step(state, train, valid, arch_on)
@@ -62,28 +80,42 @@ def run_case(strategy_name: str, space_name: str, options: dict, epochs: int) ->
         return finish(state, log, rng)
 
     strategy.step, strategy.finish = recording_step, recording_finish
+    if perturb:
+        strategy.init_extra = perturbed_init
     budget = Budget(epochs=epochs, batch_size=16, candidates=4)
     space = registry.create("space", space_name)
     arch = strategy.search(space, None, _data(), budget, lambda e: None, np.random.default_rng(5))
     return {"arch": arch.to_str(), "losses": losses, "alphas": alphas}
 
 
+SLACK = 30.0
+
+
 @pytest.mark.parametrize("strategy_name, space_name, options, epochs", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
 def test_search_matches_the_pinned_run(strategy_name, space_name, options, epochs):
-    want = json.loads(PINS.read_text())[f"{strategy_name}/{space_name}"]
+    pin = json.loads(PINS.read_text())[f"{strategy_name}/{space_name}"]
+    want, moved = pin["reference"], pin["perturbed"]
     got = run_case(strategy_name, space_name, options, epochs)
-    assert got["arch"] == want["arch"]
+    assert got["arch"] in {want["arch"], moved["arch"]}
     assert len(got["losses"]) == len(want["losses"])
-    for step, (g, w) in enumerate(zip(got["losses"], want["losses"])):
-        for name, a, b in zip(("train", "valid"), g, w):
+    for step, (g, w, m) in enumerate(zip(got["losses"], want["losses"], moved["losses"])):
+        for name, a, b, c in zip(("train", "valid"), g, w, m):
             assert (a is None) == (b is None), f"step {step}: {name} loss presence differs"
             if b is not None:
-                assert a == pytest.approx(b, rel=1e-4), f"step {step}: {name} loss {a} != pinned {b}"
+                tol = max(SLACK * abs(c - b), 1e-6 * abs(b))
+                assert abs(a - b) <= tol, f"step {step}: {name} loss {a} != pinned {b} (within {tol:.1e})"
     for group, values in want["alphas"].items():
-        torch.testing.assert_close(torch.tensor(got["alphas"][group]), torch.tensor(values), rtol=0, atol=2e-6)
+        ref = torch.tensor(values)
+        tol = max(SLACK * (torch.tensor(moved["alphas"][group]) - ref).abs().max().item(), 3e-5)
+        err = (torch.tensor(got["alphas"][group]) - ref).abs().max().item()
+        assert err <= tol, f"alphas of {group} moved by {err:.1e} (tolerance {tol:.1e})"
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    pins = {f"{c[0]}/{c[1]}": run_case(*c) for c in CASES}
+    pins = {}
+    for case in CASES:
+        reference, perturbed = run_case(*case), run_case(*case, perturb=1e-6)
+        pins[f"{case[0]}/{case[1]}"] = {"reference": reference, "perturbed": perturbed}
+        print(case[:2], reference["arch"] == perturbed["arch"], flush=True)
     Path(sys.argv[1]).write_text(json.dumps(pins, indent=0))
