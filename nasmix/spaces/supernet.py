@@ -11,6 +11,12 @@ The supernet never knows which algorithm drives it. Each forward call gets
 Partial channels (PC-DARTS) are a construction option: only 1/K of the
 channels go through the mixed ops, the rest bypass, then channels shuffle.
 
+Cells compute the edges that leave one node together (`EdgeContext.edges`,
+nasmix.spaces.groups) when every edge computes every op; edge by edge otherwise.
+Batch norms inside mixed ops keep no running statistics: a supernet always
+normalises with batch statistics (searches and weight-sharing scores alike),
+so nothing would read them.
+
 Example:
     >>> import torch
     >>> edge = MixedEdge(8, 1, ("none", "skip_connect", "sep_conv_3x3"))
@@ -23,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,10 +37,28 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nasmix.spaces.groups import batchable, mixed_edges
 from nasmix.spaces.ops import make_op
 
 Weights = Mapping[str, torch.Tensor]
 Active = Mapping[str, Sequence[Sequence[int] | None]]
+
+
+def without_running_stats(module: nn.Module) -> nn.Module:
+    """Make every batch norm in `module` normalise with batch statistics only, keeping none."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.track_running_stats = False
+            m.running_mean = m.running_var = m.num_batches_tracked = None
+    return module
+
+
+@functools.cache
+def _rows(indices: tuple[int, ...], device: torch.device) -> torch.Tensor | slice:
+    """Rows `indices` of a weight group: a slice when they run consecutively, else an index tensor."""
+    if indices == tuple(range(indices[0], indices[0] + len(indices))):
+        return slice(indices[0], indices[0] + len(indices))
+    return torch.tensor(indices, device=device)
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -65,7 +90,7 @@ class MixedEdge(nn.Module):
             if pool_bn and "pool" in name:
                 op = nn.Sequential(op, nn.BatchNorm2d(c_op, affine=False))
             ops.append(op)
-        self.ops = nn.ModuleList(ops)
+        self.ops = without_running_stats(nn.ModuleList(ops))
         self._skip = {i for i, n in enumerate(self.op_names) if n == "none"}
         self.bypass_pool = nn.MaxPool2d(2, 2) if (partial > 1 and stride == 2) else None
 
@@ -105,6 +130,21 @@ class EdgeContext:
         if self.edge_weights is not None and group in self.edge_weights:
             out = out * self.edge_weights[group][index]
         return out
+
+    def edges(
+        self, group: str, indices: Sequence[int], modules: Sequence[nn.Module], x: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """The outputs of edges `indices` of `group`, which all read x: together
+        (nasmix.spaces.groups) when every edge computes every op (`active` is None),
+        else one by one through `edge` (which computes an edge even when its op list
+        is empty: cells that skip such edges use cells.node_sum in that mode)."""
+        if self.active is not None or not batchable(modules):
+            return [self.edge(group, i, m, x) for i, m in zip(indices, modules)]
+        rows = _rows(tuple(indices), self.weights[group].device)
+        ew = None
+        if self.edge_weights is not None and group in self.edge_weights:
+            ew = self.edge_weights[group][rows]
+        return mixed_edges(modules, x, self.weights[group][rows], ew)
 
 
 class Supernet(nn.Module, ABC):
