@@ -16,9 +16,12 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
+import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
 
 
 class OpCounter(TorchDispatchMode):
@@ -47,3 +50,24 @@ class OpCounter(TorchDispatchMode):
     def top(self, k: int = 10, per: float = 1.0) -> list[tuple[str, float]]:
         """The k most called ops, each count divided by `per` (e.g. per step)."""
         return [(name.removeprefix("aten."), n / per) for name, n in self.by_name.most_common(k)]
+
+
+def _conv_backward_flops(grad_out_shape, x_shape, w_shape, *args, output_mask=None, **kwargs) -> int:
+    """Each of a convolution's input and weight gradients costs what its forward costs:
+    2 x (output elements) x (inputs per group x kernel) (PyTorch 2.14's formula counts the
+    weight gradient of a grouped convolution `groups` times over)."""
+    mask = output_mask if output_mask is not None else args[7]
+    return 2 * math.prod(grad_out_shape) * math.prod(w_shape[1:]) * (int(mask[0]) + int(mask[1]))
+
+
+def flop_counter() -> FlopCounterMode:
+    """FlopCounterMode with grouped-convolution backward counted right.
+
+    Example:
+        >>> x, w = torch.randn(2, 8, 4, 4, requires_grad=True), torch.randn(8, 2, 3, 3, requires_grad=True)
+        >>> with flop_counter() as f:
+        ...     torch.nn.functional.conv2d(x, w, padding=1, groups=4).sum().backward()
+        >>> f.get_total_flops() == 3 * 2 * (2 * 8 * 4 * 4) * (2 * 3 * 3)
+        True
+    """
+    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flops})

@@ -162,9 +162,7 @@ def measure(spec: Spec) -> dict:
 
 
 def _count(strategy, state, train, valid, arch_on: bool, budget: Budget, k: int = 3) -> dict:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from opcount import OpCounter
+    from opcount import OpCounter, flop_counter
 
     with OpCounter() as data_ops:
         batches = [(next(train), next(valid)) for _ in range(k)]
@@ -173,7 +171,7 @@ def _count(strategy, state, train, valid, arch_on: bool, budget: Budget, k: int 
             strategy.step(state, t, v, arch_on)
     with OpCounter() as loop_ops:
         strategy.train_epochs(state, EPOCHS, EPOCHS, budget, lambda e: None, state.data.timer.now())
-    with FlopCounterMode(display=False) as flops:
+    with flop_counter() as flops:
         strategy.step(state, *batches[0], arch_on)
     steps = len(state.train)
     return {

@@ -6,18 +6,21 @@ autocast, channels_last, fused optimizers) by passing `Accel.cuda_like()`,
 and a benchmark can switch precision on any device.
 
 `Accel.auto(device, amp)` is what a search uses unless told otherwise:
-- CUDA: bf16 autocast (when `amp`), channels_last, fused SGD and Adam;
-- CPU: fp32, channels_last, fused SGD and Adam. Measured on a 2-core AMD
-  EPYC, one thread, batch 64 at 16 channels and 32x32: channels_last makes
-  a 3x3 max pool's forward and backward 5x faster (5.6 ms against 29 ms),
-  the average pool 4x, depthwise and 1x1 convolutions and batch norm 2-3x;
-  the fused SGD step over the DARTS supernet's 1,399 tensors takes 3.2 ms
-  against 14.5 ms for the per-tensor loop and 20.7 ms for foreach.
+- CUDA: bf16 autocast (when `amp`), channels_last, fused SGD and Adam,
+  grouped convolutions across a node's mixed edges;
+- CPU: fp32, channels_last, fused SGD and Adam, mixed edges convolved one
+  by one. Measured on a 2-core AMD EPYC, one thread, batch 64 at 16 channels
+  and 32x32: channels_last makes a 3x3 max pool's forward and backward 5x
+  faster (5.6 ms against 29 ms), the average pool 4x, depthwise and 1x1
+  convolutions and batch norm 2-3x; the fused SGD step over the DARTS
+  supernet's 1,399 tensors takes 3.2 ms against 14.5 ms for the per-tensor
+  loop and 20.7 ms for foreach; a grouped convolution over four edges'
+  weights trains 3-4x slower than the four convolutions apart.
 
 Example:
     >>> import torch
     >>> Accel.auto(torch.device("cpu"))
-    Accel(bf16=False, channels_last=True, fused=True)
+    Accel(bf16=False, channels_last=True, fused=True, grouped_convs=False)
     >>> with Accel.cuda_like().autocast(torch.device("cpu")):
     ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
     torch.bfloat16
@@ -40,11 +43,15 @@ class Accel:
         bf16: bf16 autocast around the supernet forward (the loss is taken in fp32).
         channels_last: the supernet's weights and the batches in channels_last memory format.
         fused: fused optimizer kernels (one kernel per step for all tensors).
+        grouped_convs: the mixed edges that leave one node run each op kind as one grouped
+            convolution across the edges (nasmix.spaces.groups): few kernel launches on a
+            GPU; on this CPU grouped convolutions train 3-4x slower than separate ones.
     """
 
     bf16: bool = False
     channels_last: bool = False
     fused: bool = True
+    grouped_convs: bool = False
 
     @classmethod
     def auto(cls, device: torch.device | str, amp: bool = True) -> Accel:
@@ -55,12 +62,12 @@ class Accel:
             amp: allow bf16 autocast (BilevelConfig.amp); it applies on CUDA only.
         """
         cuda = torch.device(device).type == "cuda"
-        return cls(bf16=amp and cuda, channels_last=True, fused=True)
+        return cls(bf16=amp and cuda, channels_last=True, fused=True, grouped_convs=cuda)
 
     @classmethod
     def cuda_like(cls) -> Accel:
         """CUDA's settings, for running the GPU's code path on any device (tests, benchmarks)."""
-        return cls(bf16=True, channels_last=True, fused=True)
+        return cls(bf16=True, channels_last=True, fused=True, grouped_convs=True)
 
     def autocast(self, device: torch.device | str, enabled: bool = True) -> contextlib.AbstractContextManager:
         """bf16 autocast on `device` when `bf16` and `enabled`, else a no-op context."""

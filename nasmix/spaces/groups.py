@@ -122,13 +122,15 @@ def batchable(edges: Sequence[nn.Module]) -> bool:
     return len(edges) > 0 and _plan(edges).ok
 
 
-class _Batch:
-    """The batched computations of one call, sharing the ReLU'd, repeated input."""
+class _Shared:
+    """What the edges of one call share: the input, its ReLU, the parameter-free ops' outputs."""
 
     def __init__(self, edges: Sequence[nn.Module], x: torch.Tensor):
         self.edges, self.x, self.n = edges, x, len(edges)
         self._relu: torch.Tensor | None = None
         self._rep: torch.Tensor | None = None
+        self._shifted: torch.Tensor | None = None
+        self._pooled: dict[int, torch.Tensor] = {}
 
     @property
     def relu(self) -> torch.Tensor:
@@ -142,6 +144,52 @@ class _Batch:
         if self._rep is None:
             self._rep = self.relu if self.n == 1 else torch.cat([self.relu] * self.n, dim=1)
         return self._rep
+
+    def shifted(self, z: torch.Tensor) -> torch.Tensor:
+        """FactorizedReduce's second path input: z shifted by one pixel (z is relu or rep)."""
+        return F.pad(z[:, :, 1:, 1:], (0, 1, 0, 1))
+
+    def pooled(self, kind: _Kind) -> torch.Tensor:
+        """A pool of x, with its parameter-free batch norm where it has one (computed once)."""
+        if kind.index not in self._pooled:
+            y = kind.pool(self.x)
+            if kind.bn:
+                y = F.batch_norm(y, None, None, None, None, True, 0.0, self.edges[0].ops[kind.index][1].eps)
+            self._pooled[kind.index] = y
+        return self._pooled[kind.index]
+
+
+def _dil(z: torch.Tensor, body: nn.Sequential) -> torch.Tensor:
+    """A DilConv's body after its ReLU (depthwise, pointwise, BN) on z = relu(input)."""
+    return body[3](body[2](body[1](z)))
+
+
+def _one(shared: _Shared, kind: _Kind, op: nn.Module) -> torch.Tensor:
+    """Op `kind` of one edge on the shared input (bitwise what op(x) gives)."""
+    if kind.how == "identity":
+        return shared.x
+    if kind.how == "pool":
+        return shared.pooled(kind)
+    if kind.how == "pool_conv":
+        return op[2](op[1](shared.pooled(kind)))
+    if kind.how == "sep":
+        return _dil(F.relu(_dil(shared.relu, op.op[0].op)), op.op[1].op)
+    if kind.how == "dil":
+        return _dil(shared.relu, op.op)
+    if kind.how == "rcb":
+        return op.op[2](op.op[1](shared.relu))
+    if kind.how == "fr":
+        if shared._shifted is None:
+            shared._shifted = shared.shifted(shared.relu)
+        return op.bn(torch.cat([op.conv1(shared.relu), op.conv2(shared._shifted)], dim=1))
+    return op(shared.x)
+
+
+class _Grouped:
+    """Each op kind of all edges as one grouped convolution chain (few kernel launches)."""
+
+    def __init__(self, shared: _Shared):
+        self.s, self.n = shared, shared.n
 
     def conv(self, x: torch.Tensor, convs: list[nn.Conv2d]) -> torch.Tensor:
         """Each edge's conv on its own slice of channels of x, as one grouped convolution."""
@@ -158,48 +206,45 @@ class _Batch:
             bias = b.bias if self.n == 1 else torch.cat([m.bias for m in bns])
         return F.batch_norm(x, None, None, weight, bias, True, 0.0, b.eps)
 
-    def dil(self, x: torch.Tensor, blocks: list[nn.Sequential]) -> torch.Tensor:
-        """DilConv bodies (ReLU, depthwise, pointwise, BN) on the repeated input x (ReLU'd already)."""
-        y = self.conv(x, [b[1] for b in blocks])
-        y = self.conv(y, [b[2] for b in blocks])
-        return self.bn(y, [b[3] for b in blocks])
+    def dil(self, z: torch.Tensor, bodies: list[nn.Sequential]) -> torch.Tensor:
+        y = self.conv(z, [b[1] for b in bodies])
+        y = self.conv(y, [b[2] for b in bodies])
+        return self.bn(y, [b[3] for b in bodies])
 
     def run(self, kind: _Kind) -> torch.Tensor:
         """Op `kind.index` of every edge: (B, E, C, H, W), or (B, 1, C, H, W) when shared."""
-        ops = [e.ops[kind.index] for e in self.edges]
-        b = self.x.shape[0]
+        s = self.s
+        ops = [e.ops[kind.index] for e in s.edges]
         if kind.how == "identity":
-            return self.x.unsqueeze(1)
+            return s.x.unsqueeze(1)
         if kind.how == "pool":
-            y = kind.pool(self.x)
-            if kind.bn:
-                y = F.batch_norm(y, None, None, None, None, True, 0.0, ops[0][1].eps)
-            return y.unsqueeze(1)
+            return s.pooled(kind).unsqueeze(1)
         if kind.how == "pool_conv":
-            y = kind.pool(self.x)
+            y = s.pooled(kind)
             y = torch.cat([y] * self.n, dim=1) if self.n > 1 else y
             y = self.bn(self.conv(y, [o[1] for o in ops]), [o[2] for o in ops])
         elif kind.how == "sep":
-            y = self.dil(self.rep, [o.op[0].op for o in ops])
-            y = self.dil(F.relu(y), [o.op[1].op for o in ops])
+            y = self.dil(F.relu(self.dil(s.rep, [o.op[0].op for o in ops])), [o.op[1].op for o in ops])
         elif kind.how == "dil":
-            y = self.dil(self.rep, [o.op for o in ops])
+            y = self.dil(s.rep, [o.op for o in ops])
         elif kind.how == "rcb":
-            y = self.bn(self.conv(self.rep, [o.op[1] for o in ops]), [o.op[2] for o in ops])
+            y = self.bn(self.conv(s.rep, [o.op[1] for o in ops]), [o.op[2] for o in ops])
         elif kind.how == "fr":
-            rep = self.rep
-            shifted = F.pad(rep[:, :, 1:, 1:], (0, 1, 0, 1))
-            y1 = self.conv(rep, [o.conv1 for o in ops])
-            y2 = self.conv(shifted, [o.conv2 for o in ops])
+            y1 = self.conv(s.rep, [o.conv1 for o in ops])
+            y2 = self.conv(s.shifted(s.rep), [o.conv2 for o in ops])
             y = torch.cat([y1.unflatten(1, (self.n, -1)), y2.unflatten(1, (self.n, -1))], dim=2).flatten(1, 2)
             y = self.bn(y, [o.bn for o in ops])
         else:
-            return torch.stack([op(self.x) for op in ops], dim=1)
-        return y.view(b, self.n, -1, *y.shape[2:])
+            return torch.stack([op(s.x) for op in ops], dim=1)
+        return y.view(y.shape[0], self.n, -1, *y.shape[2:])
 
 
 def mixed_edges(
-    edges: Sequence[nn.Module], x: torch.Tensor, w: torch.Tensor, edge_weights: torch.Tensor | None = None
+    edges: Sequence[nn.Module],
+    x: torch.Tensor,
+    w: torch.Tensor,
+    edge_weights: torch.Tensor | None = None,
+    grouped: bool = False,
 ) -> list[torch.Tensor]:
     """The outputs of mixed edges that all read x, every op of each weighted (MixedEdge semantics).
 
@@ -208,6 +253,10 @@ def mixed_edges(
         x: their common input.
         w: (edges, ops) op weights, row e for edge e.
         edge_weights: optional (edges,) scale of each edge's output (PC-DARTS).
+        grouped: the weighted ops of all edges as grouped convolutions and the mix vectorised
+            (few kernel launches: a GPU's choice); else edge by edge on the shared parts
+            (bitwise MixedEdge's result; a CPU's choice: its grouped convolutions run 3-4x
+            slower than the same work as separate ones).
 
     Returns:
         One output per edge.
@@ -217,19 +266,37 @@ def mixed_edges(
     if plan.partial > 1:
         k = x.shape[1] // plan.partial
         x, rest = x[:, :k], x[:, k:]
-    batch = _Batch(edges, x)
+        rest = plan.bypass_pool(rest) if plan.bypass_pool is not None else rest
+    shared = _Shared(edges, x)
+    if not grouped:
+        outs = []
+        for e, edge in enumerate(edges):
+            row, out = w[e], None
+            for kind in plan.kinds:
+                if kind.how != "none":  # `none` adds zeros; its weight's gradient is zero anyway
+                    term = row[kind.index] * _one(shared, kind, edge.ops[kind.index])
+                    out = term if out is None else out + term
+            if plan.partial > 1:
+                out = channel_shuffle(torch.cat([out, rest], dim=1), plan.partial)
+            outs.append(out if edge_weights is None else out * edge_weights[e])
+        return outs
+    batch = _Grouped(shared)
     cols = w.t().reshape(w.shape[1], 1, n, 1, 1, 1)  # cols[i]: the weights of op i, broadcast over (B, E, C, H, W)
     out = None
     for kind in plan.kinds:
-        if kind.how == "none":  # adds zeros; its weight's gradient is zero anyway
-            continue
-        y = batch.run(kind)
-        out = cols[kind.index] * y if out is None else torch.addcmul(out, cols[kind.index], y)
+        if kind.how != "none":
+            y = batch.run(kind)
+            out = cols[kind.index] * y if out is None else torch.addcmul(out, cols[kind.index], y)
     if plan.partial > 1:
-        rest = plan.bypass_pool(rest) if plan.bypass_pool is not None else rest
         mixed = torch.cat([out, rest.unsqueeze(1).expand(-1, n, -1, -1, -1)], dim=2)
         b, _, c, h, wd = mixed.shape
         out = mixed.view(b, n, plan.partial, c // plan.partial, h, wd).transpose(2, 3).reshape(b, n, c, h, wd)
     if edge_weights is not None:
         out = out * edge_weights.view(1, n, 1, 1, 1)
     return list(out.unbind(1))
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Interleave channel groups (ShuffleNet), as PC-DARTS does after a partial edge."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)

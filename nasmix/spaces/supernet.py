@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nasmix.spaces.groups import batchable, mixed_edges
+from nasmix.spaces.groups import batchable, channel_shuffle, mixed_edges
 from nasmix.spaces.ops import make_op
 
 Weights = Mapping[str, torch.Tensor]
@@ -59,12 +59,6 @@ def _rows(indices: tuple[int, ...], device: torch.device) -> torch.Tensor | slic
     if indices == tuple(range(indices[0], indices[0] + len(indices))):
         return slice(indices[0], indices[0] + len(indices))
     return torch.tensor(indices, device=device)
-
-
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """Interleave channel groups (ShuffleNet), as PC-DARTS does after a partial edge."""
-    b, c, h, w = x.shape
-    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
 
 class MixedEdge(nn.Module):
@@ -122,6 +116,7 @@ class EdgeContext:
     weights: Weights
     active: Active | None = None
     edge_weights: Weights | None = None
+    grouped: bool = False  # edges computed together use grouped convolutions (see groups.mixed_edges)
 
     def edge(self, group: str, index: int, module: MixedEdge, x: torch.Tensor) -> torch.Tensor:
         """The output of edge `index` of `group`."""
@@ -144,7 +139,7 @@ class EdgeContext:
         ew = None
         if self.edge_weights is not None and group in self.edge_weights:
             ew = self.edge_weights[group][rows]
-        return mixed_edges(modules, x, self.weights[group][rows], ew)
+        return mixed_edges(modules, x, self.weights[group][rows], ew, self.grouped)
 
 
 class Supernet(nn.Module, ABC):
@@ -160,11 +155,12 @@ class Supernet(nn.Module, ABC):
     arch_shapes: dict[str, tuple[int, int]]
     op_names: dict[str, tuple[str, ...]]
     edge_nodes: dict[str, tuple[int, ...]]
+    grouped_convs: bool = False  # set by the search (nasmix.accel.Accel): grouped convolutions on a GPU
 
     def forward(self, x: torch.Tensor, weights: Weights, active: Active | None = None,
                 edge_weights: Weights | None = None) -> torch.Tensor:  # fmt: skip
         """Logits for a batch under the given architecture weights."""
-        return self.run(x, EdgeContext(weights, active, edge_weights))
+        return self.run(x, EdgeContext(weights, active, edge_weights, self.grouped_convs))
 
     @abstractmethod
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:

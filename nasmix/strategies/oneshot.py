@@ -164,8 +164,10 @@ def build_supernet(
             log({"event": "partial_fallback", "requested": partial, "used": k, "space": space.registry_name,
                  "reason": f"K={partial} does not divide the channels of size {data.size!r}: {reason}"})  # fmt: skip
         net.to(data.device)
-        if (accel or Accel.auto(data.device)).channels_last:
+        accel = accel or Accel.auto(data.device)
+        if accel.channels_last:
             net.to(memory_format=torch.channels_last)
+        net.grouped_convs = accel.grouped_convs
         return net.train(), k
     raise AssertionError("unreachable")
 
