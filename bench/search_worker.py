@@ -56,6 +56,8 @@ class Spec:
         images: images in each half held on the device (a real search holds 25,000).
         count: also count ATen ops and FLOPs (after the timing, which they would slow).
         threads: torch threads (1: the method of the NASLib CPU figures).
+        settings: "auto" (the device's own, nasmix.accel.Accel.auto) or "cuda" (CUDA's settings
+            on any device: fused optimizers, channels_last, grouped convolutions; bf16 per `precision`).
     """
 
     space: str
@@ -69,6 +71,7 @@ class Spec:
     images: int = 1024
     count: bool = False
     threads: int = 1
+    settings: str = "auto"
 
 
 def random_half(n: int, seed: int) -> ImageArrays:
@@ -90,9 +93,10 @@ def _strategy(spec: Spec, device: torch.device):
     options = {"amp": spec.precision == "bf16"} if cuda else {}
     strategy = registry.create("strategy", spec.strategy, **options)
     if Accel is not None:
-        strategy.accel = dataclasses.replace(Accel.auto(device), bf16=spec.precision == "bf16")
-    elif spec.precision == "bf16" and not cuda:
-        raise RuntimeError("this checkout has no bf16 on a CPU (nasmix.accel is missing)")
+        base = Accel.cuda_like() if spec.settings == "cuda" else Accel.auto(device)
+        strategy.accel = dataclasses.replace(base, bf16=spec.precision == "bf16")
+    elif (spec.precision == "bf16" and not cuda) or spec.settings != "auto":
+        raise RuntimeError("this checkout has no nasmix.accel: only its device's own settings")
     return strategy
 
 

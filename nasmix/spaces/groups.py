@@ -75,8 +75,18 @@ class _Plan:
             for e in edges
         )
         self.ok = same and any(k.how not in ("none",) for k in self.kinds)
+        own = [k.index for k in self.kinds if k.how not in ("none", "identity", "pool")]
+        common = [k.index for k in self.kinds if k.how in ("identity", "pool")]
+        self.families = [f for f in (own, common) if f]  # the grouped mix sums each family in one go
+        self._family_index: dict = {}
         self.partial = getattr(first, "partial", 1)
         self.bypass_pool = getattr(first, "bypass_pool", None)
+
+    def family_index(self, family: list[int], device: torch.device) -> torch.Tensor:
+        key = (tuple(family), device)
+        if key not in self._family_index:
+            self._family_index[key] = torch.tensor(family, device=device)
+        return self._family_index[key]
 
     def matches(self, edges: Sequence[nn.Module]) -> bool:
         return len(edges) == len(self.edges) and all(a is b for a, b in zip(edges, self.edges))
@@ -185,6 +195,23 @@ def _one(shared: _Shared, kind: _Kind, op: nn.Module) -> torch.Tensor:
     return op(shared.x)
 
 
+class _CatParams(torch.autograd.Function):
+    """torch.cat of parameters along dim 0 whose backward is one split (cat's is a slice per input)."""
+
+    @staticmethod
+    def forward(ctx, *params: torch.Tensor) -> torch.Tensor:
+        ctx.sizes = [p.shape[0] for p in params]
+        return torch.cat(params, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad.split(ctx.sizes, dim=0)
+
+
+def _cat(params: list[torch.Tensor]) -> torch.Tensor:
+    return params[0] if len(params) == 1 else _CatParams.apply(*params)
+
+
 class _Grouped:
     """Each op kind of all edges as one grouped convolution chain (few kernel launches)."""
 
@@ -194,16 +221,14 @@ class _Grouped:
     def conv(self, x: torch.Tensor, convs: list[nn.Conv2d]) -> torch.Tensor:
         """Each edge's conv on its own slice of channels of x, as one grouped convolution."""
         c = convs[0]
-        weight = convs[0].weight if self.n == 1 else torch.cat([m.weight for m in convs], dim=0)
-        return F.conv2d(x, weight, None, c.stride, c.padding, c.dilation, c.groups * self.n)
+        return F.conv2d(x, _cat([m.weight for m in convs]), None, c.stride, c.padding, c.dilation, c.groups * self.n)
 
     def bn(self, x: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
         """Each edge's batch norm (batch statistics) over its channels, as one call."""
         b = bns[0]
         weight = bias = None
         if b.affine:
-            weight = b.weight if self.n == 1 else torch.cat([m.weight for m in bns])
-            bias = b.bias if self.n == 1 else torch.cat([m.bias for m in bns])
+            weight, bias = _cat([m.weight for m in bns]), _cat([m.bias for m in bns])
         return F.batch_norm(x, None, None, weight, bias, True, 0.0, b.eps)
 
     def dil(self, z: torch.Tensor, bodies: list[nn.Sequential]) -> torch.Tensor:
@@ -212,13 +237,13 @@ class _Grouped:
         return self.bn(y, [b[3] for b in bodies])
 
     def run(self, kind: _Kind) -> torch.Tensor:
-        """Op `kind.index` of every edge: (B, E, C, H, W), or (B, 1, C, H, W) when shared."""
+        """Op `kind.index` of every edge: (1, B, E, C, H, W), or (1, B, 1, C, H, W) when shared
+        (the leading 1: the mix concatenates the op kinds along it)."""
         s = self.s
         ops = [e.ops[kind.index] for e in s.edges]
-        if kind.how == "identity":
-            return s.x.unsqueeze(1)
-        if kind.how == "pool":
-            return s.pooled(kind).unsqueeze(1)
+        if kind.how in ("identity", "pool"):
+            y = s.x if kind.how == "identity" else s.pooled(kind)
+            return y.view(1, y.shape[0], 1, *y.shape[1:])
         if kind.how == "pool_conv":
             y = s.pooled(kind)
             y = torch.cat([y] * self.n, dim=1) if self.n > 1 else y
@@ -235,8 +260,8 @@ class _Grouped:
             y = torch.cat([y1.unflatten(1, (self.n, -1)), y2.unflatten(1, (self.n, -1))], dim=2).flatten(1, 2)
             y = self.bn(y, [o.bn for o in ops])
         else:
-            return torch.stack([op(s.x) for op in ops], dim=1)
-        return y.view(y.shape[0], self.n, -1, *y.shape[2:])
+            return torch.stack([op(s.x) for op in ops], dim=1).unsqueeze(0)
+        return y.view(1, y.shape[0], self.n, -1, *y.shape[2:])
 
 
 def mixed_edges(
@@ -281,12 +306,13 @@ def mixed_edges(
             outs.append(out if edge_weights is None else out * edge_weights[e])
         return outs
     batch = _Grouped(shared)
-    cols = w.t().reshape(w.shape[1], 1, n, 1, 1, 1)  # cols[i]: the weights of op i, broadcast over (B, E, C, H, W)
+    # The mix, one stack per op family: the edges' own ops (B, E, C, H, W) and the shared ones (B, 1, C, H, W).
     out = None
-    for kind in plan.kinds:
-        if kind.how != "none":
-            y = batch.run(kind)
-            out = cols[kind.index] * y if out is None else torch.addcmul(out, cols[kind.index], y)
+    for family in plan.families:
+        ys = torch.cat([batch.run(plan.kinds[i]) for i in family], dim=0)
+        cols = w[:, plan.family_index(family, w.device)].t().reshape(len(family), 1, n, 1, 1, 1)
+        mixed = (cols * ys).sum(0)
+        out = mixed if out is None else out + mixed
     if plan.partial > 1:
         mixed = torch.cat([out, rest.unsqueeze(1).expand(-1, n, -1, -1, -1)], dim=2)
         b, _, c, h, wd = mixed.shape
