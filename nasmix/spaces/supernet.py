@@ -7,7 +7,11 @@ The supernet never knows which algorithm drives it. Each forward call gets
     forward and backward, and its weight (a straight-through one-hot) still
     carries the gradient. An empty list skips the edge;
   - optionally `edge_weights[group]`: an (edges,) tensor scaling each edge's
-    output (PC-DARTS edge normalisation).
+    output (PC-DARTS edge normalisation);
+  - `add_unsampled`: in the sampled-op mode, also add the weights of the ops
+    an edge does not compute to its output (xautodl's and NASLib's GDAS: the
+    values are the zeros of a hard one-hot, and the add passes those ops'
+    weights the sum of the output's gradient).
 Partial channels (PC-DARTS) are a construction option: only 1/K of the
 channels go through the mixed ops, the rest bypass, then channels shuffle.
 
@@ -51,6 +55,12 @@ def without_running_stats(module: nn.Module) -> nn.Module:
             m.track_running_stats = False
             m.running_mean = m.running_var = m.num_batches_tracked = None
     return module
+
+
+@functools.cache
+def _others(n: int, ops: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """The op indices of 0..n-1 not in `ops`."""
+    return torch.tensor([i for i in range(n) if i not in ops], device=device, dtype=torch.long)
 
 
 @functools.cache
@@ -117,11 +127,16 @@ class EdgeContext:
     active: Active | None = None
     edge_weights: Weights | None = None
     grouped: bool = False  # edges computed together use grouped convolutions (see groups.mixed_edges)
+    add_unsampled: bool = False
 
     def edge(self, group: str, index: int, module: MixedEdge, x: torch.Tensor) -> torch.Tensor:
         """The output of edge `index` of `group`."""
         ops = None if self.active is None else self.active[group][index]
-        out = module(x, self.weights[group][index], ops)
+        w = self.weights[group][index]
+        out = module(x, w, ops)
+        # The unsampled weights are zeros in value (a hard one-hot): without a gradient to pass, skip the add.
+        if self.add_unsampled and ops is not None and len(ops) < w.shape[0] and w.requires_grad:
+            out = out + w.index_select(0, _others(w.shape[0], tuple(ops), w.device)).sum()
         if self.edge_weights is not None and group in self.edge_weights:
             out = out * self.edge_weights[group][index]
         return out
@@ -158,9 +173,9 @@ class Supernet(nn.Module, ABC):
     grouped_convs: bool = False  # set by the search (nasmix.accel.Accel): grouped convolutions on a GPU
 
     def forward(self, x: torch.Tensor, weights: Weights, active: Active | None = None,
-                edge_weights: Weights | None = None) -> torch.Tensor:  # fmt: skip
-        """Logits for a batch under the given architecture weights."""
-        return self.run(x, EdgeContext(weights, active, edge_weights, self.grouped_convs))
+                edge_weights: Weights | None = None, add_unsampled: bool = False) -> torch.Tensor:  # fmt: skip
+        """Logits for a batch under the given architecture weights (see the module docstring)."""
+        return self.run(x, EdgeContext(weights, active, edge_weights, self.grouped_convs, add_unsampled))
 
     @abstractmethod
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:

@@ -104,3 +104,38 @@ def test_cuda_settings_reach_the_step():
             assert len(moved) == len(fresh), "a parameter with its first gradient must be stepped"
         ever |= got
     assert late > 0, "the test must see parameters whose first gradient comes after the first step"
+
+
+def test_gdas_on_nb201_adds_the_unsampled_weights_as_xautodl():
+    """xautodl's forward_gdas: sum(w[i] * op_i(x) if i == sampled else w[i]): the unsampled ops'
+    weights (zeros in value) get the sum of the edge output's gradient."""
+    from nasmix.spaces.supernet import EdgeContext, MixedEdge
+    from nasmix.spaces.ops import NB201_OPS
+
+    torch.manual_seed(0)
+    edge = MixedEdge(4, 1, NB201_OPS)
+    x, g = torch.randn(2, 4, 6, 6), torch.randn(2, 4, 6, 6)
+    probs = torch.softmax(torch.randn(5), -1)
+    hard = torch.nn.functional.one_hot(torch.tensor(3), 5).float()
+    results = []
+    for xautodl in (False, True):
+        alpha = torch.zeros(5, requires_grad=True)
+        w = (hard - probs + probs * (1 + alpha))[None]  # straight-through-like: value ~one-hot, gradient to all
+        if xautodl:
+            out = sum(w[0, i] * op(x) if i == 3 else w[0, i] for i, op in enumerate(edge.ops))
+        else:
+            out = EdgeContext({"cell": w}, {"cell": [[3]]}, add_unsampled=True).edge("cell", 0, edge, x)
+        (out * g).sum().backward()
+        results.append((out.detach(), alpha.grad))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    torch.testing.assert_close(results[0][1], results[1][1])
+    assert (results[1][1][[0, 1, 2, 4]] != 0).all(), "every unsampled op's weight gets a gradient"
+
+
+def test_gdas_sets_the_unsampled_term_on_nb201_only():
+    gdas = registry.create("strategy", "gdas")
+    for space, expected in (("nb201", True), ("darts", False), ("simple_cell", False)):
+        state = gdas.prepare(registry.create("space", space), tiny_search_data(), Budget(epochs=1, batch_size=16),
+                             np.random.default_rng(0), print, total_epochs=1)
+        gdas.begin_epoch(state, 1, print)
+        assert gdas.drive(state, for_arch=True).add_unsampled is expected
