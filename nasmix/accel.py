@@ -20,7 +20,7 @@ and a benchmark can switch precision on any device.
 Example:
     >>> import torch
     >>> Accel.auto(torch.device("cpu"))
-    Accel(bf16=False, channels_last=True, fused=True, grouped_convs=False)
+    Accel(bf16=False, channels_last=True, fused=True, grouped_convs=False, memory_budget=None)
     >>> with Accel.cuda_like().autocast(torch.device("cpu")):
     ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
     torch.bfloat16
@@ -46,12 +46,15 @@ class Accel:
         grouped_convs: the mixed edges that leave one node run each op kind as one grouped
             convolution across the edges (nasmix.spaces.groups): few kernel launches on a
             GPU; on this CPU grouped convolutions train 3-4x slower than separate ones.
+        memory_budget: bytes the search may use on the device (None: the device's own,
+            nasmix.spaces.memory.default_budget); the memory plan checkpoints cells beyond it.
     """
 
     bf16: bool = False
     channels_last: bool = False
     fused: bool = True
     grouped_convs: bool = False
+    memory_budget: int | None = None
 
     @classmethod
     def auto(cls, device: torch.device | str, amp: bool = True) -> Accel:

@@ -233,7 +233,7 @@ class DartsSupernet(Supernet):
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, ctx)
+            s0, s1 = s1, self.call_cell(cell, s0, s1, ctx)
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(s1, 1), 1))
 
 

@@ -395,5 +395,5 @@ class NB201Supernet(Supernet):
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         x = self.net.stem(x)
         for layer in self.net.layers:
-            x = layer(x, ctx) if isinstance(layer, _SearchCell) else layer(x)
+            x = self.call_cell(layer, x, ctx) if isinstance(layer, _SearchCell) else layer(x)
         return self.net.head(x)

@@ -230,9 +230,9 @@ class SimpleCellSupernet(Supernet):
 
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         stem = self.stem(x)
-        n1 = self.cells[0](stem, stem, ctx)
-        r = self.cells[1](stem, n1, ctx)
-        return _head(self.cells[2](r, r, ctx), self.classifier)
+        n1 = self.call_cell(self.cells[0], stem, stem, ctx)
+        r = self.call_cell(self.cells[1], stem, n1, ctx)
+        return _head(self.call_cell(self.cells[2], r, r, ctx), self.classifier)
 
 
 @registry.register("space", "simple_cell")

@@ -39,6 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from nasmix.spaces.groups import batchable, channel_shuffle, mixed_edges
@@ -171,6 +172,8 @@ class Supernet(nn.Module, ABC):
     op_names: dict[str, tuple[str, ...]]
     edge_nodes: dict[str, tuple[int, ...]]
     grouped_convs: bool = False  # set by the search (nasmix.accel.Accel): grouped convolutions on a GPU
+    checkpoint_cells: bool = False  # set by the memory plan (nasmix.spaces.memory): recompute cells in backward
+    _saved_counter = None  # the memory plan's probe, while it measures
 
     def forward(self, x: torch.Tensor, weights: Weights, active: Active | None = None,
                 edge_weights: Weights | None = None, add_unsampled: bool = False) -> torch.Tensor:  # fmt: skip
@@ -179,7 +182,25 @@ class Supernet(nn.Module, ABC):
 
     @abstractmethod
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
-        """The network's computation; every mixed edge goes through `ctx.edge`."""
+        """The network's computation; every mixed edge goes through `ctx.edge` (or `ctx.edges`),
+        and every cell through `call_cell` (the memory plan's hook)."""
+
+    def call_cell(self, cell: nn.Module, *args):
+        """`cell(*args)`, or its activation-checkpointed form when the memory plan says so
+        (the backward pass recomputes the cell instead of keeping its activations)."""
+        counter = self._saved_counter
+        if self.checkpoint_cells and torch.is_grad_enabled():
+            if counter is not None:  # checkpointing keeps the cell's inputs
+                for a in args:
+                    if isinstance(a, torch.Tensor):
+                        counter.pack(a)
+            return torch.utils.checkpoint.checkpoint(cell, *args, use_reentrant=False)
+        if counter is not None:
+            counter.enter_cell()
+        out = cell(*args)
+        if counter is not None:
+            counter.leave_cell()
+        return out
 
     def uniform_weights(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         """Equal weights on every op of every edge (a convenient default)."""

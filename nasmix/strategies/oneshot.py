@@ -16,9 +16,12 @@ epoch, so they start one step down the cosine and end at lr_min).
 
 The loop keeps the data on the device (`DeviceLoader`), sums losses and
 correct counts on the device and reads them once per epoch, runs bf16
-autocast, channels_last and fused optimizers as `nasmix.accel.Accel` says
-(by default: all three on CUDA, fused optimizers on a CPU), and logs one
-"search_epoch" event per epoch, "capped" when `budget.max_seconds` stops it, then "search_done" (see nasmix.strategies.base).
+autocast, channels_last, fused optimizers and grouped convolutions as
+`nasmix.accel.Accel` says (by default: all on CUDA; channels_last and fused
+optimizers on a CPU), checkpoints the supernet's cells when the memory plan
+says the step would not fit (nasmix.spaces.memory; a "memory_plan" event),
+and logs one "search_epoch" event per epoch, "capped" when
+`budget.max_seconds` stops it, then "search_done" (see nasmix.strategies.base).
 Randomness: one seed drawn from `rng` seeds the supernet's initialisation,
 the architecture parameters, every epoch's batch order and augmentation, and
 every sample a strategy draws, so the same seed gives the same arch.
@@ -51,6 +54,7 @@ from torch import nn
 from nasmix.accel import Accel
 from nasmix.arch import Arch
 from nasmix.data.loader import Augment, DeviceLoader
+from nasmix.spaces.memory import default_budget, plan_memory
 from nasmix.strategies.base import Budget, Log, SearchData, Strategy
 from nasmix.train import DivergedError, accuracy_counts, cosine_lr, epoch_seed
 
@@ -141,13 +145,21 @@ class SearchState:
 
 
 def build_supernet(
-    space, data: SearchData, partial: int, seed: int, log: Log, accel: Accel | None = None
+    space,
+    data: SearchData,
+    partial: int,
+    seed: int,
+    log: Log,
+    accel: Accel | None = None,
+    batch: int | None = None,
 ) -> tuple[nn.Module, int]:
     """The space's supernet with PC-DARTS's K = `partial`, or the largest K below it
     that divides the space's channels (logged as a "partial_fallback" event).
 
     Args:
         accel: the hot loop's settings (channels_last); None: `Accel.auto` for the data's device.
+        batch: the search batch: plan the memory for it (nasmix.spaces.memory: cells are
+            checkpointed when the step would not fit; a "memory_plan" event says so).
 
     Returns:
         (supernet on the data's device, the K used).
@@ -169,6 +181,12 @@ def build_supernet(
         if accel.channels_last:
             net.to(memory_format=torch.channels_last)
         net.grouped_convs = accel.grouped_convs
+        if batch is not None:
+            budget = accel.memory_budget if accel.memory_budget is not None else default_budget(data.device)
+            held = data.train.x.nbytes + data.valid.x.nbytes  # the loaders keep both halves on the device
+            plan = plan_memory(net, data.task.shape, batch, budget, held, accel.autocast(data.device))
+            if plan.checkpoint or not plan.fits:
+                log({**plan.as_event(), "space": space.registry_name})
         return net.train(), k
     raise AssertionError("unreachable")
 
@@ -252,7 +270,7 @@ class OneShot(Strategy):
         """A fresh search: supernet, architecture parameters, optimizers, loaders."""
         seed = int(rng.integers(2**31 - 1))
         accel = self.accel or Accel.auto(data.device, self.config.amp)
-        net, k = build_supernet(space, data, self.partial_channels(), seed, log, accel)
+        net, k = build_supernet(space, data, self.partial_channels(), seed, log, accel, budget.batch_size)
         alphas = self.init_alphas(net.arch_shapes, data.device)
         loaders = [DeviceLoader(half, data.task, budget.batch_size, data.device, Augment(), shuffle=True,
                                 channels_last=accel.channels_last) for half in (data.train, data.valid)]  # fmt: skip
