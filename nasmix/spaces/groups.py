@@ -44,7 +44,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from nasmix.spaces.ops import DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero
+from nasmix.spaces.ops import DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero, depthwise
 
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 
@@ -171,7 +171,7 @@ class _Shared:
 
 def _dil(z: torch.Tensor, body: nn.Sequential) -> torch.Tensor:
     """A DilConv's body after its ReLU (depthwise, pointwise, BN) on z = relu(input)."""
-    return body[3](body[2](body[1](z)))
+    return body[3](body[2](depthwise(body[1], z)))
 
 
 def _one(shared: _Shared, kind: _Kind, op: nn.Module) -> torch.Tensor:
@@ -221,7 +221,8 @@ class _Grouped:
     def conv(self, x: torch.Tensor, convs: list[nn.Conv2d]) -> torch.Tensor:
         """Each edge's conv on its own slice of channels of x, as one grouped convolution."""
         c = convs[0]
-        return F.conv2d(x, _cat([m.weight for m in convs]), None, c.stride, c.padding, c.dilation, c.groups * self.n)
+        weight = _cat([m.weight for m in convs])
+        return F.conv2d(x, weight, None, c.stride, c.padding, c.dilation, c.groups * self.n)
 
     def bn(self, x: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
         """Each edge's batch norm (batch statistics) over its channels, as one call."""
@@ -306,7 +307,7 @@ def mixed_edges(
             outs.append(out if edge_weights is None else out * edge_weights[e])
         return outs
     batch = _Grouped(shared)
-    # The mix, one stack per op family: the edges' own ops (B, E, C, H, W) and the shared ones (B, 1, C, H, W).
+    # The mix, one stack per op family: the edges' own ops (B, E, C, H, W), the shared ones (B, 1, C, H, W).
     out = None
     for family in plan.families:
         ys = torch.cat([batch.run(plan.kinds[i]) for i in family], dim=0)
