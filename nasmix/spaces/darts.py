@@ -191,7 +191,7 @@ class _SearchCell(nn.Module):
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
-        if ctx.active is None:  # every edge leaving a node at once, as soon as the node is known
+        if ctx.together(self.group):  # every edge leaving a node at once, as soon as the node is known
             into: list[list[torch.Tensor]] = [[] for _ in range(NODES)]  # per node, its edges' outputs by source
             for j in range(NODES + 1):
                 if j >= 2:

@@ -21,8 +21,9 @@ edge's output is the same function of its input and weights as
 `MixedEdge.forward`. Batch norms in mixed ops keep no running statistics
 (see `MixedEdge`), so sharing one is exact.
 
-Only the weighted-sum mode (every edge computes every op) goes through here;
-sampled ops (`active` lists) and op types it does not know run edge by edge.
+The grouped form serves the weighted-sum mode (every edge computes every op);
+with `active` lists (GDAS's sampled op, DrNAS's kept ops) the edges still
+share their input's ReLU and pools, each computing its own ops.
 
 Example:
     >>> import torch
@@ -159,12 +160,14 @@ class _Shared:
         """FactorizedReduce's second path input: z shifted by one pixel (z is relu or rep)."""
         return F.pad(z[:, :, 1:, 1:], (0, 1, 0, 1))
 
-    def pooled(self, kind: _Kind) -> torch.Tensor:
-        """A pool of x, with its parameter-free batch norm where it has one (computed once)."""
+    def pooled(self, kind: _Kind, op: nn.Module | None = None) -> torch.Tensor:
+        """A pool of x, with its parameter-free batch norm where it has one (computed once, by the
+        module of the first edge that asks: `op`, that edge's pool op, or the first edge's)."""
         if kind.index not in self._pooled:
-            y = kind.pool(self.x)
+            op = self.edges[0].ops[kind.index] if op is None else op
+            y = op[0](self.x) if isinstance(op, nn.Sequential) else op(self.x)
             if kind.bn:
-                y = F.batch_norm(y, None, None, None, None, True, 0.0, self.edges[0].ops[kind.index][1].eps)
+                y = F.batch_norm(y, None, None, None, None, True, 0.0, op[1].eps)
             self._pooled[kind.index] = y
         return self._pooled[kind.index]
 
@@ -179,9 +182,9 @@ def _one(shared: _Shared, kind: _Kind, op: nn.Module) -> torch.Tensor:
     if kind.how == "identity":
         return shared.x
     if kind.how == "pool":
-        return shared.pooled(kind)
+        return shared.pooled(kind, op)
     if kind.how == "pool_conv":
-        return op[2](op[1](shared.pooled(kind)))
+        return op[2](op[1](shared.pooled(kind, op)))
     if kind.how == "sep":
         return _dil(F.relu(_dil(shared.relu, op.op[0].op)), op.op[1].op)
     if kind.how == "dil":
@@ -271,8 +274,11 @@ def mixed_edges(
     w: torch.Tensor,
     edge_weights: torch.Tensor | None = None,
     grouped: bool = False,
+    ops: Sequence[Sequence[int] | None] | None = None,
+    unit: bool = False,
+    add_unsampled: bool = False,
 ) -> list[torch.Tensor]:
-    """The outputs of mixed edges that all read x, every op of each weighted (MixedEdge semantics).
+    """The outputs of mixed edges that all read x (MixedEdge semantics, with EdgeContext's options).
 
     Args:
         edges: `MixedEdge`s (or `WideMixedEdge`s) of one structure; `batchable(edges)` must hold.
@@ -282,28 +288,40 @@ def mixed_edges(
         grouped: the weighted ops of all edges as grouped convolutions and the mix vectorised
             (few kernel launches: a GPU's choice); else edge by edge on the shared parts
             (bitwise MixedEdge's result; a CPU's choice: its grouped convolutions run 3-4x
-            slower than the same work as separate ones).
+            slower than the same work as separate ones). Only without `ops`.
+        ops: per edge, the op indices it computes (None: all); no list may be empty.
+        unit: an edge computing one op has weight exactly 1 there and passes it no gradient
+            (GDAS's weight step): the op's output is used as it is.
+        add_unsampled: add the weights of the ops an edge does not compute (see EdgeContext).
 
     Returns:
         One output per edge.
     """
     plan = _plan(edges)
     n = len(edges)
+    full = x
     if plan.partial > 1:
         k = x.shape[1] // plan.partial
         x, rest = x[:, :k], x[:, k:]
         rest = plan.bypass_pool(rest) if plan.bypass_pool is not None else rest
     shared = _Shared(edges, x)
-    if not grouped:
+    if ops is not None or not grouped:
         outs = []
         for e, edge in enumerate(edges):
             row, out = w[e], None
-            for kind in plan.kinds:
-                if kind.how != "none":  # `none` adds zeros; its weight's gradient is zero anyway
-                    term = row[kind.index] * _one(shared, kind, edge.ops[kind.index])
+            chosen = range(len(plan.kinds)) if ops is None or ops[e] is None else ops[e]
+            live = [i for i in chosen if plan.kinds[i].how != "none"]  # `none` adds zeros (its gradient is 0)
+            if not live:  # only `none`: the edge's own zeros
+                out = edge(full, row, list(chosen))
+            else:
+                for i in live:
+                    y = _one(shared, plan.kinds[i], edge.ops[i])
+                    term = y if unit and len(chosen) == 1 else row[i] * y
                     out = term if out is None else out + term
-            if plan.partial > 1:
-                out = channel_shuffle(torch.cat([out, rest], dim=1), plan.partial)
+                if plan.partial > 1:
+                    out = channel_shuffle(torch.cat([out, rest], dim=1), plan.partial)
+            if add_unsampled and len(chosen) < len(plan.kinds) and row.requires_grad:
+                out = out + row[[i for i in range(len(plan.kinds)) if i not in chosen]].sum()
             outs.append(out if edge_weights is None else out * edge_weights[e])
         return outs
     batch = _Grouped(shared)

@@ -359,7 +359,7 @@ class _SearchCell(nn.Module):
 
     def forward(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         nodes = [x]
-        if ctx.active is None:  # the edges leaving each node together
+        if ctx.together("cell"):  # the edges leaving each node together
             into: dict[int, list] = {1: [], 2: [], 3: []}
             for src in (0, 1, 2):
                 if src:

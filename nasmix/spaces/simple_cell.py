@@ -190,7 +190,7 @@ class _SearchCell(nn.Module):
 
     def forward(self, s1: torch.Tensor, s2: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         inputs = {1: s1, 2: s2}
-        if ctx.active is None:  # the edges leaving each input together (all four when both inputs are one tensor)
+        if ctx.together(self.group):  # the edges leaving each input together (four when both inputs are one)
             into: dict[int, list] = {3: [], 4: []}
             sources = [(1, 2)] if s1 is s2 and type(self.edges[0]) is type(self.edges[2]) else [(1,), (2,)]
             for src in (*sources, (3,)):

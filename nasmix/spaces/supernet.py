@@ -8,6 +8,9 @@ The supernet never knows which algorithm drives it. Each forward call gets
     carries the gradient. An empty list skips the edge;
   - optionally `edge_weights[group]`: an (edges,) tensor scaling each edge's
     output (PC-DARTS edge normalisation);
+  - `unit_weights`: in the sampled-op mode, the weight of an edge's one op
+    is exactly 1 and carries no gradient (GDAS's weight step, RS-WS's
+    paths): the op's output is used as it is (1 x y is y);
   - `add_unsampled`: in the sampled-op mode, also add the weights of the ops
     an edge does not compute to its output (xautodl's and NASLib's GDAS: the
     values are the zeros of a hard one-hot, and the add passes those ops'
@@ -129,6 +132,11 @@ class EdgeContext:
     edge_weights: Weights | None = None
     grouped: bool = False  # edges computed together use grouped convolutions (see groups.mixed_edges)
     add_unsampled: bool = False
+    unit_weights: bool = False  # an edge's one sampled op has weight exactly 1, without gradient
+
+    def together(self, group: str) -> bool:
+        """Whether the cells may compute `group`'s edges through `edges` (no edge is switched off)."""
+        return self.active is None or all(ops is None or len(ops) > 0 for ops in self.active[group])
 
     def edge(self, group: str, index: int, module: MixedEdge, x: torch.Tensor) -> torch.Tensor:
         """The output of edge `index` of `group`."""
@@ -146,16 +154,18 @@ class EdgeContext:
         self, group: str, indices: Sequence[int], modules: Sequence[nn.Module], x: torch.Tensor
     ) -> list[torch.Tensor]:
         """The outputs of edges `indices` of `group`, which all read x: together
-        (nasmix.spaces.groups) when every edge computes every op (`active` is None),
-        else one by one through `edge` (which computes an edge even when its op list
-        is empty: cells that skip such edges use cells.node_sum in that mode)."""
-        if self.active is not None or not batchable(modules):
+        (nasmix.spaces.groups) when they are of one kind, else one by one through `edge`.
+        Cells call it only when `together(group)` holds (cells.node_sum skips the
+        switched-off edges of a discrete arch)."""
+        if not batchable(modules):
             return [self.edge(group, i, m, x) for i, m in zip(indices, modules)]
         rows = _rows(tuple(indices), self.weights[group].device)
         ew = None
         if self.edge_weights is not None and group in self.edge_weights:
             ew = self.edge_weights[group][rows]
-        return mixed_edges(modules, x, self.weights[group][rows], ew, self.grouped)
+        ops = None if self.active is None else [self.active[group][i] for i in indices]
+        w = self.weights[group][rows]
+        return mixed_edges(modules, x, w, ew, self.grouped, ops, self.unit_weights, self.add_unsampled)
 
 
 class Supernet(nn.Module, ABC):
@@ -172,13 +182,15 @@ class Supernet(nn.Module, ABC):
     op_names: dict[str, tuple[str, ...]]
     edge_nodes: dict[str, tuple[int, ...]]
     grouped_convs: bool = False  # set by the search (nasmix.accel.Accel): grouped convolutions on a GPU
-    checkpoint_cells: bool = False  # set by the memory plan (nasmix.spaces.memory): recompute cells in backward
+    checkpoint_cells: bool = False  # set by the memory plan (nasmix.spaces.memory): cells recomputed in backward
     _saved_counter = None  # the memory plan's probe, while it measures
 
     def forward(self, x: torch.Tensor, weights: Weights, active: Active | None = None,
-                edge_weights: Weights | None = None, add_unsampled: bool = False) -> torch.Tensor:  # fmt: skip
+                edge_weights: Weights | None = None, add_unsampled: bool = False,
+                unit_weights: bool = False) -> torch.Tensor:  # fmt: skip
         """Logits for a batch under the given architecture weights (see the module docstring)."""
-        return self.run(x, EdgeContext(weights, active, edge_weights, self.grouped_convs, add_unsampled))
+        ctx = EdgeContext(weights, active, edge_weights, self.grouped_convs, add_unsampled, unit_weights)
+        return self.run(x, ctx)
 
     @abstractmethod
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:

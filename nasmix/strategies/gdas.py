@@ -85,7 +85,7 @@ class Gdas(OneShot):
                 raise ConfigError(f"gdas needs 0 < tau_min <= tau_max, got {self.tau_min} and {self.tau_max}")
 
     weights_first = True  # GDAS's search_func: w_optimizer.step(), then a_optimizer.step()
-    unsampled_spaces: ClassVar[tuple[str, ...]] = ("nb201",)  # edges add the unsampled ops' weights (see above)
+    unsampled_spaces: ClassVar[tuple[str, ...]] = ("nb201",)  # edges add the unsampled ops' weights (above)
 
     def begin_epoch(self, state: SearchState, epoch: int, log: Log) -> dict:
         c, total = self.config, state.total_epochs
@@ -127,4 +127,5 @@ class Gdas(OneShot):
                 weights[g] = hard - probs.detach() + probs  # straight-through: forward h, gradient of p
             else:
                 weights[g] = nn.functional.one_hot(state.extra["pick_tensors"][g][1], a.shape[1]).float()
-        return Drive(weights, active, add_unsampled=state.space.registry_name in self.unsampled_spaces)
+        add = state.space.registry_name in self.unsampled_spaces
+        return Drive(weights, active, add_unsampled=add, unit_weights=not for_arch)  # weight step: exact one-hots

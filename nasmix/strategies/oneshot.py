@@ -94,6 +94,7 @@ class Drive:
     active: dict[str, list] | None = None
     edge_weights: dict[str, torch.Tensor] | None = None
     add_unsampled: bool = False  # GDAS on NAS-Bench-201: see nasmix.spaces.supernet
+    unit_weights: bool = False  # one-hot weights without gradient (GDAS's weight step): see nasmix.spaces.supernet
 
 
 @dataclass
@@ -331,7 +332,7 @@ class OneShot(Strategy):
             for e, op in fixed.items():
                 active[g][e] = [op]
             weights[g] = torch.where(rows, mask.to(weights[g].dtype), weights[g])
-        return Drive(weights, active, d.edge_weights, d.add_unsampled)
+        return Drive(weights, active, d.edge_weights, d.add_unsampled, d.unit_weights)
 
     def restricted(self, state: SearchState, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Weights with the restricted edges set to the one-hot of their op."""
@@ -349,8 +350,8 @@ class OneShot(Strategy):
         return state.space.decode({g: w.cpu() for g, w in self.restricted(state, self.decode_weights(state)).items()})
 
     def _forward(self, state: SearchState, x: torch.Tensor, d: Drive) -> torch.Tensor:
-        if d.add_unsampled:
-            return state.net(x, d.weights, d.active, d.edge_weights, add_unsampled=True)
+        if d.add_unsampled or d.unit_weights:
+            return state.net(x, d.weights, d.active, d.edge_weights, d.add_unsampled, d.unit_weights)
         return state.net(x, d.weights, d.active, d.edge_weights)
 
     def arch_step(self, state: SearchState, train: tuple, valid: tuple) -> tuple[torch.Tensor, torch.Tensor]:

@@ -138,7 +138,7 @@ class Rsws(OneShot):
         rng = state.extra.setdefault("path_rng", np.random.default_rng(state.seed))
         arch = state.space.sample(rng)
         weights = {g: w.to(state.device, non_blocking=True) for g, w in state.space.arch_weights(arch).items()}
-        return Drive(weights, state.space.active(arch))
+        return Drive(weights, state.space.active(arch), unit_weights=True)  # one-hot path weights, no gradient
 
     def probs(self, state: SearchState) -> dict[str, torch.Tensor]:
         return {g: torch.full_like(a.detach(), 1.0 / a.shape[1]) for g, a in state.alphas.items()}
