@@ -147,13 +147,16 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--host-batch", type=int, default=2, help="batch of the overhead runs")
     parser.add_argument("--host-steps", type=int, default=10)
     parser.add_argument("--no-host", action="store_true", help="skip the batch-2 runs (ops, host s, FLOPs)")
+    parser.add_argument("--only-host", action="store_true", help="only the batch-2 runs")
+    parser.add_argument("--settings", default="auto", choices=("auto", "cuda"),
+                        help="the device's own settings, or CUDA's on any device (nasmix.accel)")
     parser.add_argument("--reps", type=int, default=1, help="repetitions; figures are medians")
     parser.add_argument("--images", type=int, default=None, help=f"images per half held (GPU: {HALF_IMAGES})")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--checkout", default=str(ROOT), help="the nasmix checkout measured (default: this one)")
+    parser.add_argument("--checkout", default=str(ROOT), help="the nasmix checkout measured (default: this)")
     parser.add_argument("--compare", default=None, help="another nasmix checkout, measured alongside")
     parser.add_argument(
-        "--isolate", default="auto", choices=("auto", "yes", "no"), help="a process per run (auto: CPU, --compare)"
+        "--isolate", default="auto", choices=("auto", "yes", "no"), help="a process per run (auto: CPU)"
     )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
@@ -168,26 +171,29 @@ def main(argv=None) -> list[dict]:
     label = device_name(device)
     isolate = args.isolate == "yes" or (args.isolate == "auto" and (not cuda or args.compare is not None))
     images = args.images if args.images is not None else (HALF_IMAGES if cuda else 1024)
-    versions = [("after", Path(args.checkout).resolve())] + ([("before", Path(args.compare).resolve())] if args.compare else [])
+    versions = [("after", Path(args.checkout).resolve())]
+    if args.compare:
+        versions.append(("before", Path(args.compare).resolve()))
     precisions = [p for p in args.precision.split(",") if p]
     supernets, cpu_anchor, gpu_anchor = naslib_anchors(label)
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     peaks = {p: matmul_peak(device, dtypes[p], 8192 if cuda else 2048) for p in precisions}
     clock = "synchronised wall" if cuda else "process CPU"
     print(f"# {label}; {args.threads} thread(s); size {args.size}; batch {args.batch}, {args.steps} timed "
-          f"steps of the loop after {args.warmup}; {clock} time; medians of {args.reps}; images per half {images}")
+          f"steps of the loop after {args.warmup}; {clock} time; medians of {args.reps}; "
+          f"images per half {images}; settings {args.settings}")
     print("# matmul peak: " + ", ".join(f"{p} {v / 1e9:.1f} GFLOP/s" for p, v in peaks.items()))
     rows = []
     for space in [s for s in args.spaces.split(",") if s]:
         for strat in [s for s in args.strategies.split(",") if s]:
             for precision in precisions:
                 base = dict(space=space, strategy=strat, device=name, size=args.size, warmup=args.warmup,
-                            precision=precision, images=images, threads=args.threads)
+                            precision=precision, images=images, threads=args.threads, settings=args.settings)
                 runs: dict[str, dict[str, list]] = {v: {"time": [], "host": []} for v, _ in versions}
                 for rep in range(args.reps):
                     order = versions if rep % 2 == 0 else versions[::-1]
                     for kind in ("time", "host"):
-                        if kind == "host" and args.no_host:
+                        if (kind == "host" and args.no_host) or (kind == "time" and args.only_host):
                             continue
                         spec = dict(base, batch=args.batch, steps=args.steps, count=False)
                         if kind == "host":
@@ -197,8 +203,9 @@ def main(argv=None) -> list[dict]:
                 row = summarise(space, strat, precision, runs, supernets, cpu_anchor, gpu_anchor, peaks, args)
                 rows.append(row)
                 print_row(row, cuda, bool(args.compare))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+                sys.stdout.flush()
+                if args.json:  # after every row: a run cut short by a timeout keeps what it measured
+                    Path(args.json).write_text(json.dumps(rows, indent=1))
     return rows
 
 
