@@ -77,10 +77,10 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, n: int) -> float:
     return 2 * n**3 / best
 
 
-def naslib_anchors(device_label: str) -> tuple[dict, dict, dict]:
+def naslib_anchors(device_label: str, folder: Path = ANCHORS) -> tuple[dict, dict, dict]:
     """(supernet parameter counts, CPU rows, GPU rows of this card), keyed by space / (space, strategy)."""
     supernets, cpu, gpu = {}, {}, {}
-    path = ANCHORS / "naslib-cpu.json"
+    path = folder / "naslib-cpu.json"
     if path.exists():
         doc = json.loads(path.read_text())
         supernets = doc.get("supernets", {})
@@ -88,7 +88,7 @@ def naslib_anchors(device_label: str) -> tuple[dict, dict, dict]:
             cpu[(r["space"], r["strategy"])] = dict(r)
         for r in doc.get("aten_ops_per_step", {}).get("rows", []):
             cpu.setdefault((r["space"], r["strategy"]), {}).update(r)
-    path = ANCHORS / "naslib.json"
+    path = folder / "naslib.json"
     card = next((c for c in ("H200", "H100") if c in device_label), None)
     if path.exists() and card:
         for r in json.loads(path.read_text()).get("rows", []):
@@ -160,7 +160,11 @@ def main(argv=None) -> list[dict]:
     )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
+    parser.add_argument("--anchors", default=str(ANCHORS), help="folder of naslib-cpu.json and naslib.json")
+    parser.add_argument("--replay", default=None, help="print the rows of an earlier --json file again")
     args = parser.parse_args(argv)
+    if args.replay:
+        return replay(Path(args.replay), Path(args.anchors))
 
     name = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -175,7 +179,7 @@ def main(argv=None) -> list[dict]:
     if args.compare:
         versions.append(("before", Path(args.compare).resolve()))
     precisions = [p for p in args.precision.split(",") if p]
-    supernets, cpu_anchor, gpu_anchor = naslib_anchors(label)
+    supernets, cpu_anchor, gpu_anchor = naslib_anchors(label, Path(args.anchors))
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     peaks = {p: matmul_peak(device, dtypes[p], 8192 if cuda else 2048) for p in precisions}
     clock = "synchronised wall" if cuda else "process CPU"
@@ -209,6 +213,33 @@ def main(argv=None) -> list[dict]:
     return rows
 
 
+def replay(path: Path, anchors: Path) -> list[dict]:
+    """Print saved rows again, with NASLib's figures from `anchors` (matching re-checked)."""
+    rows = json.loads(path.read_text())
+    for row in rows:
+        device = row.get("device_name") or ""
+        supernets, cpu_anchor, gpu_anchor = naslib_anchors(device, anchors)
+        params = row["params"] or 0
+        row.update(_naslib(row["space"], row["strategy"], params, supernets, cpu_anchor, gpu_anchor))
+        print_row(row, device.startswith("cuda"), "before" in row["versions"])
+    return rows
+
+
+def _naslib(space: str, strat: str, params: int, supernets: dict, cpu_anchor: dict, gpu_anchor: dict) -> dict:
+    ok, naslib_params = matched(space, params, supernets)
+    cpu = cpu_anchor.get((space, strat), {})
+    gpu = gpu_anchor.get((space, strat), {})
+    naslib = {
+        "cpu_s_per_step": cpu.get("naslib_cpu_s_per_step"),
+        "peak_rss_mib": cpu.get("naslib_peak_rss_mib"),
+        "step_ops": cpu.get("naslib_ops_per_step"),
+        "host_s_per_step": cpu.get("naslib_host_cpu_s_per_step_batch2"),
+        "epoch_s": gpu.get("epoch_s"),
+        "peak_gpu_mib": gpu.get("peak_gpu_mib"),
+    }
+    return {"naslib_params": naslib_params, "matched": ok, "naslib": naslib}
+
+
 def summarise(space, strat, precision, runs, supernets, cpu_anchor, gpu_anchor, peaks, args) -> dict:
     """Medians per version, NASLib's figures where the supernets match, ratios."""
     row: dict = {"space": space, "strategy": strat, "precision": precision, "versions": {}}
@@ -236,19 +267,10 @@ def summarise(space, strat, precision, runs, supernets, cpu_anchor, gpu_anchor, 
             v["flops_per_step"] = flops * args.batch / args.host_batch
             v["mfu"] = v["flops_per_step"] / v["s_per_step"] / peaks[precision]
         row["versions"][version] = v
-    after = row["versions"]["after"]
-    ok, naslib_params = matched(space, after["params"] or 0, supernets)
-    row.update(params=after["params"], naslib_params=naslib_params, matched=ok)
-    cpu = cpu_anchor.get((space, strat), {})
-    gpu = gpu_anchor.get((space, strat), {})
-    row["naslib"] = {
-        "cpu_s_per_step": cpu.get("naslib_cpu_s_per_step"),
-        "peak_rss_mib": cpu.get("naslib_peak_rss_mib"),
-        "step_ops": cpu.get("naslib_ops_per_step"),
-        "host_s_per_step": cpu.get("naslib_host_cpu_s_per_step_batch2"),
-        "epoch_s": gpu.get("epoch_s"),
-        "peak_gpu_mib": gpu.get("peak_gpu_mib"),
-    }
+    row["params"] = row["versions"]["after"]["params"]
+    names = [r["device_name"] for kind in runs["after"].values() for r in kind if "device_name" in r]
+    row["device_name"] = names[0] if names else ""
+    row.update(_naslib(space, strat, row["params"] or 0, supernets, cpu_anchor, gpu_anchor))
     return row
 
 

@@ -38,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -126,6 +127,13 @@ def _plan(edges: Sequence[nn.Module]) -> _Plan:
         plan = _Plan(edges)
         edges[0]._group_plan = plan  # a plain attribute: deep copies carry it, pointing at their own edges
     return plan
+
+
+@functools.cache
+def others(n: int, ops: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """The op indices of 0..n-1 not in `ops`, as a tensor kept on `device` (indexing with a
+    Python list would copy one to the device on every call)."""
+    return torch.tensor([i for i in range(n) if i not in ops], device=device, dtype=torch.long)
 
 
 def batchable(edges: Sequence[nn.Module]) -> bool:
@@ -321,7 +329,7 @@ def mixed_edges(
                 if plan.partial > 1:
                     out = channel_shuffle(torch.cat([out, rest], dim=1), plan.partial)
             if add_unsampled and len(chosen) < len(plan.kinds) and row.requires_grad:
-                out = out + row[[i for i in range(len(plan.kinds)) if i not in chosen]].sum()
+                out = out + row.index_select(0, others(len(plan.kinds), tuple(chosen), row.device)).sum()
             outs.append(out if edge_weights is None else out * edge_weights[e])
         return outs
     batch = _Grouped(shared)

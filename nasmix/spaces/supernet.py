@@ -45,7 +45,7 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
-from nasmix.spaces.groups import batchable, channel_shuffle, mixed_edges
+from nasmix.spaces.groups import batchable, channel_shuffle, mixed_edges, others
 from nasmix.spaces.ops import make_op
 
 Weights = Mapping[str, torch.Tensor]
@@ -59,12 +59,6 @@ def without_running_stats(module: nn.Module) -> nn.Module:
             m.track_running_stats = False
             m.running_mean = m.running_var = m.num_batches_tracked = None
     return module
-
-
-@functools.cache
-def _others(n: int, ops: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """The op indices of 0..n-1 not in `ops`."""
-    return torch.tensor([i for i in range(n) if i not in ops], device=device, dtype=torch.long)
 
 
 @functools.cache
@@ -145,7 +139,7 @@ class EdgeContext:
         out = module(x, w, ops)
         # The unsampled weights are zeros in value (a hard one-hot): without a gradient to pass, skip the add.
         if self.add_unsampled and ops is not None and len(ops) < w.shape[0] and w.requires_grad:
-            out = out + w.index_select(0, _others(w.shape[0], tuple(ops), w.device)).sum()
+            out = out + w.index_select(0, others(w.shape[0], tuple(ops), w.device)).sum()
         if self.edge_weights is not None and group in self.edge_weights:
             out = out * self.edge_weights[group][index]
         return out
