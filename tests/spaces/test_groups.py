@@ -55,3 +55,32 @@ def test_dilated_depthwise_gradients_match_the_convolution():
         want = torch.autograd.grad(op.op[1](x), [x, op.op[1].weight], g)
         for a, b in zip(got, want):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("space", ["darts", "nb201"])
+def test_sampled_edges_together_match_edges_one_by_one(space, monkeypatch):
+    """GDAS's mode (one sampled op per edge, hard weights, the unsampled weights added on NB-201)
+    through `EdgeContext.edges` against the edge-by-edge path."""
+    from nasmix.spaces.supernet import EdgeContext
+
+    torch.manual_seed(1)
+    net = registry.create("space", space).supernet(TINY_TASK, "tiny").to(memory_format=torch.channels_last)
+    gen = torch.Generator().manual_seed(2)
+    picks = {g: torch.randint(0, s[1], (s[0],), generator=gen) for g, s in net.arch_shapes.items()}
+    probs = {g: torch.softmax(torch.randn(s), -1).requires_grad_() for g, s in net.arch_shapes.items()}
+    active = {g: [[int(i)] for i in p] for g, p in picks.items()}
+    x = torch.randn(4, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (4,))
+    results = []
+    for together in (True, False):
+        if not together:
+            monkeypatch.setattr(EdgeContext, "together", lambda self, group: False)
+        hard = {g: torch.nn.functional.one_hot(picks[g], p.shape[1]).float() - p.detach() + p for g, p in probs.items()}
+        loss = torch.nn.functional.cross_entropy(net(x, hard, active, None, add_unsampled=space == "nb201"), y)
+        results.append((loss.detach(), torch.autograd.grad(loss, list(probs.values()) + list(net.parameters()),
+                                                            allow_unused=True)))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    for got, want in zip(results[0][1], results[1][1]):
+        assert (got is None) == (want is None)
+        if want is not None:
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
