@@ -11,7 +11,8 @@ from nasmix.study import run as run_mod
 def test_out_of_memory_on_cuda_reports_the_device_peak(monkeypatch):
     """A cell that runs out of GPU memory records the larger of the device's peak and the phases' peak."""
     asked = []
-    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: asked.append(device) or 7 * 2**30)
+    peak = lambda device=None: asked.append(device) or 7 * 2**30  # noqa: E731
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", peak)
     ends = []
     err = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
     state = run_mod._fail(None, lambda *a: ends.append(a), torch.device("cuda:0"), {"gpu": 3 * 2**30}, err)

@@ -57,7 +57,6 @@ class _Kind:
 
     index: int
     how: str  # "none", "identity", "pool", "pool_conv", "sep", "dil", "rcb", "fr", "module"
-    pool: nn.Module | None = None
     bn: bool = False  # a parameter-free batch norm after the pool
 
 
@@ -100,12 +99,12 @@ def _kind(index: int, op: nn.Module, skip: set) -> _Kind:
     if isinstance(op, nn.Identity):
         return _Kind(index, "identity")
     if isinstance(op, _POOLS):
-        return _Kind(index, "pool", pool=op)
+        return _Kind(index, "pool")
     if isinstance(op, nn.Sequential) and len(op) == 2 and isinstance(op[0], _POOLS) and _plain_bn(op[1]):
-        return _Kind(index, "pool", pool=op[0], bn=True)
+        return _Kind(index, "pool", bn=True)
     if isinstance(op, nn.Sequential) and [type(m) for m in op][1:] == [nn.Conv2d, nn.BatchNorm2d]:
         if isinstance(op[0], _POOLS):  # NASLib's widening pool: pool, 1x1 convolution, batch norm
-            return _Kind(index, "pool_conv", pool=op[0])
+            return _Kind(index, "pool_conv")
     if isinstance(op, SepConv):
         return _Kind(index, "sep")
     if isinstance(op, DilConv):

@@ -17,12 +17,23 @@ def _step(net, x, y, weights, edge_weights, active):
     for w in weights.values():
         w.grad = None
     loss = torch.nn.functional.cross_entropy(net(x, weights, active, edge_weights), y)
-    grads = torch.autograd.grad(loss, list(weights.values()) + [p for p in net.parameters()], allow_unused=True)
+    leaves = list(weights.values()) + list(net.parameters())
+    grads = torch.autograd.grad(loss, leaves, allow_unused=True)
     return loss.detach(), grads
 
 
-@pytest.mark.parametrize("grouped", [False, True], ids=["cpu-edges", "grouped-convs"])
-@pytest.mark.parametrize("space, partial", [("darts", 2), ("simple_cell", 2), ("nb201", 1)])
+CASES = [
+    ("darts", 2, True),
+    ("simple_cell", 2, False),
+    ("simple_cell", 2, True),
+    ("nb201", 1, False),
+    ("nb201", 1, True),
+]
+IDS = [f"{s}-{k}-{'grouped' if g else 'cpu'}" for s, k, g in CASES]
+
+
+# The DARTS space's CPU form is covered by tests/strategies/test_pinned_search.py (against main's searches).
+@pytest.mark.parametrize("space, partial, grouped", CASES, ids=IDS)
 def test_edges_together_match_edges_one_by_one(space, partial, grouped):
     """The weighted-sum forward through `EdgeContext.edges` (either form) against the edge-by-edge
     path (the same supernet given `active` lists naming every op): same loss, same gradients for
@@ -32,7 +43,8 @@ def test_edges_together_match_edges_one_by_one(space, partial, grouped):
     net = net.to(memory_format=torch.channels_last)
     net.grouped_convs = grouped
     weights = {g: torch.softmax(torch.randn(s), -1).requires_grad_() for g, s in net.arch_shapes.items()}
-    edge_weights = {g: torch.softmax(torch.randn(s[0]), -1).requires_grad_() for g, s in net.arch_shapes.items()}
+    shapes = net.arch_shapes
+    edge_weights = {g: torch.softmax(torch.randn(s[0]), -1).requires_grad_() for g, s in shapes.items()}
     x = torch.randn(4, 3, 8, 8).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (4,))
     every = {g: [list(range(s[1]))] * s[0] for g, s in net.arch_shapes.items()}
@@ -75,10 +87,12 @@ def test_sampled_edges_together_match_edges_one_by_one(space, monkeypatch):
     for together in (True, False):
         if not together:
             monkeypatch.setattr(EdgeContext, "together", lambda self, group: False)
-        hard = {g: torch.nn.functional.one_hot(picks[g], p.shape[1]).float() - p.detach() + p for g, p in probs.items()}
-        loss = torch.nn.functional.cross_entropy(net(x, hard, active, None, add_unsampled=space == "nb201"), y)
-        results.append((loss.detach(), torch.autograd.grad(loss, list(probs.values()) + list(net.parameters()),
-                                                            allow_unused=True)))
+        one_hot = {g: torch.nn.functional.one_hot(picks[g], p.shape[1]).float() for g, p in probs.items()}
+        hard = {g: one_hot[g] - p.detach() + p for g, p in probs.items()}
+        logits = net(x, hard, active, None, add_unsampled=space == "nb201")
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        leaves = list(probs.values()) + list(net.parameters())
+        results.append((loss.detach(), torch.autograd.grad(loss, leaves, allow_unused=True)))
     torch.testing.assert_close(results[0][0], results[1][0])
     for got, want in zip(results[0][1], results[1][1]):
         assert (got is None) == (want is None)

@@ -26,7 +26,7 @@ def test_estimate_extrapolates_the_saved_activations(space):
 
 
 def test_checkpointing_is_chosen_when_the_step_would_not_fit_and_keeps_less():
-    net = registry.create("space", "darts").supernet(TINY_TASK, "tiny")
+    net = registry.create("space", "simple_cell").supernet(TINY_TASK, "tiny")
     full, _ = saved_bytes(net, SMALL, 4)
     plan = plan_memory(net, SMALL, batch=4, budget=full // 2)
     assert plan.checkpoint and net.checkpoint_cells
@@ -53,7 +53,7 @@ def test_checkpointed_darts_cells_give_the_same_loss_and_gradients():
 
 
 def test_checkpointed_cells_compute_the_same_search(space="simple_cell"):
-    """A search too big for its budget runs with checkpointed cells, logs why, and computes the same losses."""
+    """A search too big for its budget runs with checkpointed cells, logs why, computes the same losses."""
     runs = []
     for budget in (None, 1):
         strategy = registry.create("strategy", "darts")
@@ -69,8 +69,9 @@ def test_checkpointed_cells_compute_the_same_search(space="simple_cell"):
 
         strategy.step = recording
         budget_ = Budget(epochs=1, batch_size=16)
-        arch = strategy.search(registry.create("space", space), None, tiny_search_data(), budget_, events.append,
-                               np.random.default_rng(0))
+        space_ = registry.create("space", space)
+        rng = np.random.default_rng(0)
+        arch = strategy.search(space_, None, tiny_search_data(), budget_, events.append, rng)
         plans = [e for e in events if e["event"] == "memory_plan"]
         runs.append((arch, losses, plans))
     (arch0, losses0, plans0), (arch1, losses1, plans1) = runs

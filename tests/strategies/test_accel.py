@@ -63,7 +63,8 @@ def _cuda_like_search(name: str, accel: Accel, epochs: int = 2, **cfg):
 
 @pytest.mark.parametrize(
     "name, cfg",
-    [("gdas", {}), ("rsws", {}), ("fewshot", {"base": "gdas", "warmup": 0.5}), ("drnas", {"progressive": True})],
+    [("gdas", {}), ("rsws", {}), ("fewshot", {"base": "gdas", "warmup": 0.5}),
+     ("drnas", {"progressive": True})],
 )
 def test_searches_that_leave_ops_without_gradients_run_the_cuda_configuration(name, cfg):
     """GDAS, RS-WS, few-shot and progressive DrNAS under CUDA's settings (fused SGD and Adam,
@@ -82,7 +83,8 @@ def test_cuda_settings_reach_the_step():
     strategy = registry.create("strategy", "gdas")
     strategy.accel = Accel.cuda_like()
     space, budget = registry.create("space", "simple_cell"), Budget(epochs=1, batch_size=16)
-    state = strategy.prepare(space, tiny_search_data(), budget, np.random.default_rng(0), print, total_epochs=1)
+    rng = np.random.default_rng(0)
+    state = strategy.prepare(space, tiny_search_data(), budget, rng, print, total_epochs=1)
     strategy.begin_epoch(state, 1, lambda e: None)
     assert state.w_opt.defaults["fused"] and state.a_opt.defaults["fused"]
     conv = next(m for m in state.net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
@@ -120,7 +122,7 @@ def test_gdas_on_nb201_adds_the_unsampled_weights_as_xautodl():
     results = []
     for xautodl in (False, True):
         alpha = torch.zeros(5, requires_grad=True)
-        w = (hard - probs + probs * (1 + alpha))[None]  # straight-through-like: value ~one-hot, gradient to all
+        w = (hard - probs + probs * (1 + alpha))[None]  # straight-through: value ~one-hot, gradient to all
         if xautodl:
             out = sum(w[0, i] * op(x) if i == 3 else w[0, i] for i, op in enumerate(edge.ops))
         else:
@@ -135,7 +137,9 @@ def test_gdas_on_nb201_adds_the_unsampled_weights_as_xautodl():
 def test_gdas_sets_the_unsampled_term_on_nb201_only():
     gdas = registry.create("strategy", "gdas")
     for space, expected in (("nb201", True), ("darts", False), ("simple_cell", False)):
-        state = gdas.prepare(registry.create("space", space), tiny_search_data(), Budget(epochs=1, batch_size=16),
-                             np.random.default_rng(0), print, total_epochs=1)
+        budget = Budget(epochs=1, batch_size=16)
+        rng = np.random.default_rng(0)
+        space_ = registry.create("space", space)
+        state = gdas.prepare(space_, tiny_search_data(), budget, rng, print, total_epochs=1)
         gdas.begin_epoch(state, 1, print)
         assert gdas.drive(state, for_arch=True).add_unsampled is expected

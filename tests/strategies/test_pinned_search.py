@@ -13,7 +13,8 @@ that component's rounding. The arch must be the reference's, or the perturbed ru
 perturbation itself changed it (a near-tie in decoding).
 
 Regenerate `pinned_search.json` only from that reference commit:
-    PYTHONPATH=<checkout of 60557be> python tests/strategies/test_pinned_search.py tests/strategies/pinned_search.json
+    PYTHONPATH=<checkout of 60557be> python tests/strategies/test_pinned_search.py \
+        tests/strategies/pinned_search.json
 """
 
 from __future__ import annotations
@@ -91,9 +92,10 @@ def run_case(strategy_name: str, space_name: str, options: dict, epochs: int, pe
 
 
 SLACK = 30.0
+IDS = [f"{c[0]}-{c[1]}" for c in CASES]
 
 
-@pytest.mark.parametrize("strategy_name, space_name, options, epochs", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+@pytest.mark.parametrize("strategy_name, space_name, options, epochs", CASES, ids=IDS)
 def test_search_matches_the_pinned_run(strategy_name, space_name, options, epochs):
     pin = json.loads(PINS.read_text())[f"{strategy_name}/{space_name}"]
     want, moved = pin["reference"], pin["perturbed"]
