@@ -287,7 +287,9 @@ def print_row(row: dict, cuda: bool, compare: bool) -> None:
     head = f"{row['space']} x {row['strategy']} ({row['precision']})"
     print(f"\n== {head}: params nasmix {row['params']:,}" if row["params"] else f"\n== {head}", end="")
     print(f" / NASLib {row['naslib_params']:,}" if row["naslib_params"] else " / NASLib -", end="")
-    print("" if row["matched"] else "  (supernets differ: no comparison with NASLib)")
+    if not row["matched"]:
+        why = "supernets differ: no comparison" if row["naslib_params"] else "no NASLib figures for this space"
+        print(f"  ({why})")
     if row["matched"]:
         print()
     for version, v in row["versions"].items():
