@@ -20,7 +20,15 @@ from nasmix.config import DataSettings, SearchSettings, pick_device
 from nasmix.console import console, percent, progress_bar
 from nasmix.data import search_split
 from nasmix.errors import ConfigError
-from nasmix.events import Capped, EdgeNormFallback, Event, PartialFallback, SearchEpoch, Subnet
+from nasmix.events import (
+    Capped,
+    EdgeNormFallback,
+    Event,
+    MemoryPlanned,
+    PartialFallback,
+    SearchEpoch,
+    Subnet,
+)
 from nasmix.options import build_config, parse_options
 from nasmix.search_types import SearchData
 from nasmix.spaces.base import check_size
@@ -99,7 +107,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             elif isinstance(event, Subnet):
                 top1 = f"{100 * event.valid_top1:.2f}%"
                 console.print(f"sub-supernet {event.op}: {event.arch}  valid top-1 {top1}")
-            elif isinstance(event, (Capped, PartialFallback, EdgeNormFallback)):
+            elif isinstance(event, (Capped, PartialFallback, EdgeNormFallback, MemoryPlanned)):
                 fields = ", ".join(f"{k}={v}" for k, v in event.to_json().items() if k != "v")
                 console.print(f"[yellow]{event.kind}[/]: {fields}")
 
