@@ -46,7 +46,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from nasmix.spaces.ops import DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero
+from nasmix.spaces.ops import DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero, depthwise
 
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 
@@ -181,7 +181,7 @@ class _Shared:
 
 def _dil(z: torch.Tensor, body: nn.Sequential) -> torch.Tensor:
     """A DilConv's body after its ReLU (depthwise, pointwise, BN) on z = relu(input)."""
-    return body[3](body[2](body[1](z)))  # body[1] is an ops.DilatedDepthwise
+    return body[3](body[2](depthwise(body[1], z)))
 
 
 def _one(shared: _Shared, kind: _Kind, op: nn.Module) -> torch.Tensor:

@@ -85,16 +85,8 @@ def depthwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     square = conv.padding[0] == conv.padding[1] and conv.bias is None
     backward = torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad)
     if x.device.type != "cpu" or not (same and dilated and square and backward):
-        return nn.Conv2d.forward(conv, x)  # the forward is the same; without a backward nothing to gain
+        return conv(x)  # the forward is the same; without a backward there is nothing to gain
     return _Depthwise.apply(x, conv.weight, conv.padding, conv.dilation)
-
-
-class DilatedDepthwise(nn.Conv2d):
-    """A depthwise nn.Conv2d whose forward is `depthwise`: called as a module, so that forward
-    hooks (the FLOPs proxy's counter, nasmix.estimators.proxies.flops) still see it."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return depthwise(self, x)
 
 
 class ReLUConvBN(nn.Module):
@@ -113,19 +105,28 @@ class ReLUConvBN(nn.Module):
 
 
 class DilConv(nn.Module):
-    """ReLU, dilated depthwise convolution, pointwise convolution, batch norm."""
+    """ReLU, dilated depthwise convolution, pointwise convolution, batch norm.
+
+    `fast_backward` (set on a supernet's candidate ops only, nasmix.spaces.supernet.search_ops)
+    runs the depthwise convolution through `depthwise`; a network built from an arch keeps every
+    convolution a module call, which forward hooks (the fisher and FLOPs proxies) and torch.fx
+    (the exporter) rely on.
+    """
+
+    fast_backward = False
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True):
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            DilatedDepthwise(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in,
-                             bias=False),
+            nn.Conv2d(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
             nn.Conv2d(c_in, c_out, 1, bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fast_backward:  # the depthwise convolution bypasses its module call (and its hooks)
+            return self.op[3](self.op[2](depthwise(self.op[1], self.op[0](x))))
         return self.op(x)
 
 

@@ -47,7 +47,7 @@ from nasmix.spaces import ops
 from nasmix.spaces.base import Choice, SearchSpace, check_size
 from nasmix.spaces.cells import check_partial, check_weights, drop_path, format_cells, node_sum, parse_cells
 from nasmix.spaces.paths import encode_paths
-from nasmix.spaces.supernet import EdgeContext, MixedEdge, Supernet, without_running_stats
+from nasmix.spaces.supernet import EdgeContext, MixedEdge, Supernet, search_ops
 
 CELLS = ("normal", "reduce")
 OPS = ("none", "skip_connect", "max_pool_3x3", "sep_conv_3x3", "dil_conv_3x3")
@@ -91,7 +91,7 @@ class WideMixedEdge(nn.Module):
         super().__init__()
         self.c_out, self.stride = c_out, stride
         ops_ = nn.ModuleList(wide_op(n, c_in, c_out, stride, False) or nn.Identity() for n in OPS)
-        self.ops = without_running_stats(ops_)  # as MixedEdge's: a supernet normalises with batch statistics
+        self.ops = search_ops(ops_)  # as MixedEdge's: batch statistics only, the CPU's fast DilConv
         self._skip = {OPS.index("none")}
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, ops: Sequence[int] | None = None) -> torch.Tensor:

@@ -46,7 +46,7 @@ import torch.utils.checkpoint
 from torch import nn
 
 from nasmix.spaces.groups import batchable, channel_shuffle, mixed_edges, others
-from nasmix.spaces.ops import make_op
+from nasmix.spaces.ops import DilConv, make_op
 
 Weights = Mapping[str, torch.Tensor]
 Active = Mapping[str, Sequence[Sequence[int] | None]]
@@ -59,6 +59,15 @@ def without_running_stats(module: nn.Module) -> nn.Module:
             m.track_running_stats = False
             m.running_mean = m.running_var = m.num_batches_tracked = None
     return module
+
+
+def search_ops(module: nn.Module) -> nn.Module:
+    """A supernet's candidate ops: batch norms without running statistics (`without_running_stats`)
+    and dilated convolutions with the CPU's faster input gradient (`ops.DilConv.fast_backward`)."""
+    for m in module.modules():
+        if isinstance(m, DilConv):
+            m.fast_backward = True
+    return without_running_stats(module)
 
 
 @functools.cache
@@ -92,7 +101,7 @@ class MixedEdge(nn.Module):
             if pool_bn and "pool" in name:
                 op = nn.Sequential(op, nn.BatchNorm2d(c_op, affine=False))
             ops.append(op)
-        self.ops = without_running_stats(nn.ModuleList(ops))
+        self.ops = search_ops(nn.ModuleList(ops))
         self._skip = {i for i, n in enumerate(self.op_names) if n == "none"}
         self.bypass_pool = nn.MaxPool2d(2, 2) if (partial > 1 and stride == 2) else None
 
