@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The GPU checks the issues ask for, in one short run (about 8 minutes on an H100/H200):
-# search speed and memory against NASLib (issue 4), the loader against a torchvision
-# DataLoader (issue 2), sampled-op vs weighted-sum supernet steps (issue 3), and the
-# zero-cost proxies' rank correlation (issue 7). Every figure names its card.
+# The GPU checks the issues ask for, in one run of about 8 minutes on an H100/H200, search first:
+# the search step against NASLib at fp32 (the headline) and under bf16 autocast, with ATen ops
+# and host time per step (issue 12), the memory plan per space on the card (issue 12), the
+# loader against a torchvision DataLoader (issue 2), sampled-op vs weighted-sum supernet steps
+# (issue 3), and the zero-cost proxies' rank correlation (issue 7). Every figure names its card.
 #
 # Prepare here (the zip travels in a git-ignored folder):
 #   mkdir -p local && cp ../shared/datasets/cifar10-jpeg.zip local/
@@ -10,7 +11,8 @@
 #   run(command="bash bench/gpu_check.sh", carry=["local"], timeout_s=570)
 # The device image has PyTorch, NumPy, Pillow, rich and matplotlib: nasmix runs from
 # the checkout through PYTHONPATH, without installing. SMOKE=1 runs the same steps
-# tiny on a CPU, to check the script itself.
+# tiny on a CPU, to check the script itself. Each step has its own timeout, and
+# bench/search.py writes its JSON after every row, so a step cut short keeps its rows.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 NASMIX_CACHE=${NASMIX_CACHE:-/tmp/nasmix-cache}
@@ -19,17 +21,26 @@ OUT=${OUT:-/tmp/nasmix-gpu-check}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 if [ "${SMOKE:-0}" = 1 ]; then
-  DEV=cpu; SEARCH="--size tiny --steps 1 --warmup 1 --images 256 --spaces simple_cell --strategies gdas"
-  DATA="--train-subset 1000"; SPACES="--size tiny --steps 1 --spaces nb201"
+  DEV=cpu; TINY="--size tiny --images 256"
+  FP32="--steps 1 --warmup 1 --host-steps 1 --spaces simple_cell --strategies gdas"
+  BF16="--steps 1 --warmup 1 --no-host --spaces simple_cell --strategies gdas"
+  MEM="--spaces simple_cell"; DATA="--train-subset 1000"; SPACES="--size tiny --steps 1 --spaces nb201"
   PROXIES="--archs 3 --train-images 200 --valid-images 100 --epochs 1 --proxies params,synflow"
 else
-  DEV=cuda; SEARCH="--steps 8 --warmup 3"; DATA=""; SPACES="--steps 5 --spaces darts,simple_cell,hierarchical"
-  PROXIES="--archs 50 --train-images 5000 --valid-images 2000 --epochs 4"
+  DEV=cuda; TINY=""
+  FP32="--steps 20 --warmup 3 --host-steps 4 --spaces simple_cell,darts --strategies darts,gdas,drnas"
+  BF16="--steps 20 --warmup 3 --no-host --spaces simple_cell,darts,hierarchical --strategies darts,gdas,drnas"
+  MEM="--spaces simple_cell,darts,hierarchical"; DATA=""; SPACES="--steps 5 --spaces darts,simple_cell"
+  PROXIES="--archs 30 --train-images 5000 --valid-images 2000 --epochs 3"
 fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"
   $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } | tee "$OUT/machine.txt"
-echo "== search (issue 4)";  timeout 240 $PY bench/search.py --device $DEV $SEARCH --json "$OUT/search.json" 2>&1 | tee "$OUT/search.txt"
-echo "== loader (issue 2)";  timeout 100 $PY bench/data.py --device $DEV $DATA 2>&1 | tee "$OUT/data.txt"
-echo "== spaces (issue 3)";  timeout 60 $PY bench/spaces.py --device $DEV $SPACES 2>&1 | tee "$OUT/spaces.txt"
-echo "== proxies (issue 7)"; timeout 130 $PY bench/proxies.py --device $DEV $PROXIES 2>&1 | tee "$OUT/proxies.txt"
+echo "== search fp32 (issue 12: the headline against NASLib)"
+timeout 220 $PY bench/search.py --device $DEV $TINY --precision fp32 $FP32 --json "$OUT/search_fp32.json" 2>&1 | tee "$OUT/search_fp32.txt"
+echo "== search bf16 (issue 12)"
+timeout 100 $PY bench/search.py --device $DEV $TINY --precision bf16 $BF16 --json "$OUT/search_bf16.json" 2>&1 | tee "$OUT/search_bf16.txt"
+echo "== memory plan (issue 12)"; timeout 40 $PY bench/memory.py --device $DEV $MEM 2>&1 | tee "$OUT/memory.txt"
+echo "== loader (issue 2)";  timeout 50 $PY bench/data.py --device $DEV $DATA 2>&1 | tee "$OUT/data.txt"
+echo "== spaces (issue 3)";  timeout 30 $PY bench/spaces.py --device $DEV $SPACES 2>&1 | tee "$OUT/spaces.txt"
+echo "== proxies (issue 7)"; timeout 60 $PY bench/proxies.py --device $DEV $PROXIES 2>&1 | tee "$OUT/proxies.txt"
 echo "results in $OUT"

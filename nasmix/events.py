@@ -3,11 +3,11 @@ as a closed set of frozen dataclasses, each with its JSON round trip.
 
 A search logs `SearchEpoch` (one-shot, per epoch) or `Candidate` (discrete, per
 evaluated arch), `Capped` when its budget's cap stopped it, one-shot notes
-(`PartialFallback`, `EdgeNormFallback`, `Subnet`), then `SearchDone`. A study
-cell adds `Attempt`, `ArchChosen`, `EvalEpoch` and its `End` (finished, failed
-or projected). Fields a strategy adds of its own (GDAS's tau, DrNAS's stage,
-few-shot's subnet, an estimator's extras) go in `extra`, a dict of JSON values,
-so nothing is lost.
+(`PartialFallback`, `EdgeNormFallback`, `MemoryPlanned`, `Subnet`), then
+`SearchDone`. A study cell adds `Attempt`, `ArchChosen`, `EvalEpoch` and its
+`End` (finished, failed or projected). Fields a strategy adds of its own
+(GDAS's tau, DrNAS's stage, few-shot's subnet, an estimator's extras) go in
+`extra`, a dict of JSON values, so nothing is lost.
 
 In a store an event is three things: its kind, its phase and its data (the
 JSON of `to_json`). The data carries the schema version as "v" (data without
@@ -274,6 +274,27 @@ class EdgeNormFallback(Event):
     phase: ClassVar[str] = "search"
     space: str
     reason: str
+
+
+@dataclass(frozen=True)
+class MemoryPlanned(Event):
+    """A one-shot search's memory plan (nasmix.spaces.memory), logged when it checkpoints
+    the supernet's cells or when even that does not fit: the estimate at `batch` in bytes
+    (`fixed_bytes`: weights, gradients, momentum and the held images; `activation_bytes`
+    kept without checkpointing, `checkpointed_bytes` with it, None when not measured),
+    the device's `budget_bytes` (None: unknown) and the choice."""
+
+    kind: ClassVar[str] = "memory_plan"
+    phase: ClassVar[str] = "search"
+    space: str
+    batch: int
+    budget_bytes: int | None
+    fixed_bytes: int
+    activation_bytes: int
+    checkpointed_bytes: int | None
+    checkpoint: bool
+    fits: bool
+    total_bytes: int
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nasmix.accel import Accel
 from nasmix.budget import Clock
 from nasmix.checkpoint import checkpoint_path, load_checkpoint, prepare_folder, restore_rng, save_checkpoint
 from nasmix.data.base import ImageArrays, Task
@@ -175,9 +177,12 @@ def evaluate(model: nn.Module, loader: DeviceLoader, amp: bool = True) -> dict:
     return {"loss": loss, "top1": top1, "top5": top5}
 
 
-def autocast(device: torch.device, amp: bool) -> torch.autocast:
-    """bf16 autocast on CUDA when `amp`; a no-op context elsewhere (CPU runs in fp32)."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when `amp`; a no-op context elsewhere (CPU runs in fp32).
+
+    The choice is `nasmix.accel.Accel.auto`'s, the one the one-shot search loop makes, so
+    both loops decide precision in one place."""
+    return Accel.auto(device, amp).autocast(device)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

@@ -24,7 +24,16 @@ from nasmix.config import DataSettings, SearchSettings, pick_device
 from nasmix.console import console, percent, progress_bar
 from nasmix.data import search_split
 from nasmix.errors import ConfigError
-from nasmix.events import Candidate, Capped, EdgeNormFallback, Event, PartialFallback, SearchEpoch, Subnet
+from nasmix.events import (
+    Candidate,
+    Capped,
+    EdgeNormFallback,
+    Event,
+    MemoryPlanned,
+    PartialFallback,
+    SearchEpoch,
+    Subnet,
+)
 from nasmix.flags import add_data_flags, add_opt_flag, load_data, module_options
 from nasmix.options import build_config
 from nasmix.search_types import SearchData
@@ -144,7 +153,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             elif isinstance(event, Subnet):
                 top1 = f"{100 * event.valid_top1:.2f}%"
                 console.print(escape(f"sub-supernet {event.op}: {event.arch}  valid top-1 {top1}"))
-            elif isinstance(event, (Capped, PartialFallback, EdgeNormFallback)):
+            elif isinstance(event, (Capped, PartialFallback, EdgeNormFallback, MemoryPlanned)):
                 fields = ", ".join(f"{k}={v}" for k, v in event.to_json().items() if k != "v")
                 console.print(f"[yellow]{event.kind}[/]: {escape(fields)}")
 

@@ -193,10 +193,30 @@ class _SearchCell(nn.Module):
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
+        if ctx.together(self.group):  # every edge leaving a node at once, as soon as the node is known
+            into: list[list[torch.Tensor]] = [[] for _ in range(NODES)]  # per node, its edges' outputs by source
+            for j in range(NODES + 1):
+                if j >= 2:
+                    states.append(_total(into[j - 2]))
+                targets = range(max(j - 1, 0), NODES)
+                indices = [edge_index(n, j) for n in targets]
+                outs = ctx.edges(self.group, indices, [self.edges[i] for i in indices], states[j])
+                for n, y in zip(targets, outs):
+                    into[n].append(y)
+            states.append(_total(into[NODES - 1]))
+            return torch.cat(states[2:], dim=1)
         for n in range(NODES):
             terms = [(edge_index(n, j), self.edges[edge_index(n, j)], h) for j, h in enumerate(states)]
             states.append(node_sum(ctx, self.group, terms))
         return torch.cat(states[2:], dim=1)
+
+
+def _total(terms: list[torch.Tensor]) -> torch.Tensor:
+    """The sum of a node's incoming edges, added in the order node_sum adds them."""
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
 
 
 class DartsSupernet(Supernet):
@@ -215,7 +235,7 @@ class DartsSupernet(Supernet):
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, ctx)
+            s0, s1 = s1, self.call_cell(cell, s0, s1, ctx)
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(s1, 1), 1))
 
 

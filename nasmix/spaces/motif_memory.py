@@ -33,13 +33,13 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from nasmix.spaces.memory import free_bytes  # the device probe both memory plans share
 from nasmix.spaces.motifs import CELL_NODES, Macro, dag_edges
 from nasmix.spaces.supernet import EdgeContext
 
@@ -58,26 +58,6 @@ def computes_many(ctx: EdgeContext, group: str) -> bool:
 def _frozen(active) -> tuple:
     """A group's active op lists as a hashable value."""
     return tuple(None if a is None else tuple(a) for a in active)
-
-
-def free_bytes(device: torch.device) -> int | None:
-    """The memory free on a device now (None when unknown)."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
-    if device.type == "cpu":
-        try:
-            with open("/proc/meminfo") as f:
-                for line in f:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        try:
-            return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except (ValueError, OSError, AttributeError):
-            return None
-    return None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ motif instance may instead be recomputed in the backward pass
 (`torch.utils.checkpoint`): only its input and output are kept. Which cells
 recompute is decided per forward call by `nasmix.spaces.motif_memory`: from
 an estimate of what each cell keeps and the device's free memory (or a fixed
-`memory_gib`), or forced on or off.
+`memory_gib`), or forced on or off. This is the space's only memory plan: the
+supernet says so (`own_memory_plan`), and a one-shot search does not run
+its own plan (nasmix.spaces.memory, which checkpoints whole cells of the
+other spaces through `Supernet.call_cell`) on it.
 
 Example:
     >>> import torch
@@ -163,6 +166,8 @@ class HierarchicalSupernet(Supernet):
             None lets the memory plan choose per forward call.
         memory_gib: the memory the plan may fill (None: a share of the device's free memory).
     """
+
+    own_memory_plan = True  # its MemoryPlanner, not the search's nasmix.spaces.memory (see the module docstring)
 
     def __init__(
         self,

@@ -362,6 +362,15 @@ class _SearchCell(nn.Module):
 
     def forward(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         nodes = [x]
+        if ctx.together("cell"):  # the edges leaving each node together
+            into: dict[int, list] = {1: [], 2: [], 3: []}
+            for src in (0, 1, 2):
+                if src:
+                    nodes.append(sum(into[src][1:], into[src][0]))
+                es = [e for e, (_, s) in enumerate(EDGES) if s == src]
+                for e, y in zip(es, ctx.edges("cell", es, [self.edges[e] for e in es], nodes[src])):
+                    into[EDGES[e][0]].append(y)
+            return sum(into[3][1:], into[3][0])
         for node in (1, 2, 3):
             terms = [ctx.edge("cell", e, self.edges[e], nodes[src]) for e, (to, src) in enumerate(EDGES) if to == node]
             nodes.append(sum(terms[1:], terms[0]))
@@ -389,5 +398,5 @@ class NB201Supernet(Supernet):
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         x = self.net.stem(x)
         for layer in self.net.layers:
-            x = layer(x, ctx) if isinstance(layer, _SearchCell) else layer(x)
+            x = self.call_cell(layer, x, ctx) if isinstance(layer, _SearchCell) else layer(x)
         return self.net.head(x)

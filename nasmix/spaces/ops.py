@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from nasmix.errors import UnknownNameError
 
@@ -41,6 +42,51 @@ class Zero(nn.Module):
         if self.stride == 1:
             return x.mul(0.0)
         return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class _Depthwise(torch.autograd.Function):
+    """A stride-1 depthwise convolution whose input gradient is a forward depthwise convolution
+    with the kernel flipped (the same sums in another order; see `depthwise`)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, padding: tuple, dilation: tuple) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.padding, ctx.dilation = padding, dilation
+        return F.conv2d(x, weight, None, 1, padding, dilation, weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        w = weight.to(grad.dtype)  # under autocast the forward ran in grad's dtype (bf16)
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            gx = F.conv2d(grad, w.flip(2, 3), None, 1, ctx.padding, ctx.dilation, weight.shape[0]).to(x.dtype)
+        if ctx.needs_input_grad[1]:
+            pad, dil, groups = list(ctx.padding), list(ctx.dilation), weight.shape[0]
+            only_weight = [False, True, False]
+            backward = torch.ops.aten.convolution_backward
+            args = ([1, 1], pad, dil, False, [0, 0], groups, only_weight)
+            gw = backward(grad, x.to(grad.dtype), w, None, *args)[1]
+            gw = gw.to(weight.dtype)
+        return gx, gw, None, None
+
+
+def depthwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """`conv(x)` for a depthwise convolution; on a CPU, for a dilated kernel at stride 1 with
+    "same" padding, the input gradient runs as a forward convolution. Measured on a 2-core AMD
+    EPYC, batch 64, 16 channels, 32x32, channels_last: the input gradient of a dilated 3x3 takes
+    0.3 ms against 3.8, of a dilated 5x5 0.7 against 8.2; a whole DilConv's forward and backward
+    20% less (5x5) and 8% less (3x3). Elsewhere (CUDA, undilated kernels, whose backward gains
+    nothing, strides, no gradient wanted: inference, export) it is nn.Conv2d's forward.
+    """
+    k, d, p = conv.kernel_size[0], conv.dilation[0], conv.padding[0]
+    same = conv.stride == (1, 1) and conv.kernel_size[0] == conv.kernel_size[1] and p == d * (k - 1) // 2
+    dilated = conv.dilation[0] > 1 and conv.dilation[0] == conv.dilation[1]
+    square = conv.padding[0] == conv.padding[1] and conv.bias is None
+    backward = torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad)
+    if x.device.type != "cpu" or not (same and dilated and square and backward):
+        return conv(x)  # the forward is the same; without a backward there is nothing to gain
+    return _Depthwise.apply(x, conv.weight, conv.padding, conv.dilation)
 
 
 class ReLUConvBN(nn.Module):
@@ -59,7 +105,15 @@ class ReLUConvBN(nn.Module):
 
 
 class DilConv(nn.Module):
-    """ReLU, dilated depthwise convolution, pointwise convolution, batch norm."""
+    """ReLU, dilated depthwise convolution, pointwise convolution, batch norm.
+
+    `fast_backward` (set on a supernet's candidate ops only, nasmix.spaces.supernet.search_ops)
+    runs the depthwise convolution through `depthwise`; a network built from an arch keeps every
+    convolution a module call, which forward hooks (the fisher and FLOPs proxies) and torch.fx
+    (the exporter) rely on.
+    """
+
+    fast_backward = False
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True):
         super().__init__()
@@ -71,6 +125,8 @@ class DilConv(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fast_backward:  # the depthwise convolution bypasses its module call (and its hooks)
+            return self.op[3](self.op[2](depthwise(self.op[1], self.op[0](x))))
         return self.op(x)
 
 

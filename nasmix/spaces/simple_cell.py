@@ -47,7 +47,7 @@ from nasmix.spaces import ops
 from nasmix.spaces.base import Choice, SearchSpace, check_size
 from nasmix.spaces.cells import check_partial, check_weights, drop_path, format_cells, node_sum, parse_cells
 from nasmix.spaces.paths import encode_paths
-from nasmix.spaces.supernet import EdgeContext, MixedEdge, Supernet
+from nasmix.spaces.supernet import EdgeContext, MixedEdge, Supernet, search_ops
 
 CELLS = ("normal", "reduce")
 OPS = ("none", "skip_connect", "max_pool_3x3", "sep_conv_3x3", "dil_conv_3x3")
@@ -90,7 +90,8 @@ class WideMixedEdge(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
         self.c_out, self.stride = c_out, stride
-        self.ops = nn.ModuleList(wide_op(n, c_in, c_out, stride, False) or nn.Identity() for n in OPS)
+        ops_ = nn.ModuleList(wide_op(n, c_in, c_out, stride, False) or nn.Identity() for n in OPS)
+        self.ops = search_ops(ops_)  # as MixedEdge's: batch statistics only, the CPU's fast DilConv
         self._skip = {OPS.index("none")}
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, ops: Sequence[int] | None = None) -> torch.Tensor:
@@ -191,10 +192,29 @@ class _SearchCell(nn.Module):
 
     def forward(self, s1: torch.Tensor, s2: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         inputs = {1: s1, 2: s2}
+        if ctx.together(self.group):  # the edges leaving each input together (four when both inputs are one)
+            into: dict[int, list] = {3: [], 4: []}
+            sources = [(1, 2)] if s1 is s2 and type(self.edges[0]) is type(self.edges[2]) else [(1,), (2,)]
+            for src in (*sources, (3,)):
+                if src == (3,):
+                    inputs[3] = _total(into[3])
+                es = [e for e, (u, _) in enumerate(EDGES) if u in src]
+                for e, y in zip(es, ctx.edges(self.group, es, [self.edges[e] for e in es], inputs[src[0]])):
+                    into[EDGES[e][1]].append((EDGES[e][0], y))
+            return self.combine(inputs[3], _total(into[4]))
         for node in (3, 4):
             terms = [(e, self.edges[e], inputs[EDGES[e][0]]) for e in NODE_EDGES[node]]
             inputs[node] = node_sum(ctx, self.group, terms)
         return self.combine(inputs[3], inputs[4])
+
+
+def _total(terms: list) -> torch.Tensor:
+    """The sum of a node's (source, output) terms in source order, as node_sum adds them."""
+    ordered = [y for _, y in sorted(terms, key=lambda t: t[0])]
+    out = ordered[0]
+    for y in ordered[1:]:
+        out = out + y
+    return out
 
 
 class SimpleCellSupernet(Supernet):
@@ -212,9 +232,9 @@ class SimpleCellSupernet(Supernet):
 
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         stem = self.stem(x)
-        n1 = self.cells[0](stem, stem, ctx)
-        r = self.cells[1](stem, n1, ctx)
-        return _head(self.cells[2](r, r, ctx), self.classifier)
+        n1 = self.call_cell(self.cells[0], stem, stem, ctx)
+        r = self.call_cell(self.cells[1], stem, n1, ctx)
+        return _head(self.call_cell(self.cells[2], r, r, ctx), self.classifier)
 
 
 @registry.register("space", "simple_cell")

@@ -7,9 +7,22 @@ The supernet never knows which algorithm drives it. Each forward call gets
     forward and backward, and its weight (a straight-through one-hot) still
     carries the gradient. An empty list skips the edge;
   - optionally `edge_weights[group]`: an (edges,) tensor scaling each edge's
-    output (PC-DARTS edge normalisation).
+    output (PC-DARTS edge normalisation);
+  - `unit_weights`: in the sampled-op mode, the weight of an edge's one op
+    is exactly 1 and carries no gradient (GDAS's weight step, RS-WS's
+    paths): the op's output is used as it is (1 x y is y);
+  - `add_unsampled`: in the sampled-op mode, also add the weights of the ops
+    an edge does not compute to its output (xautodl's and NASLib's GDAS: the
+    values are the zeros of a hard one-hot, and the add passes those ops'
+    weights the sum of the output's gradient).
 Partial channels (PC-DARTS) are a construction option: only 1/K of the
 channels go through the mixed ops, the rest bypass, then channels shuffle.
+
+Cells compute the edges that leave one node together (`EdgeContext.edges`,
+nasmix.spaces.groups) when every edge computes every op; edge by edge otherwise.
+Batch norms inside mixed ops keep no running statistics: a supernet always
+normalises with batch statistics (searches and weight-sharing scores alike),
+so nothing would read them.
 
 Example:
     >>> import torch
@@ -23,23 +36,46 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
-from nasmix.spaces.ops import make_op
+from nasmix.spaces.groups import batchable, channel_shuffle, mixed_edges, others
+from nasmix.spaces.ops import DilConv, make_op
 
 Weights = Mapping[str, torch.Tensor]
 Active = Mapping[str, Sequence[Sequence[int] | None]]
 
 
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """Interleave channel groups (ShuffleNet), as PC-DARTS does after a partial edge."""
-    b, c, h, w = x.shape
-    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+def without_running_stats(module: nn.Module) -> nn.Module:
+    """Make every batch norm in `module` normalise with batch statistics only, keeping none."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.track_running_stats = False
+            m.running_mean = m.running_var = m.num_batches_tracked = None
+    return module
+
+
+def search_ops(module: nn.Module) -> nn.Module:
+    """A supernet's candidate ops: batch norms without running statistics (`without_running_stats`)
+    and dilated convolutions with the CPU's faster input gradient (`ops.DilConv.fast_backward`)."""
+    for m in module.modules():
+        if isinstance(m, DilConv):
+            m.fast_backward = True
+    return without_running_stats(module)
+
+
+@functools.cache
+def _rows(indices: tuple[int, ...], device: torch.device) -> torch.Tensor | slice:
+    """Rows `indices` of a weight group: a slice when they run consecutively, else an index tensor."""
+    if indices == tuple(range(indices[0], indices[0] + len(indices))):
+        return slice(indices[0], indices[0] + len(indices))
+    return torch.tensor(indices, device=device)
 
 
 class MixedEdge(nn.Module):
@@ -65,7 +101,7 @@ class MixedEdge(nn.Module):
             if pool_bn and "pool" in name:
                 op = nn.Sequential(op, nn.BatchNorm2d(c_op, affine=False))
             ops.append(op)
-        self.ops = nn.ModuleList(ops)
+        self.ops = search_ops(nn.ModuleList(ops))
         self._skip = {i for i, n in enumerate(self.op_names) if n == "none"}
         self.bypass_pool = nn.MaxPool2d(2, 2) if (partial > 1 and stride == 2) else None
 
@@ -97,14 +133,42 @@ class EdgeContext:
     weights: Weights
     active: Active | None = None
     edge_weights: Weights | None = None
+    grouped: bool = False  # edges computed together use grouped convolutions (see groups.mixed_edges)
+    add_unsampled: bool = False
+    unit_weights: bool = False  # an edge's one sampled op has weight exactly 1, without gradient
+
+    def together(self, group: str) -> bool:
+        """Whether the cells may compute `group`'s edges through `edges` (no edge is switched off)."""
+        return self.active is None or all(ops is None or len(ops) > 0 for ops in self.active[group])
 
     def edge(self, group: str, index: int, module: MixedEdge, x: torch.Tensor) -> torch.Tensor:
         """The output of edge `index` of `group`."""
         ops = None if self.active is None else self.active[group][index]
-        out = module(x, self.weights[group][index], ops)
+        w = self.weights[group][index]
+        out = module(x, w, ops)
+        # The unsampled weights are zeros in value (a hard one-hot): without a gradient to pass, skip the add.
+        if self.add_unsampled and ops is not None and len(ops) < w.shape[0] and w.requires_grad:
+            out = out + w.index_select(0, others(w.shape[0], tuple(ops), w.device)).sum()
         if self.edge_weights is not None and group in self.edge_weights:
             out = out * self.edge_weights[group][index]
         return out
+
+    def edges(
+        self, group: str, indices: Sequence[int], modules: Sequence[nn.Module], x: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """The outputs of edges `indices` of `group`, which all read x: together
+        (nasmix.spaces.groups) when they are of one kind, else one by one through `edge`.
+        Cells call it only when `together(group)` holds (cells.node_sum skips the
+        switched-off edges of a discrete arch)."""
+        if not batchable(modules):
+            return [self.edge(group, i, m, x) for i, m in zip(indices, modules)]
+        rows = _rows(tuple(indices), self.weights[group].device)
+        ew = None
+        if self.edge_weights is not None and group in self.edge_weights:
+            ew = self.edge_weights[group][rows]
+        ops = None if self.active is None else [self.active[group][i] for i in indices]
+        w = self.weights[group][rows]
+        return mixed_edges(modules, x, w, ew, self.grouped, ops, self.unit_weights, self.add_unsampled)
 
 
 class Supernet(nn.Module, ABC):
@@ -120,15 +184,41 @@ class Supernet(nn.Module, ABC):
     arch_shapes: dict[str, tuple[int, int]]
     op_names: dict[str, tuple[str, ...]]
     edge_nodes: dict[str, tuple[int, ...]]
+    grouped_convs: bool = False  # set by the search (nasmix.accel.Accel): grouped convolutions on a GPU
+    checkpoint_cells: bool = False  # set by the memory plan (nasmix.spaces.memory): cells recomputed in backward
+    # True: the supernet plans its own recomputation (the hierarchical space's motifs, nasmix.spaces.motif_memory),
+    # and the search's plan (nasmix.spaces.memory) leaves it alone: one plan per space.
+    own_memory_plan: bool = False
+    _saved_counter = None  # the memory plan's probe, while it measures
 
     def forward(self, x: torch.Tensor, weights: Weights, active: Active | None = None,
-                edge_weights: Weights | None = None) -> torch.Tensor:  # fmt: skip
-        """Logits for a batch under the given architecture weights."""
-        return self.run(x, EdgeContext(weights, active, edge_weights))
+                edge_weights: Weights | None = None, add_unsampled: bool = False,
+                unit_weights: bool = False) -> torch.Tensor:  # fmt: skip
+        """Logits for a batch under the given architecture weights (see the module docstring)."""
+        ctx = EdgeContext(weights, active, edge_weights, self.grouped_convs, add_unsampled, unit_weights)
+        return self.run(x, ctx)
 
     @abstractmethod
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
-        """The network's computation; every mixed edge goes through `ctx.edge`."""
+        """The network's computation; every mixed edge goes through `ctx.edge` (or `ctx.edges`),
+        and every cell through `call_cell` (the memory plan's hook) unless `own_memory_plan`."""
+
+    def call_cell(self, cell: nn.Module, *args):
+        """`cell(*args)`, or its activation-checkpointed form when the memory plan says so
+        (the backward pass recomputes the cell instead of keeping its activations)."""
+        counter = self._saved_counter
+        if self.checkpoint_cells and torch.is_grad_enabled():
+            if counter is not None:  # checkpointing keeps the cell's inputs
+                for a in args:
+                    if isinstance(a, torch.Tensor):
+                        counter.pack(a)
+            return torch.utils.checkpoint.checkpoint(cell, *args, use_reentrant=False)
+        if counter is not None:
+            counter.enter_cell()
+        out = cell(*args)
+        if counter is not None:
+            counter.leave_cell()
+        return out
 
     def uniform_weights(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         """Equal weights on every op of every edge (a convenient default)."""

@@ -3,8 +3,8 @@
 A search receives its data (`SearchData`), its `Budget`, an event log and a
 seeded `rng`, and returns the chosen arch. It logs typed events
 (nasmix.events): `SearchEpoch` per one-shot epoch or `Candidate` per evaluated
-arch, one-shot notes (`PartialFallback`, `EdgeNormFallback`, `Subnet`),
-`Capped` when its budget's cap stopped it, then `SearchDone`. The shared types
+arch, one-shot notes (`PartialFallback`, `EdgeNormFallback`, `MemoryPlanned`,
+`Subnet`), `Capped` when its budget's cap stopped it, then `SearchDone`. The shared types
 live below strategies and estimators (nasmix.budget, nasmix.search_types) and
 are re-exported here.
 

@@ -24,7 +24,6 @@ from torch import nn
 from nasmix import registry
 from nasmix.errors import ConfigError
 from nasmix.strategies.oneshot import BilevelConfig, Drive, OneShot, SearchState
-from nasmix.train import autocast
 
 LossFn = Callable[[tuple, bool], tuple[torch.Tensor, torch.Tensor]]
 Hyper = tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]  # (architecture gradients, valid loss, logits)
@@ -207,7 +206,7 @@ class Darts(OneShot):
 
         def loss_fn(batch: tuple, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
             d = self.forward_args(state, for_arch=True)
-            with autocast(state.device, amp):
+            with state.accel.autocast(state.device, amp):
                 logits = self._forward(state, batch[0], d)
             return nn.functional.cross_entropy(logits.float(), batch[1]), logits
 

@@ -344,7 +344,8 @@ class Drnas(OneShot):
                 state.alphas[g].masked_fill_(~mask, 0.0)  # as DrNAS's prune(): the KL still sees these entries
         old_net, old_opt = state.net, state.w_opt
         old = old_net.state_dict()
-        net, k = build_supernet(state.space, state.data, self.config.stage_partial[1], state.seed + 1, log)
+        stage2, batch = self.config.stage_partial[1], state.budget.batch_size
+        net, k = build_supernet(state.space, state.data, stage2, state.seed + 1, log, state.accel, batch)
         with torch.no_grad():
             for name, t in net.state_dict().items():
                 src = old.get(name)

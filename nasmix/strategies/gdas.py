@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -54,11 +55,12 @@ class Gdas(OneShot):
     Departures: both samples of a step (independent Gumbel draws) are drawn
     at its start, so the host reads the sampled indices once per step; as
     alpha changes only in the architecture step, which comes last, they are
-    drawn from the same alpha as in GDAS's code. The gradient reaches alpha
-    only through the sampled op's weight, as in GDAS's DARTS-space code
-    (`MixedOp.forward_gdas`); its NAS-Bench-201 cell also adds the unsampled
-    ops' hard weights (zeros) to the edge output, which passes them the sum
-    of the output's gradient. The learning rate follows the cosine per epoch
+    drawn from the same alpha as in GDAS's code. In the NAS-Bench-201 space
+    the edge output also adds the unsampled ops' hard weights (zeros in
+    value), which passes them the sum of the output's gradient, as GDAS's
+    NAS-Bench-201 cell (xautodl's `forward_gdas`); elsewhere the gradient
+    reaches alpha only through the sampled op's weight, as in GDAS's
+    DARTS-space code (`MixedOp.forward_gdas`). The learning rate follows the cosine per epoch
     (GDAS's scheduler per step). The DARTS space's reduction cell is
     searched too (GDAS fixes a hand-designed one), and it is decoded by the
     space's DARTS rule (two distinct input edges per node; GDAS's genotype
@@ -88,6 +90,7 @@ class Gdas(OneShot):
                 raise ConfigError(f"gdas needs 0 < tau_min <= tau_max, got {self.tau_min} and {self.tau_max}")
 
     weights_first = True  # GDAS's search_func: w_optimizer.step(), then a_optimizer.step()
+    unsampled_spaces: ClassVar[tuple[str, ...]] = ("nb201",)  # edges add the unsampled ops' weights (above)
 
     def begin_epoch(self, state: SearchState, epoch: int, log: Log) -> dict:
         c, total = self.config, state.total_epochs
@@ -129,4 +132,5 @@ class Gdas(OneShot):
                 weights[g] = hard - probs.detach() + probs  # straight-through: forward h, gradient of p
             else:
                 weights[g] = nn.functional.one_hot(state.extra["pick_tensors"][g][1], a.shape[1]).float()
-        return Drive(weights, active)
+        add = state.space.registry_name in self.unsampled_spaces
+        return Drive(weights, active, add_unsampled=add, unit_weights=not for_arch)  # weight step: exact one-hots

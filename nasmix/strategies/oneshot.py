@@ -16,10 +16,14 @@ epoch, so they start one step down the cosine and end at lr_min).
 
 The loop keeps the data on the device (`DeviceLoader`), sums losses and
 correct counts on the device and reads them once per epoch, runs bf16
-autocast on CUDA, and logs one `SearchEpoch` per epoch (with each edge's op
-probabilities in its extra fields: `arch_weights_extra`), `Capped` when a cap
-of the budget stops it (checked between epochs: nasmix.budget), then
-`SearchDone` (nasmix.events).
+autocast, channels_last, fused optimizers and grouped convolutions as
+`nasmix.accel.Accel` says (by default: all on CUDA; channels_last and fused
+optimizers on a CPU), checkpoints the supernet's cells when the memory plan
+says the step would not fit (nasmix.spaces.memory; a `MemoryPlanned`
+event), and logs one `SearchEpoch` per epoch (with each edge's op
+probabilities in its extra fields: `arch_weights_extra`), `Capped` when a cap of the
+budget stops it (checked between epochs: nasmix.budget), then `SearchDone`
+(nasmix.events).
 Randomness: one seed drawn from `rng` seeds the supernet's initialisation,
 the architecture parameters, every epoch's batch order and augmentation, and
 every sample a strategy draws, so the same seed gives the same arch.
@@ -49,13 +53,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from nasmix.accel import Accel
 from nasmix.arch import Arch
 from nasmix.budget import Budget, Clock
 from nasmix.data.loader import Augment, DeviceLoader
 from nasmix.events import PartialFallback, SearchDone, SearchEpoch
 from nasmix.search_types import Log, SearchData
+from nasmix.spaces.memory import default_budget, plan_memory
 from nasmix.strategies.base import Strategy
-from nasmix.train import DivergedError, accuracy_counts, autocast, cosine_lr, epoch_seed
+from nasmix.train import DivergedError, accuracy_counts, cosine_lr, epoch_seed
 
 Progress = Callable[[int, int], None]
 Pair = tuple[torch.Tensor, torch.Tensor]  # (loss, logits) of one batch, detached
@@ -70,7 +76,7 @@ class BilevelConfig:
         momentum, weight_decay, grad_clip: the weights' SGD settings (clip 0: none).
         arch_lr, arch_beta1, arch_weight_decay: the architecture's Adam settings
             (betas (arch_beta1, 0.999)).
-        amp: bf16 autocast on CUDA (ignored on CPU).
+        amp: bf16 autocast on CUDA (ignored on CPU; see nasmix.accel.Accel).
     """
 
     lr: float = 0.025
@@ -91,6 +97,8 @@ class Drive:
     weights: dict[str, torch.Tensor]
     active: dict[str, list] | None = None
     edge_weights: dict[str, torch.Tensor] | None = None
+    add_unsampled: bool = False  # GDAS on NAS-Bench-201: see nasmix.spaces.supernet
+    unit_weights: bool = False  # one-hot weights without gradient (GDAS's weight step): see nasmix.spaces.supernet
 
 
 @dataclass
@@ -123,6 +131,7 @@ class SearchState:
     extra: dict = field(default_factory=dict)
     tag: dict = field(default_factory=dict)
     lr: float = 0.0
+    accel: Accel = field(default_factory=Accel)
 
     @property
     def device(self) -> torch.device:
@@ -140,9 +149,22 @@ class SearchState:
         return cached[1]
 
 
-def build_supernet(space, data: SearchData, partial: int, seed: int, log: Log) -> tuple[nn.Module, int]:
+def build_supernet(
+    space,
+    data: SearchData,
+    partial: int,
+    seed: int,
+    log: Log,
+    accel: Accel | None = None,
+    batch: int | None = None,
+) -> tuple[nn.Module, int]:
     """The space's supernet with PC-DARTS's K = `partial`, or the largest K below it
     that divides the space's channels (logged as a "partial_fallback" event).
+
+    Args:
+        accel: the hot loop's settings (channels_last); None: `Accel.auto` for the data's device.
+        batch: the search batch: plan the memory for it (nasmix.spaces.memory: cells are
+            checkpointed when the step would not fit; a `MemoryPlanned` event says so).
 
     Returns:
         (supernet on the data's device, the K used).
@@ -160,8 +182,16 @@ def build_supernet(space, data: SearchData, partial: int, seed: int, log: Log) -
             log(PartialFallback(partial, k, space.registry_name,
                                 f"K={partial} does not divide the channels of size {data.size!r}: {reason}"))
         net.to(data.device)
-        if data.device.type == "cuda":
+        accel = accel or Accel.auto(data.device)
+        if accel.channels_last:
             net.to(memory_format=torch.channels_last)
+        net.grouped_convs = accel.grouped_convs
+        if batch is not None and not net.own_memory_plan:  # hierarchical: its own plan (spaces.motif_memory)
+            budget = accel.memory_budget if accel.memory_budget is not None else default_budget(data.device)
+            held = data.train.x.nbytes + data.valid.x.nbytes  # the loaders keep both halves on the device
+            plan = plan_memory(net, data.task.shape, batch, budget, held, accel.autocast(data.device))
+            if plan.checkpoint or not plan.fits:
+                log(plan.as_event(space.registry_name))
         return net.train(), k
     raise AssertionError("unreachable")
 
@@ -198,6 +228,7 @@ class OneShot(Strategy):
     spaces: ClassVar[tuple[str, ...] | None] = None
     progress: Progress | None = None  # (steps done, steps planned), called per step without a device sync
     weights_first: ClassVar[bool] = False  # the weight step before the architecture step (GDAS's order)
+    accel: Accel | None = None  # the hot loop's settings (None: Accel.auto; tests force CUDA's on a CPU)
 
     def __init__(self, config: BilevelConfig | None = None):
         self.config = config if config is not None else self.Config()  # type: ignore[attr-defined]
@@ -265,25 +296,23 @@ class OneShot(Strategy):
                 total_epochs: int) -> SearchState:  # fmt: skip
         """A fresh search: supernet, architecture parameters, optimizers, loaders."""
         seed = int(rng.integers(2**31 - 1))
-        net, k = build_supernet(space, data, self.partial_channels(), seed, log)
+        accel = self.accel or Accel.auto(data.device, self.config.amp)
+        net, k = build_supernet(space, data, self.partial_channels(), seed, log, accel, budget.batch_size)
         alphas = self.init_alphas(net.arch_shapes, data.device)
-        cuda = data.device.type == "cuda"
         loaders = [DeviceLoader(half, data.task, budget.batch_size, data.device, Augment(), shuffle=True,
-                                channels_last=cuda) for half in (data.train, data.valid)]  # fmt: skip
+                                channels_last=accel.channels_last) for half in (data.train, data.valid)]  # fmt: skip
         state = SearchState(space, net, alphas, None, None, loaders[0], loaders[1], data, seed,  # type: ignore[arg-type]
-                            total_epochs, budget, partial=k)  # fmt: skip
+                            total_epochs, budget, partial=k, accel=accel)  # fmt: skip
         self.init_extra(state)
         self.make_optimizers(state)
         return state
 
     def make_optimizers(self, state: SearchState) -> None:
-        """(Re)create both optimizers over the state's current parameters."""
+        """(Re)create both optimizers over the state's current parameters (see `Accel.sgd`)."""
         c = self.config
-        fused = {"fused": True} if state.device.type == "cuda" else {}  # one kernel per step for all tensors
-        state.w_opt = torch.optim.SGD(state.weight_params(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
-                                      **fused)  # fmt: skip
-        state.a_opt = torch.optim.Adam(state.arch_params(), lr=c.arch_lr, betas=(c.arch_beta1, 0.999),
-                                       weight_decay=c.arch_weight_decay, **fused)  # fmt: skip
+        state.w_opt = state.accel.sgd(state.weight_params(), c.lr, c.momentum, c.weight_decay)
+        betas = (c.arch_beta1, 0.999)
+        state.a_opt = state.accel.adam(state.arch_params(), c.arch_lr, betas, c.arch_weight_decay)
 
     def branch(self, parent: SearchState, restrict: dict[str, dict[int, int]], seed: int) -> SearchState:
         """A copy of a search (weights, architecture parameters, optimizer states)
@@ -329,7 +358,7 @@ class OneShot(Strategy):
             for e, op in fixed.items():
                 active[g][e] = [op]
             weights[g] = torch.where(rows, mask.to(weights[g].dtype), weights[g])
-        return Drive(weights, active, d.edge_weights)
+        return Drive(weights, active, d.edge_weights, d.add_unsampled, d.unit_weights)
 
     def restricted(self, state: SearchState, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Weights with the restricted edges set to the one-hot of their op."""
@@ -347,6 +376,8 @@ class OneShot(Strategy):
         return state.space.decode({g: w.cpu() for g, w in self.restricted(state, self.decode_weights(state)).items()})
 
     def _forward(self, state: SearchState, x: torch.Tensor, d: Drive) -> torch.Tensor:
+        if d.add_unsampled or d.unit_weights:
+            return state.net(x, d.weights, d.active, d.edge_weights, d.add_unsampled, d.unit_weights)
         return state.net(x, d.weights, d.active, d.edge_weights)
 
     def arch_step(self, state: SearchState, train: tuple, valid: tuple) -> tuple[torch.Tensor, torch.Tensor]:
@@ -357,7 +388,7 @@ class OneShot(Strategy):
         """
         x, y = valid
         d = self.forward_args(state, for_arch=True)
-        with autocast(state.device, self.config.amp):
+        with state.accel.autocast(state.device):
             logits = self._forward(state, x, d)
             loss = nn.functional.cross_entropy(logits.float(), y)
         reg = self.regulariser(state)
@@ -373,7 +404,7 @@ class OneShot(Strategy):
     def weight_step(self, state: SearchState, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One SGD step of the supernet's weights on the train batch."""
         d = self.forward_args(state, for_arch=False)
-        with autocast(state.device, self.config.amp):
+        with state.accel.autocast(state.device):
             logits = self._forward(state, x, d)
             loss = nn.functional.cross_entropy(logits.float(), y)
         state.w_opt.zero_grad(set_to_none=True)  # unsampled ops keep no gradient and are not stepped

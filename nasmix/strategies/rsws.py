@@ -28,7 +28,7 @@ from nasmix.errors import ConfigError
 from nasmix.strategies.base import Log
 from nasmix.strategies.darts import check_bilevel
 from nasmix.strategies.oneshot import BilevelConfig, Drive, OneShot, SearchState
-from nasmix.train import accuracy_counts, autocast, epoch_seed
+from nasmix.train import accuracy_counts, epoch_seed
 
 
 @torch.no_grad()
@@ -52,7 +52,7 @@ def shared_weight_scores(state: SearchState, archs: list[Arch], batches: int | N
     space, net, device = state.space, state.net, state.device
     if "score_loader" not in state.extra:
         state.extra["score_loader"] = DeviceLoader(state.data.valid, state.data.task, state.train.batch_size, device,
-                                                   channels_last=device.type == "cuda")  # fmt: skip
+                                                   channels_last=state.accel.channels_last)  # fmt: skip
     loader: DeviceLoader = state.extra["score_loader"]
     out = torch.zeros(len(archs), 2, device=device, dtype=torch.float64)
     seen = np.zeros(len(archs))
@@ -69,7 +69,7 @@ def shared_weight_scores(state: SearchState, archs: list[Arch], batches: int | N
         for b, (x, y) in enumerate(source):
             if batches is not None and b >= batches:
                 break
-            with autocast(device, device.type == "cuda"):
+            with state.accel.autocast(device):
                 logits = net(x, weights, active)
             loss = nn.functional.cross_entropy(logits.float(), y, reduction="sum")
             out[i] += torch.stack([loss.double(), accuracy_counts(logits, y)[0].double()])
@@ -138,7 +138,7 @@ class Rsws(OneShot):
         rng = state.extra.setdefault("path_rng", np.random.default_rng(state.seed))
         arch = state.space.sample(rng)
         weights = {g: w.to(state.device, non_blocking=True) for g, w in state.space.arch_weights(arch).items()}
-        return Drive(weights, state.space.active(arch))
+        return Drive(weights, state.space.active(arch), unit_weights=True)  # one-hot path weights, no gradient
 
     def probs(self, state: SearchState) -> dict[str, torch.Tensor]:
         return {g: torch.full_like(a.detach(), 1.0 / a.shape[1]) for g, a in state.alphas.items()}

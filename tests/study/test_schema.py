@@ -23,6 +23,7 @@ from nasmix.events import (
     End,
     EvalEpoch,
     EventSchemaError,
+    MemoryPlanned,
     PartialFallback,
     SearchDone,
     SearchEpoch,
@@ -32,6 +33,7 @@ from nasmix.events import (
 )
 from nasmix.study.grid import expand
 from nasmix.study.schema import CellRecord, CellSpec, EventRecord
+from nasmix.study.store import Store
 
 EPOCH = SearchEpoch(1, 3, 2.3, 0.1, None, None, "nb201:x", 1.6, 0.5, None, None, 123, "cpu", 4, 0.025)
 CANDIDATE = Candidate(2, "nb201:y", 0.5, 1.0, 2.0, 0.6, "nb201:x", {"epochs": 1}, False, 0.9, "cuda", 3.0)
@@ -43,6 +45,8 @@ EXAMPLES = [
     SearchDone("nb201:x", 0.6, extra={"subnets": [{"index": 0, "op": "none"}]}),
     PartialFallback(6, 2, "nb201", "K=6 does not divide 4"),
     EdgeNormFallback("chain", "no edge_nodes"),
+    MemoryPlanned("darts", 64, 10**9, 2 * 10**8, 5 * 10**9, 10**9, True, False, 12 * 10**8),
+    MemoryPlanned("nb201", 8, None, 10**6, 10**7, None, False, True, 11 * 10**6),
     Subnet(0, "none", "nb201:x", 2.0, 0.2),
     ArchChosen("nb201:x", 10.0, None, None, None, 1000, None, "cpu", 1200, 3_000_000, "oneshot", 10),
     EvalEpoch(1, 0.025, 2.0, 0.2, 1.0, 0.1, test_top1=0.3, test_top5=0.7, checkpoint="ck/epoch-0001.pt"),
@@ -116,6 +120,25 @@ def test_a_cell_record_derives_its_state_and_types_its_events():
     rec = CellRecord("c", "c", "nb201", "gdas", "supernet", "synthetic", 0, "failed", {}, events)
     assert rec.first(End).reason == "NaN loss" and rec.first(End, state="finished") is None
     assert rec.of_kind(End) == [EXAMPLES[-1].to_json()] and rec.events_of(Attempt) == [EXAMPLES[0]]
+
+
+def test_a_memory_plan_event_round_trips_through_the_store(tmp_path):
+    """A real plan's `MemoryPlanned` (a search's plan that checkpoints and still does not fit),
+    stored under the key a study's search log gives it, reads back as the same typed event."""
+    from nasmix.spaces.memory import plan_memory
+    from nasmix.testing import TINY_TASK
+
+    net = registry.create("space", "simple_cell").supernet(TINY_TASK, "tiny")
+    event = plan_memory(net, (3, 8, 8), batch=4, budget=1, held_bytes=1000).as_event("simple_cell")
+    assert event.checkpoint and not event.fits and event.checkpointed_bytes < event.activation_bytes
+    cell = expand(study_from_dict(STUDY))[0][0]
+    with Store(tmp_path / "study.db") as store:
+        store.add_cells([cell])
+        assert store.append(cell.id, event.key(1), event)
+        (stored,) = store.events(cell.id, kind="memory_plan")
+        assert (stored.key, stored.phase) == ("search/memory_plan/1", "search")
+        assert stored.event == event and stored.data["total_bytes"] == event.total_bytes
+        assert store.record(cell.id).events_of(MemoryPlanned) == [event]
 
 
 # ---- the budget's clock -------------------------------------------------------------------------

@@ -1,0 +1,354 @@
+"""Mixed edges that read the same input, computed together (the weighted-sum mode).
+
+A cell's mixed edges are independent given their input: every edge leaving
+node j reads node j. `mixed_edges` computes all of them at once, op kind by
+op kind, instead of edge by edge and op by op:
+
+- ops without weights are computed once and shared by every edge: the
+  pools (and the parameter-free batch norm that follows them in the DARTS
+  search), the identity; and so is the ReLU that opens the convolutions;
+- ops with weights run batched across the edges: the ReLU'd input is
+  repeated once per edge, and each convolution becomes one grouped
+  convolution whose weight is the edges' weights concatenated (a depthwise
+  convolution stays depthwise, a full one gets one group per edge), each
+  batch norm one call over all the edges' channels;
+- the weighted sum takes one multiply-add per op kind for all edges.
+
+Nothing changes in what is computed, only the order of some floating-point
+sums: the parameters stay in each edge's own modules (so GDAS's unsampled
+ops still get no gradient, and state dicts keep their names), and every
+edge's output is the same function of its input and weights as
+`MixedEdge.forward`. Batch norms in mixed ops keep no running statistics
+(see `MixedEdge`), so sharing one is exact.
+
+The grouped form serves the weighted-sum mode (every edge computes every op);
+with `active` lists (GDAS's sampled op, DrNAS's kept ops) the edges still
+share their input's ReLU and pools, each computing its own ops.
+
+Example:
+    >>> import torch
+    >>> from nasmix.spaces.supernet import MixedEdge
+    >>> edges = [MixedEdge(4, 1, ("none", "max_pool_3x3", "sep_conv_3x3")) for _ in range(3)]
+    >>> x, w = torch.randn(2, 4, 8, 8), torch.rand(3, 3)
+    >>> together = mixed_edges(edges, x, w)
+    >>> alone = [e(x, w[i]) for i, e in enumerate(edges)]
+    >>> all(torch.allclose(a, b, atol=1e-5) for a, b in zip(together, alone))
+    True
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from nasmix.spaces.ops import DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero, depthwise
+
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d)
+
+
+@dataclass
+class _Kind:
+    """How op `index` of every edge is computed: `how` names the batched recipe."""
+
+    index: int
+    how: str  # "none", "identity", "pool", "pool_conv", "sep", "dil", "rcb", "fr", "module"
+    bn: bool = False  # a parameter-free batch norm after the pool
+
+
+class _Plan:
+    """What `mixed_edges` does for one list of edges (built once, kept on the first edge)."""
+
+    def __init__(self, edges: Sequence[nn.Module]):
+        self.edges = list(edges)
+        first = edges[0]
+        self.kinds = [_kind(i, op, getattr(first, "_skip", set())) for i, op in enumerate(first.ops)]
+        self.hows = [k.how for k in self.kinds]
+        same = all(
+            type(e) is type(first)
+            and len(e.ops) == len(first.ops)
+            and [_kind(i, op, getattr(e, "_skip", set())).how for i, op in enumerate(e.ops)] == self.hows
+            and getattr(e, "partial", 1) == getattr(first, "partial", 1)
+            for e in edges
+        )
+        self.ok = same and any(k.how not in ("none",) for k in self.kinds)
+        own = [k.index for k in self.kinds if k.how not in ("none", "identity", "pool")]
+        common = [k.index for k in self.kinds if k.how in ("identity", "pool")]
+        self.families = [f for f in (own, common) if f]  # the grouped mix sums each family in one go
+        self._family_index: dict = {}
+        self.partial = getattr(first, "partial", 1)
+        self.bypass_pool = getattr(first, "bypass_pool", None)
+
+    def family_index(self, family: list[int], device: torch.device) -> torch.Tensor:
+        key = (tuple(family), device)
+        if key not in self._family_index:
+            self._family_index[key] = torch.tensor(family, device=device)
+        return self._family_index[key]
+
+    def matches(self, edges: Sequence[nn.Module]) -> bool:
+        return len(edges) == len(self.edges) and all(a is b for a, b in zip(edges, self.edges))
+
+
+def _kind(index: int, op: nn.Module, skip: set) -> _Kind:
+    if index in skip or isinstance(op, Zero):
+        return _Kind(index, "none")
+    if isinstance(op, nn.Identity):
+        return _Kind(index, "identity")
+    if isinstance(op, _POOLS):
+        return _Kind(index, "pool")
+    if isinstance(op, nn.Sequential) and len(op) == 2 and isinstance(op[0], _POOLS) and _plain_bn(op[1]):
+        return _Kind(index, "pool", bn=True)
+    if isinstance(op, nn.Sequential) and [type(m) for m in op][1:] == [nn.Conv2d, nn.BatchNorm2d]:
+        if isinstance(op[0], _POOLS):  # NASLib's widening pool: pool, 1x1 convolution, batch norm
+            return _Kind(index, "pool_conv")
+    if isinstance(op, SepConv):
+        return _Kind(index, "sep")
+    if isinstance(op, DilConv):
+        return _Kind(index, "dil")
+    if isinstance(op, ReLUConvBN):
+        return _Kind(index, "rcb")
+    if isinstance(op, FactorizedReduce):
+        return _Kind(index, "fr")
+    return _Kind(index, "module")
+
+
+def _plain_bn(m: nn.Module) -> bool:
+    return isinstance(m, nn.BatchNorm2d) and not m.affine and not m.track_running_stats
+
+
+def _plan(edges: Sequence[nn.Module]) -> _Plan:
+    plan = getattr(edges[0], "_group_plan", None)
+    if plan is None or not plan.matches(edges):
+        plan = _Plan(edges)
+        edges[0]._group_plan = plan  # a plain attribute: deep copies carry it, pointing at their own edges
+    return plan
+
+
+@functools.cache
+def others(n: int, ops: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """The op indices of 0..n-1 not in `ops`, as a tensor kept on `device` (indexing with a
+    Python list would copy one to the device on every call)."""
+    return torch.tensor([i for i in range(n) if i not in ops], device=device, dtype=torch.long)
+
+
+def batchable(edges: Sequence[nn.Module]) -> bool:
+    """Whether `mixed_edges` can compute these edges together."""
+    return len(edges) > 0 and _plan(edges).ok
+
+
+class _Shared:
+    """What the edges of one call share: the input, its ReLU, the parameter-free ops' outputs."""
+
+    def __init__(self, edges: Sequence[nn.Module], x: torch.Tensor):
+        self.edges, self.x, self.n = edges, x, len(edges)
+        self._relu: torch.Tensor | None = None
+        self._rep: torch.Tensor | None = None
+        self._shifted: torch.Tensor | None = None
+        self._pooled: dict[int, torch.Tensor] = {}
+
+    @property
+    def relu(self) -> torch.Tensor:
+        if self._relu is None:
+            self._relu = F.relu(self.x)
+        return self._relu
+
+    @property
+    def rep(self) -> torch.Tensor:
+        """relu(x) once per edge along the channels: (B, E*C, H, W), edge-major."""
+        if self._rep is None:
+            self._rep = self.relu if self.n == 1 else torch.cat([self.relu] * self.n, dim=1)
+        return self._rep
+
+    def shifted(self, z: torch.Tensor) -> torch.Tensor:
+        """FactorizedReduce's second path input: z shifted by one pixel (z is relu or rep)."""
+        return F.pad(z[:, :, 1:, 1:], (0, 1, 0, 1))
+
+    def pooled(self, kind: _Kind, op: nn.Module | None = None) -> torch.Tensor:
+        """A pool of x, with its parameter-free batch norm where it has one (computed once, by the
+        module of the first edge that asks: `op`, that edge's pool op, or the first edge's)."""
+        if kind.index not in self._pooled:
+            op = self.edges[0].ops[kind.index] if op is None else op
+            y = op[0](self.x) if isinstance(op, nn.Sequential) else op(self.x)
+            if kind.bn:
+                y = F.batch_norm(y, None, None, None, None, True, 0.0, op[1].eps)
+            self._pooled[kind.index] = y
+        return self._pooled[kind.index]
+
+
+def _dil(z: torch.Tensor, body: nn.Sequential) -> torch.Tensor:
+    """A DilConv's body after its ReLU (depthwise, pointwise, BN) on z = relu(input)."""
+    return body[3](body[2](depthwise(body[1], z)))
+
+
+def _one(shared: _Shared, kind: _Kind, op: nn.Module) -> torch.Tensor:
+    """Op `kind` of one edge on the shared input (bitwise what op(x) gives)."""
+    if kind.how == "identity":
+        return shared.x
+    if kind.how == "pool":
+        return shared.pooled(kind, op)
+    if kind.how == "pool_conv":
+        return op[2](op[1](shared.pooled(kind, op)))
+    if kind.how == "sep":
+        return _dil(F.relu(_dil(shared.relu, op.op[0].op)), op.op[1].op)
+    if kind.how == "dil":
+        return _dil(shared.relu, op.op)
+    if kind.how == "rcb":
+        return op.op[2](op.op[1](shared.relu))
+    if kind.how == "fr":
+        if shared._shifted is None:
+            shared._shifted = shared.shifted(shared.relu)
+        return op.bn(torch.cat([op.conv1(shared.relu), op.conv2(shared._shifted)], dim=1))
+    return op(shared.x)
+
+
+class _CatParams(torch.autograd.Function):
+    """torch.cat of parameters along dim 0 whose backward is one split (cat's is a slice per input)."""
+
+    @staticmethod
+    def forward(ctx, *params: torch.Tensor) -> torch.Tensor:
+        ctx.sizes = [p.shape[0] for p in params]
+        return torch.cat(params, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad.split(ctx.sizes, dim=0)
+
+
+def _cat(params: list[torch.Tensor]) -> torch.Tensor:
+    return params[0] if len(params) == 1 else _CatParams.apply(*params)
+
+
+class _Grouped:
+    """Each op kind of all edges as one grouped convolution chain (few kernel launches)."""
+
+    def __init__(self, shared: _Shared):
+        self.s, self.n = shared, shared.n
+
+    def conv(self, x: torch.Tensor, convs: list[nn.Conv2d]) -> torch.Tensor:
+        """Each edge's conv on its own slice of channels of x, as one grouped convolution."""
+        c = convs[0]
+        weight = _cat([m.weight for m in convs])
+        return F.conv2d(x, weight, None, c.stride, c.padding, c.dilation, c.groups * self.n)
+
+    def bn(self, x: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
+        """Each edge's batch norm (batch statistics) over its channels, as one call."""
+        b = bns[0]
+        weight = bias = None
+        if b.affine:
+            weight, bias = _cat([m.weight for m in bns]), _cat([m.bias for m in bns])
+        return F.batch_norm(x, None, None, weight, bias, True, 0.0, b.eps)
+
+    def dil(self, z: torch.Tensor, bodies: list[nn.Sequential]) -> torch.Tensor:
+        y = self.conv(z, [b[1] for b in bodies])
+        y = self.conv(y, [b[2] for b in bodies])
+        return self.bn(y, [b[3] for b in bodies])
+
+    def run(self, kind: _Kind) -> torch.Tensor:
+        """Op `kind.index` of every edge: (1, B, E, C, H, W), or (1, B, 1, C, H, W) when shared
+        (the leading 1: the mix concatenates the op kinds along it)."""
+        s = self.s
+        ops = [e.ops[kind.index] for e in s.edges]
+        if kind.how in ("identity", "pool"):
+            y = s.x if kind.how == "identity" else s.pooled(kind)
+            return y.view(1, y.shape[0], 1, *y.shape[1:])
+        if kind.how == "pool_conv":
+            y = s.pooled(kind)
+            y = torch.cat([y] * self.n, dim=1) if self.n > 1 else y
+            y = self.bn(self.conv(y, [o[1] for o in ops]), [o[2] for o in ops])
+        elif kind.how == "sep":
+            y = self.dil(F.relu(self.dil(s.rep, [o.op[0].op for o in ops])), [o.op[1].op for o in ops])
+        elif kind.how == "dil":
+            y = self.dil(s.rep, [o.op for o in ops])
+        elif kind.how == "rcb":
+            y = self.bn(self.conv(s.rep, [o.op[1] for o in ops]), [o.op[2] for o in ops])
+        elif kind.how == "fr":
+            y1 = self.conv(s.rep, [o.conv1 for o in ops])
+            y2 = self.conv(s.shifted(s.rep), [o.conv2 for o in ops])
+            y = torch.cat([y1.unflatten(1, (self.n, -1)), y2.unflatten(1, (self.n, -1))], dim=2).flatten(1, 2)
+            y = self.bn(y, [o.bn for o in ops])
+        else:
+            return torch.stack([op(s.x) for op in ops], dim=1).unsqueeze(0)
+        return y.view(1, y.shape[0], self.n, -1, *y.shape[2:])
+
+
+def mixed_edges(
+    edges: Sequence[nn.Module],
+    x: torch.Tensor,
+    w: torch.Tensor,
+    edge_weights: torch.Tensor | None = None,
+    grouped: bool = False,
+    ops: Sequence[Sequence[int] | None] | None = None,
+    unit: bool = False,
+    add_unsampled: bool = False,
+) -> list[torch.Tensor]:
+    """The outputs of mixed edges that all read x (MixedEdge semantics, with EdgeContext's options).
+
+    Args:
+        edges: `MixedEdge`s (or `WideMixedEdge`s) of one structure; `batchable(edges)` must hold.
+        x: their common input.
+        w: (edges, ops) op weights, row e for edge e.
+        edge_weights: optional (edges,) scale of each edge's output (PC-DARTS).
+        grouped: the weighted ops of all edges as grouped convolutions and the mix vectorised
+            (few kernel launches: a GPU's choice); else edge by edge on the shared parts
+            (bitwise MixedEdge's result; a CPU's choice: its grouped convolutions run 3-4x
+            slower than the same work as separate ones). Only without `ops`.
+        ops: per edge, the op indices it computes (None: all); no list may be empty.
+        unit: an edge computing one op has weight exactly 1 there and passes it no gradient
+            (GDAS's weight step): the op's output is used as it is.
+        add_unsampled: add the weights of the ops an edge does not compute (see EdgeContext).
+
+    Returns:
+        One output per edge.
+    """
+    plan = _plan(edges)
+    n = len(edges)
+    full = x
+    if plan.partial > 1:
+        k = x.shape[1] // plan.partial
+        x, rest = x[:, :k], x[:, k:]
+        rest = plan.bypass_pool(rest) if plan.bypass_pool is not None else rest
+    shared = _Shared(edges, x)
+    if ops is not None or not grouped:
+        outs = []
+        for e, edge in enumerate(edges):
+            row, out = w[e], None
+            chosen = range(len(plan.kinds)) if ops is None or ops[e] is None else ops[e]
+            live = [i for i in chosen if plan.kinds[i].how != "none"]  # `none` adds zeros (its gradient is 0)
+            if not live:  # only `none`: the edge's own zeros
+                out = edge(full, row, list(chosen))
+            else:
+                for i in live:
+                    y = _one(shared, plan.kinds[i], edge.ops[i])
+                    term = y if unit and len(chosen) == 1 else row[i] * y
+                    out = term if out is None else out + term
+                if plan.partial > 1:
+                    out = channel_shuffle(torch.cat([out, rest], dim=1), plan.partial)
+            if add_unsampled and len(chosen) < len(plan.kinds) and row.requires_grad:
+                out = out + row.index_select(0, others(len(plan.kinds), tuple(chosen), row.device)).sum()
+            outs.append(out if edge_weights is None else out * edge_weights[e])
+        return outs
+    batch = _Grouped(shared)
+    # The mix, one stack per op family: the edges' own ops (B, E, C, H, W), the shared ones (B, 1, C, H, W).
+    out = None
+    for family in plan.families:
+        ys = torch.cat([batch.run(plan.kinds[i]) for i in family], dim=0)
+        cols = w[:, plan.family_index(family, w.device)].t().reshape(len(family), 1, n, 1, 1, 1)
+        mixed = (cols * ys).sum(0)
+        out = mixed if out is None else out + mixed
+    if plan.partial > 1:
+        mixed = torch.cat([out, rest.unsqueeze(1).expand(-1, n, -1, -1, -1)], dim=2)
+        b, _, c, h, wd = mixed.shape
+        out = mixed.view(b, n, plan.partial, c // plan.partial, h, wd).transpose(2, 3).reshape(b, n, c, h, wd)
+    if edge_weights is not None:
+        out = out * edge_weights.view(1, n, 1, 1, 1)
+    return list(out.unbind(1))
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Interleave channel groups (ShuffleNet), as PC-DARTS does after a partial edge."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)

@@ -1,0 +1,100 @@
+"""Mixed edges computed together (nasmix.spaces.groups) give what MixedEdge gives edge by edge."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from nasmix import registry
+from nasmix.spaces.ops import DilConv, depthwise
+from nasmix.testing import TINY_TASK
+
+
+def _step(net, x, y, weights, edge_weights, active):
+    net.zero_grad()
+    for w in weights.values():
+        w.grad = None
+    loss = torch.nn.functional.cross_entropy(net(x, weights, active, edge_weights), y)
+    leaves = list(weights.values()) + list(net.parameters())
+    grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+    return loss.detach(), grads
+
+
+CASES = [
+    ("darts", 2, True),
+    ("simple_cell", 2, False),
+    ("simple_cell", 2, True),
+    ("nb201", 1, False),
+    ("nb201", 1, True),
+]
+IDS = [f"{s}-{k}-{'grouped' if g else 'cpu'}" for s, k, g in CASES]
+
+
+# The DARTS space's CPU form is covered by tests/strategies/test_pinned_search.py (against main's searches).
+@pytest.mark.parametrize("space, partial, grouped", CASES, ids=IDS)
+def test_edges_together_match_edges_one_by_one(space, partial, grouped):
+    """The weighted-sum forward through `EdgeContext.edges` (either form) against the edge-by-edge
+    path (the same supernet given `active` lists naming every op): same loss, same gradients for
+    the arch weights, the edge weights and every parameter, to float32 rounding of reordered sums."""
+    torch.manual_seed(0)
+    net = registry.create("space", space).supernet(TINY_TASK, "tiny", partial=partial)
+    net = net.to(memory_format=torch.channels_last)
+    net.grouped_convs = grouped
+    weights = {g: torch.softmax(torch.randn(s), -1).requires_grad_() for g, s in net.arch_shapes.items()}
+    shapes = net.arch_shapes
+    edge_weights = {g: torch.softmax(torch.randn(s[0]), -1).requires_grad_() for g, s in shapes.items()}
+    x = torch.randn(4, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (4,))
+    every = {g: [list(range(s[1]))] * s[0] for g, s in net.arch_shapes.items()}
+    loss, grads = _step(net, x, y, weights, edge_weights, None)
+    ref_loss, ref_grads = _step(copy.deepcopy(net), x, y, weights, edge_weights, every)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-6)
+    for got, want in zip(grads, ref_grads):
+        assert (got is None) == (want is None)
+        if want is not None:
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * max(1.0, want.abs().max().item()))
+
+
+def test_dilated_depthwise_gradients_match_the_convolution():
+    torch.manual_seed(0)
+    for kernel, padding in ((3, 2), (5, 4)):
+        op = DilConv(6, 6, kernel, 1, padding, 2, affine=False)
+        x = torch.randn(2, 6, 9, 9, requires_grad=True)
+        g = torch.randn(2, 6, 9, 9)
+        got = torch.autograd.grad(depthwise(op.op[1], x), [x, op.op[1].weight], g)
+        want = torch.autograd.grad(op.op[1](x), [x, op.op[1].weight], g)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("space", ["darts", "nb201"])
+def test_sampled_edges_together_match_edges_one_by_one(space, monkeypatch):
+    """GDAS's mode (one sampled op per edge, hard weights, the unsampled weights added on NB-201)
+    through `EdgeContext.edges` against the edge-by-edge path."""
+    from nasmix.spaces.supernet import EdgeContext
+
+    torch.manual_seed(1)
+    net = registry.create("space", space).supernet(TINY_TASK, "tiny").to(memory_format=torch.channels_last)
+    gen = torch.Generator().manual_seed(2)
+    picks = {g: torch.randint(0, s[1], (s[0],), generator=gen) for g, s in net.arch_shapes.items()}
+    probs = {g: torch.softmax(torch.randn(s), -1).requires_grad_() for g, s in net.arch_shapes.items()}
+    active = {g: [[int(i)] for i in p] for g, p in picks.items()}
+    x = torch.randn(4, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (4,))
+    results = []
+    for together in (True, False):
+        if not together:
+            monkeypatch.setattr(EdgeContext, "together", lambda self, group: False)
+        one_hot = {g: torch.nn.functional.one_hot(picks[g], p.shape[1]).float() for g, p in probs.items()}
+        hard = {g: one_hot[g] - p.detach() + p for g, p in probs.items()}
+        logits = net(x, hard, active, None, add_unsampled=space == "nb201")
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        leaves = list(probs.values()) + list(net.parameters())
+        results.append((loss.detach(), torch.autograd.grad(loss, leaves, allow_unused=True)))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    for got, want in zip(results[0][1], results[1][1]):
+        assert (got is None) == (want is None)
+        if want is not None:
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
