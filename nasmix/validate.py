@@ -19,13 +19,19 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import numbers
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from nasmix.errors import ConfigError
+import numpy as np
+
+from nasmix import registry
+from nasmix.atomicfile import write_atomic
+from nasmix.data.base import Task, check_path_use
+from nasmix.errors import ConfigError, NasmixError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 SEED_LIMIT = 2**63  # seeds are in [0, SEED_LIMIT)
@@ -320,11 +326,6 @@ def check_network_size(
     Raises:
         ConfigError: too large.
     """
-    import numpy as np
-
-    from nasmix import registry
-    from nasmix.data import Task
-
     space = registry.create("space", space_name, **dict(options))
     arch = space.sample(np.random.default_rng(0))
     task = Task("estimate", classes, (3, image_size, image_size))
@@ -346,8 +347,6 @@ def check_data_flags(args: Any) -> None:
     Raises:
         ConfigError: a subset below 1 or beyond int64; --data for a dataset that reads no files.
     """
-    from nasmix.data.base import check_path_use
-
     check_count(getattr(args, "train_subset", None), "--train-subset")
     check_count(getattr(args, "test_subset", None), "--test-subset")
     if getattr(args, "dataset", None) is not None:
@@ -367,11 +366,6 @@ def write_result_file(path: str, data: Any, flag: str) -> None:
     Raises:
         NasmixError: the write failed (OSError), naming the file and the errno's text.
     """
-    import json
-
-    from nasmix.atomicfile import write_atomic
-    from nasmix.errors import NasmixError
-
     try:
         write_atomic(path, json.dumps(data, indent=1).encode())
     except OSError as err:
