@@ -147,4 +147,6 @@ def test_a_study_run_now_stores_the_events_the_old_code_stored(old, monkeypatch)
             old_data = before["669d20a07bf7"][key][2]
             for loss in ("train_loss", "valid_loss"):
                 assert data.pop(loss) == pytest.approx(old_data.pop(loss), rel=1e-5), (key, loss)
+            # What the dashboard added (nasmix serve, issue 14): each edge's op probabilities per epoch.
+            assert set(data.pop("arch_probs")) == set(data.pop("arch_ops")) != set()
     assert now == before

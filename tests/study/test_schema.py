@@ -89,7 +89,7 @@ def test_unreadable_event_data_is_a_clear_error():
         SearchDone("a", extra={"net": object()})
 
 
-AXES = {"spaces": ["chain"], "strategies": ["random", "darts"], "datasets": ["synthetic"], "seeds": [0, 1]}
+AXES = {"spaces": ["chain"], "strategies": ["random", "darts"], "datasets": ["cifar10"], "seeds": [0, 1]}
 STUDY = {
     "study": {"name": "t", **AXES},
     "search": {"candidates": 3, "max_seconds": 60},
