@@ -35,12 +35,21 @@ else
 fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"
   $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } | tee "$OUT/machine.txt"
-echo "== search fp32 (issue 12: the headline against NASLib)"
-timeout 220 $PY bench/search.py --device $DEV $TINY --precision fp32 $FP32 --json "$OUT/search_fp32.json" 2>&1 | tee "$OUT/search_fp32.txt"
-echo "== search bf16 (issue 12)"
-timeout 100 $PY bench/search.py --device $DEV $TINY --precision bf16 $BF16 --json "$OUT/search_bf16.json" 2>&1 | tee "$OUT/search_bf16.txt"
-echo "== memory plan (issue 12)"; timeout 40 $PY bench/memory.py --device $DEV $MEM 2>&1 | tee "$OUT/memory.txt"
-echo "== loader (issue 2)";  timeout 50 $PY bench/data.py --device $DEV $DATA 2>&1 | tee "$OUT/data.txt"
-echo "== spaces (issue 3)";  timeout 30 $PY bench/spaces.py --device $DEV $SPACES 2>&1 | tee "$OUT/spaces.txt"
-echo "== proxies (issue 7)"; timeout 60 $PY bench/proxies.py --device $DEV $PROXIES 2>&1 | tee "$OUT/proxies.txt"
+# Every step runs even when one before it failed (its figures still come back); the script's exit
+# status says whether all of them succeeded, naming the ones that did not.
+FAILED=()
+step() {  # step NAME SECONDS COMMAND...: run it with a timeout, its output teed to $OUT/NAME.txt
+  local name=$1 limit=$2; shift 2
+  echo "== $name"
+  timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.txt"
+  local rc=${PIPESTATUS[0]}
+  [ "$rc" = 0 ] || { echo "!! $name failed (exit $rc)"; FAILED+=("$name:$rc"); }
+}
+step search_fp32 220 $PY bench/search.py --device $DEV $TINY --precision fp32 $FP32 --json "$OUT/search_fp32.json"
+step search_bf16 100 $PY bench/search.py --device $DEV $TINY --precision bf16 $BF16 --json "$OUT/search_bf16.json"
+step memory 40 $PY bench/memory.py --device $DEV $MEM       # issue 12
+step data 90 $PY bench/data.py --device $DEV $DATA          # issue 2
+step spaces 30 $PY bench/spaces.py --device $DEV $SPACES    # issue 3
+step proxies 60 $PY bench/proxies.py --device $DEV $PROXIES # issue 7
 echo "results in $OUT"
+if [ ${#FAILED[@]} -gt 0 ]; then echo "failed steps: ${FAILED[*]}"; exit 1; fi
