@@ -58,7 +58,7 @@ class Arch:
         return self.to_str()
 
     @staticmethod
-    def from_str(text: str, space: Any = None) -> "Arch":
+    def from_str(text: str, space: Any = None) -> Arch:
         """Parse `space:payload` (`space{options}:payload`), or a bare payload when `space` is given.
 
         Args:

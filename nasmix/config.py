@@ -344,7 +344,7 @@ def study_from_dict(raw: Mapping[str, Any], default_name: str = "study") -> Stud
     store, device = study.pop("store", None), study.pop("device", "auto")
     ray_address = study.pop("ray_address", None)
     if study:
-        valid = "name store device ray_address spaces strategies estimators datasets seeds".split()
+        valid = ["name", "store", "device", "ray_address", "spaces", "strategies", "estimators", "datasets", "seeds"]
         raise ConfigError(UnknownNameError("key of [study]", sorted(study)[0], valid).__str__())
     ev = _table(raw, "eval")
     return make_study(

@@ -36,7 +36,7 @@ JSON = Any  # a JSON value: None, bool, int, float, str, or lists and str-keyed 
 # Data keys that are not fields: the version, and the kind (in `nasmix search --json`).
 RESERVED = ("v", "event")
 
-_TYPES: dict[str, type["Event"]] = {}
+_TYPES: dict[str, type[Event]] = {}
 
 
 class EventSchemaError(NasmixError):
@@ -112,7 +112,7 @@ class Event:
         return out
 
     @classmethod
-    def from_json(cls, data: Mapping[str, JSON], **columns: Any) -> "Event":
+    def from_json(cls, data: Mapping[str, JSON], **columns: Any) -> Event:
         """The event of stored data (the inverse of `to_json`); unknown keys go to `extra`.
 
         Args:
@@ -339,7 +339,7 @@ class ArchChosen(Event):
         return out
 
     @classmethod
-    def from_json(cls, data: Mapping[str, JSON], **columns: Any) -> "Event":
+    def from_json(cls, data: Mapping[str, JSON], **columns: Any) -> Event:
         data = dict(data)
         if "kind" in data:
             data["strategy_kind"] = data.pop("kind")

@@ -102,9 +102,13 @@ def _kind(index: int, op: nn.Module, skip: set) -> _Kind:
         return _Kind(index, "pool")
     if isinstance(op, nn.Sequential) and len(op) == 2 and isinstance(op[0], _POOLS) and _plain_bn(op[1]):
         return _Kind(index, "pool", bn=True)
-    if isinstance(op, nn.Sequential) and [type(m) for m in op][1:] == [nn.Conv2d, nn.BatchNorm2d]:
-        if isinstance(op[0], _POOLS):  # NASLib's widening pool: pool, 1x1 convolution, batch norm
-            return _Kind(index, "pool_conv")
+    # NASLib's widening pool: pool, 1x1 convolution, batch norm
+    if (
+        isinstance(op, nn.Sequential)
+        and [type(m) for m in op][1:] == [nn.Conv2d, nn.BatchNorm2d]
+        and isinstance(op[0], _POOLS)
+    ):
+        return _Kind(index, "pool_conv")
     if isinstance(op, SepConv):
         return _Kind(index, "sep")
     if isinstance(op, DilConv):

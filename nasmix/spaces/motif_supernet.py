@@ -199,10 +199,7 @@ class HierarchicalSupernet(Supernet):
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         cells = [layer for layer in self.layers if isinstance(layer, SuperCell)]
         if torch.is_grad_enabled():
-            if self.checkpoint is None:
-                plan = self.planner.plan(x, ctx)
-            else:
-                plan = (self.checkpoint,) * len(cells)
+            plan = self.planner.plan(x, ctx) if self.checkpoint is None else (self.checkpoint,) * len(cells)
             for cell, flag in zip(cells, plan):
                 cell.checkpoint = flag
             self.last_plan = tuple(plan)

@@ -236,7 +236,7 @@ class Drnas(OneShot):
         """The recipe of DrNAS's script for a space (the DARTS-space one for spaces DrNAS never searched)."""
         return RECIPES.get(space_name, OTHER)
 
-    def resolved(self, space_name: str) -> "Drnas.Config":
+    def resolved(self, space_name: str) -> Drnas.Config:
         """The options with every unset one taken from the space's recipe.
 
         Example:

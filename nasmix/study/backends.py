@@ -139,10 +139,9 @@ def _deliver(item: tuple, write: Write, progress: Progress) -> None:
     if item[0] != "event":
         progress(*item[1:])
         return
-    try:
+    # LeaseLost: another driver took the cell, and the rest of its events are dropped (the driver said so).
+    with contextlib.suppress(LeaseLost):
         write(*item[1:])
-    except LeaseLost:  # another driver took the cell: the rest of its events are dropped (the driver said so)
-        pass
 
 
 def _drain(q, write: Write, progress: Progress, block: float = 0.0) -> None:
