@@ -177,6 +177,8 @@ class Drnas(OneShot):
     alpha out of `parameters()`, and the clip covers the weights only.
     """
 
+    config: Config  # its own options (OneShot.__init__ builds them)
+
     @dataclass(frozen=True)
     class Config(BilevelConfig):
         """DrNAS options (the shared bilevel ones, see BilevelConfig, plus these); None: the space's recipe.

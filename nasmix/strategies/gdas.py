@@ -73,6 +73,8 @@ class Gdas(OneShot):
     norm and changes the clipping factor by at most 3e-5 (docs/strategies.md).
     """
 
+    config: Config  # its own options (OneShot.__init__ builds them)
+
     @dataclass(frozen=True)
     class Config(BilevelConfig):
         """GDAS options (the shared bilevel ones, see BilevelConfig).
