@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.utils.checkpoint
@@ -50,9 +51,12 @@ from nasmix.spaces.ops import DilConv, make_op
 
 Weights = Mapping[str, torch.Tensor]
 Active = Mapping[str, Sequence[Sequence[int] | None]]
+_M = TypeVar("_M", bound=nn.Module)
+# What EdgeContext.edge calls: a mixed edge, (x, op weights, op indices or None) -> output.
+EdgeFn = Callable[[torch.Tensor, torch.Tensor, Sequence[int] | None], torch.Tensor]
 
 
-def without_running_stats(module: nn.Module) -> nn.Module:
+def without_running_stats(module: _M) -> _M:
     """Make every batch norm in `module` normalise with batch statistics only, keeping none."""
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -61,7 +65,7 @@ def without_running_stats(module: nn.Module) -> nn.Module:
     return module
 
 
-def search_ops(module: nn.Module) -> nn.Module:
+def search_ops(module: _M) -> _M:
     """A supernet's candidate ops: batch norms without running statistics (`without_running_stats`)
     and dilated convolutions with the CPU's faster input gradient (`ops.DilConv.fast_backward`)."""
     for m in module.modules():
@@ -141,7 +145,7 @@ class EdgeContext:
         """Whether the cells may compute `group`'s edges through `edges` (no edge is switched off)."""
         return self.active is None or all(ops is None or len(ops) > 0 for ops in self.active[group])
 
-    def edge(self, group: str, index: int, module: MixedEdge, x: torch.Tensor) -> torch.Tensor:
+    def edge(self, group: str, index: int, module: EdgeFn, x: torch.Tensor) -> torch.Tensor:
         """The output of edge `index` of `group`."""
         ops = None if self.active is None else self.active[group][index]
         w = self.weights[group][index]
