@@ -40,7 +40,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import torch
 import torch.utils.checkpoint
@@ -175,6 +175,15 @@ class EdgeContext:
         return mixed_edges(modules, x, w, ew, self.grouped, ops, self.unit_weights, self.add_unsampled)
 
 
+class _CellCounter(Protocol):
+    """The memory plan's probe (nasmix.spaces.memory, which imports this module): the bytes
+    autograd keeps, and where each cell starts and ends."""
+
+    def pack(self, t: torch.Tensor) -> Any: ...
+    def enter_cell(self) -> None: ...
+    def leave_cell(self) -> None: ...
+
+
 class Supernet(nn.Module, ABC):
     """A network of mixed edges. Subclasses build the edges and implement `run`.
 
@@ -193,7 +202,7 @@ class Supernet(nn.Module, ABC):
     # True: the supernet plans its own recomputation (the hierarchical space's motifs, nasmix.spaces.motif_memory),
     # and the search's plan (nasmix.spaces.memory) leaves it alone: one plan per space.
     own_memory_plan: bool = False
-    _saved_counter = None  # the memory plan's probe, while it measures
+    _saved_counter: _CellCounter | None = None  # the memory plan's probe, while it measures
 
     def forward(self, x: torch.Tensor, weights: Weights, active: Active | None = None,
                 edge_weights: Weights | None = None, add_unsampled: bool = False,
