@@ -99,7 +99,10 @@ def options_text(options: Options) -> str:
 
 def freeze(options: dict[str, Any]) -> Options:
     """Options as sorted (name, value) pairs with lists turned into tuples (hashable)."""
-    thaw = lambda v: tuple(thaw(x) for x in v) if isinstance(v, (list, tuple)) else v  # noqa: E731
+
+    def thaw(v: Any) -> Any:
+        return tuple(thaw(x) for x in v) if isinstance(v, (list, tuple)) else v
+
     return tuple(sorted((k, thaw(v)) for k, v in options.items()))
 
 

@@ -497,7 +497,7 @@ class Store:
             record, problem = event_record(row)
             if problem:
                 problems.append(problem)
-            else:
+            elif record is not None:  # event_record gives a record or a problem
                 records.append(record)
         self._raise(problems)
         return records
