@@ -88,7 +88,7 @@ class MemoryPlan:
 class _SavedBytes:
     """Bytes autograd saves for backward while active, distinct storages only, split by cell."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.seen: set = set()
         self.total = 0
         self.cell_peak = 0  # the most bytes saved inside one `call_cell`
