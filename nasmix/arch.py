@@ -58,7 +58,7 @@ class Arch:
         return self.to_str()
 
     @staticmethod
-    def from_str(text: str, space: Any = None) -> "Arch":
+    def from_str(text: str, space: Any = None) -> Arch:
         """Parse `space:payload` (`space{options}:payload`), or a bare payload when `space` is given.
 
         Args:
@@ -99,7 +99,10 @@ def options_text(options: Options) -> str:
 
 def freeze(options: dict[str, Any]) -> Options:
     """Options as sorted (name, value) pairs with lists turned into tuples (hashable)."""
-    thaw = lambda v: tuple(thaw(x) for x in v) if isinstance(v, (list, tuple)) else v  # noqa: E731
+
+    def thaw(v: Any) -> Any:
+        return tuple(thaw(x) for x in v) if isinstance(v, (list, tuple)) else v
+
     return tuple(sorted((k, thaw(v)) for k, v in options.items()))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,9 +30,9 @@ from nasmix.spaces.base import SIZES
 from nasmix.train import TrainConfig
 from nasmix.validate import check_network_size, check_numbers, depth, field_problems, seed_problem
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
+else:  # Python 3.10
     import tomli as tomllib
 
 __all__ = [
@@ -200,8 +201,7 @@ class EvalSettings:
 
     def budget(self) -> Budget:
         """The evaluation's caps as a Budget of `train.epochs` epochs."""
-        caps = {"max_seconds": self.max_seconds, "max_gpu_seconds": self.max_gpu_seconds}
-        return Budget(epochs=self.train.epochs, **caps)
+        return Budget(epochs=self.train.epochs, max_seconds=self.max_seconds, max_gpu_seconds=self.max_gpu_seconds)
 
 
 @dataclass(frozen=True)
@@ -293,12 +293,12 @@ def make_study(
     """
     check_name(name)
     ray_address = check_ray_address(ray_address)
-    axes = [
+    axes = (
         _names(spaces, "spaces", "space"),
         _names(strategies, "strategies", "strategy"),
         _names(estimators, "estimators", "estimator"),
         _names(datasets, "datasets", "dataset"),
-    ]
+    )
     seeds = [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
     # The rule of `train --seed` and `search --seed` (nasmix.validate.seed_problem).
     if not isinstance(seeds, (list, tuple)) or not seeds or any(seed_problem(s) for s in seeds):
@@ -344,7 +344,7 @@ def study_from_dict(raw: Mapping[str, Any], default_name: str = "study") -> Stud
     store, device = study.pop("store", None), study.pop("device", "auto")
     ray_address = study.pop("ray_address", None)
     if study:
-        valid = "name store device ray_address spaces strategies estimators datasets seeds".split()
+        valid = ["name", "store", "device", "ray_address", "spaces", "strategies", "estimators", "datasets", "seeds"]
         raise ConfigError(UnknownNameError("key of [study]", sorted(study)[0], valid).__str__())
     ev = _table(raw, "eval")
     return make_study(
@@ -376,7 +376,7 @@ def eval_settings(preset: str, values: Mapping[str, Any], where: str = "[eval]")
         raise ConfigError(UnknownNameError("eval preset", str(preset), EVAL_PRESETS).__str__())
     values = dict(values)
     base = EVAL_PRESETS[preset]
-    phase = {k: values.pop(k) for k in ("size", "max_seconds", "max_gpu_seconds") if k in values}
+    phase: dict[str, Any] = {k: values.pop(k) for k in ("size", "max_seconds", "max_gpu_seconds") if k in values}
     if "seed" in values:  # it would be overridden without a word
         hint = "set [study] seeds = [...] instead"
         raise ConfigError(f"{where} seed: each cell trains with its own seed; {hint}")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from nasmix.errors import NasmixError
 
@@ -36,7 +36,9 @@ JSON = Any  # a JSON value: None, bool, int, float, str, or lists and str-keyed 
 # Data keys that are not fields: the version, and the kind (in `nasmix search --json`).
 RESERVED = ("v", "event")
 
-_TYPES: dict[str, type["Event"]] = {}
+_TYPES: dict[str, type[Event]] = {}
+# The class `from_json` is called on (typing.Self is Python 3.11+, and requires-python admits 3.10).
+_E = TypeVar("_E", bound="Event")
 
 
 class EventSchemaError(NasmixError):
@@ -112,7 +114,7 @@ class Event:
         return out
 
     @classmethod
-    def from_json(cls, data: Mapping[str, JSON], **columns: Any) -> "Event":
+    def from_json(cls: type[_E], data: Mapping[str, JSON], **columns: Any) -> _E:
         """The event of stored data (the inverse of `to_json`); unknown keys go to `extra`.
 
         Args:
@@ -339,7 +341,7 @@ class ArchChosen(Event):
         return out
 
     @classmethod
-    def from_json(cls, data: Mapping[str, JSON], **columns: Any) -> "Event":
+    def from_json(cls: type[_E], data: Mapping[str, JSON], **columns: Any) -> _E:
         data = dict(data)
         if "kind" in data:
             data["strategy_kind"] = data.pop("kind")

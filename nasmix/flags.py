@@ -75,7 +75,7 @@ def module_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     Raises:
         ConfigError: a pair that is not KIND.KEY=VALUE, or a kind this command does not build.
     """
-    kinds = getattr(args, "opt_kinds", ())
+    kinds: tuple[str, ...] = getattr(args, "opt_kinds", ())
     out: dict[str, dict[str, Any]] = {}
     for pair in getattr(args, "opt", None) or ():
         head, eq, _ = pair.partition("=")

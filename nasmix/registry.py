@@ -47,7 +47,7 @@ KINDS: dict[str, str] = {
 }
 PLUGIN_GROUP = "nasmix.plugins"
 
-_ENTRIES: dict[str, dict[str, "Entry"]] = {kind: {} for kind in KINDS}
+_ENTRIES: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
 _LOADED: set[str] = set()
 # Plugin state: loaded once; `current` names the plugin whose module is importing.
 _PLUGINS: dict[str, Any] = {"loaded": False, "current": None, "failures": []}

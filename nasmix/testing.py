@@ -190,7 +190,7 @@ def option_variants(name: str) -> list[dict[str, Any]]:
     config = getattr(cls, "Config", None)
     if config is None:
         return []
-    changes = {}
+    changes: dict[str, Any] = {}
     for f in dataclasses.fields(config):
         value = f.default
         if isinstance(value, bool):
@@ -331,7 +331,7 @@ def check_proxy(name: str, task: Task = TINY_TASK, batch: int = 8, seed: int = 0
     x = torch.randn(batch, *task.shape, generator=gen)
     y = torch.randint(0, task.num_classes, (batch,), generator=gen)
     x0, y0 = x.clone(), y.clone()
-    scores = []
+    scores: list[float] = []
     for net in (proxy_network(seed, task), proxy_network(seed, task)):
         for _ in range(2 if not scores else 1):
             before = _state(net)

@@ -272,14 +272,16 @@ def train(
                 ) from None
             restore_rng(state.get("rng"))
             history, start = state["history"], state["epoch"]
-    for past in history if clock is not None else ():  # epochs restored from a checkpoint count too
-        tick(clock, past)
+    if clock is not None:  # epochs restored from a checkpoint count too
+        for past in history:
+            tick(clock, past)
     step_fn = torch.compile(model) if config.compile else model
     steps = len(loader) * config.epochs
     for epoch in range(start + 1, config.epochs + 1):
         torch.manual_seed(epoch_seed(config.seed, epoch) + 1)  # drop-path and dropout draws
         if hasattr(model, "drop_path_prob"):
-            model.drop_path_prob = config.drop_path * (epoch - 1) / config.epochs
+            # a plain float attribute; nn.Module's __setattr__ is typed for tensors and modules only
+            model.drop_path_prob = config.drop_path * (epoch - 1) / config.epochs  # type: ignore[assignment]
         model.train()
         totals = torch.zeros(3, device=device, dtype=torch.float64)
         with timer.measure() as m_train:

@@ -140,9 +140,8 @@ def _contradicts(net, x, y, task):
     (_plain(_contradicts, higher=False), AssertionError, "docstring must say 'lower is better'"),
 ])
 def test_the_proxy_contract_catches(fn, expected, breach):
-    with registered("proxy", "broken", fn):
-        with pytest.raises(expected, match=breach):
-            testing.check_proxy("broken")
+    with registered("proxy", "broken", fn), pytest.raises(expected, match=breach):
+        testing.check_proxy("broken")
 
 
 def test_the_proxy_decorator_gives_the_network_back_as_it_was():
@@ -241,9 +240,8 @@ class OneClassTooMany(ResNet20):
 
 
 def test_the_model_contract_catches_a_wrong_output():
-    with registered("model", "broken", OneClassTooMany):
-        with pytest.raises(AssertionError, match="logits shape"):
-            testing.check_model("broken")
+    with registered("model", "broken", OneClassTooMany), pytest.raises(AssertionError, match="logits shape"):
+        testing.check_model("broken")
 
 
 class NarrowLabels(Synthetic):
@@ -264,12 +262,10 @@ class NeedsAFile(Synthetic):
 
 
 def test_the_dataset_contract_catches_narrow_labels_and_skips_what_needs_a_file():
-    with registered("dataset", "broken", NarrowLabels):
-        with pytest.raises(AssertionError, match="labels must be int64"):
-            testing.check_dataset("broken")
-    with registered("dataset", "filed", NeedsAFile):
-        with pytest.raises(pytest.skip.Exception, match="needs a file"):
-            testing.check_dataset("filed")
+    with registered("dataset", "broken", NarrowLabels), pytest.raises(AssertionError, match="labels must be int64"):
+        testing.check_dataset("broken")
+    with registered("dataset", "filed", NeedsAFile), pytest.raises(pytest.skip.Exception, match="needs a file"):
+        testing.check_dataset("filed")
 
 
 class NaNEstimator(Estimator):
@@ -290,12 +286,10 @@ class FileEstimator(NaNEstimator):
 
 
 def test_the_estimator_contract_catches_a_nan_score_and_skips_what_needs_a_file():
-    with registered("estimator", "broken", NaNEstimator):
-        with pytest.raises(AssertionError, match="score nan"):
-            testing.check_estimator("broken")
-    with registered("estimator", "filed", FileEstimator):
-        with pytest.raises(pytest.skip.Exception, match="needs a file"):
-            testing.check_estimator("filed")
+    with registered("estimator", "broken", NaNEstimator), pytest.raises(AssertionError, match="score nan"):
+        testing.check_estimator("broken")
+    with registered("estimator", "filed", FileEstimator), pytest.raises(pytest.skip.Exception, match="needs a file"):
+        testing.check_estimator("filed")
 
 
 class Unseeded(Random):
@@ -315,6 +309,5 @@ class Silent(Random):
 
 @pytest.mark.parametrize("cls, breach", [(Unseeded, "same seed"), (Silent, "must log SearchDone")])
 def test_the_strategy_contract_catches(cls, breach):
-    with registered("strategy", "broken", cls):
-        with pytest.raises(AssertionError, match=breach):
-            testing.check_strategy("broken", "nb201", candidates=6)
+    with registered("strategy", "broken", cls), pytest.raises(AssertionError, match=breach):
+        testing.check_strategy("broken", "nb201", candidates=6)

@@ -96,7 +96,7 @@ def test_a_broken_plugin_is_named_and_the_rest_works(plugins, capsys):
     assert "half_registered" not in registry.names("proxy")
     assert registry.get("proxy", "snip").plugin is None
     assert "demo_walk" in registry.names("strategy")  # the good plugin still loads
-    with pytest.raises(UnknownNameError, match="plugin 'broken' .* failed to load: ModuleNotFoundError"):
+    with pytest.raises(UnknownNameError, match=r"plugin 'broken' .* failed to load: ModuleNotFoundError"):
         registry.get("proxy", "half_registered")
     assert main(["list", "proxy"]) == 0
     captured = capsys.readouterr()

@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rich.markup import escape
 
@@ -82,7 +83,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise ConfigError(f"--arch {text!r} is of space {named!r}, not of --space {args.space!r}")
         if args.data is not None:
             raise ConfigError("--data applies to DB CELL (the cell's dataset); an arch alone has none")
-        given = {f[2:].replace("-", "_"): v for f, _, v, _ in ARCH_FLAGS}
+        given: dict[str, Any] = {f[2:].replace("-", "_"): v for f, _, v, _ in ARCH_FLAGS}
         given.update({k: getattr(args, k) for k in given if getattr(args, k) is not None})
         for key in ("num_classes", "image_size", "channels"):
             check_count(given[key], "--" + key.replace("_", "-"))
@@ -113,7 +114,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             flags = ", ".join((["--opt"] if args.opt else []) + stray)
             raise ConfigError(f"{flags} apply to --arch only: a cell's network is built as the cell ran")
         info = export_cell(args.db, args.cell, args.out, args.data, args.skip)
-        source = f"cell {info.record.cell.id} ({info.record.cell.label})"
+        record = info.record
+        assert record is not None  # export_cell's result always names its cell
+        source = f"cell {record.cell.id} ({record.cell.label})"
     console.print(escape(f"exported {source} to {args.out}"))
     for a in info.artifacts:
         mark = "[green]written[/]" if a.ok else "[yellow]not written[/]"

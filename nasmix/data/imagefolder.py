@@ -140,7 +140,7 @@ def _decode(source: _Source, names: list[str], size: tuple[int, int] | None) -> 
     for i, name in enumerate(names):
         arr = _open_image(source, name, size)
         if out is None:
-            size = arr.shape[:2]
+            size = (arr.shape[0], arr.shape[1])
             try:
                 out = np.empty((len(names), size[0], size[1], 3), dtype=np.uint8)
             except MemoryError:
@@ -149,6 +149,7 @@ def _decode(source: _Source, names: list[str], size: tuple[int, int] | None) -> 
                     f"{source.path}: {len(names):,} images of {size[1]}x{size[0]} need {need:,.1f} GiB "
                     "of memory, more than this machine has"
                 ) from None
+        assert size is not None  # set with `out`, from the first image
         if arr.shape[:2] != tuple(size):  # a header that lied about the size
             raise DataError(
                 f"wrong image size in {source.path}/{name}: {arr.shape[1]}x{arr.shape[0]}, "

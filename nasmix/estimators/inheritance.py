@@ -115,9 +115,11 @@ class Inheritance(TrainingEstimator):
             (epochs, inherited tensors, parent).
         """
         c = self.config
-        state = self.cache.get((parent, data.size)) if parent is not None else None
-        if state is not None:
-            self.cache.move_to_end((parent, data.size))
+        state = None
+        if parent is not None:
+            state = self.cache.get((parent, data.size))
+            if state is not None:
+                self.cache.move_to_end((parent, data.size))
         copied: list[tuple[int, int]] = []
         epochs = c.epochs if state is not None else c.scratch_epochs
         run = fit(space, arch, data, c.recipe(), arch_seed(self.seed, arch), batch_size=self.batch_size,
@@ -129,5 +131,5 @@ class Inheritance(TrainingEstimator):
                 self.cache.popitem(last=False)
         n, total = copied[0] if copied else (0, 0)
         fidelity = {**self.fidelity(data, epochs), "inherited": n, "tensors": total,
-                    "parent": parent.to_str() if state is not None else None}  # fmt: skip
+                    "parent": parent.to_str() if state is not None and parent is not None else None}  # fmt: skip
         return Estimate(run.score, run.seconds, fidelity, extra=run.extra)

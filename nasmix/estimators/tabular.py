@@ -291,7 +291,9 @@ class Tabular(Estimator):
     @property
     def benchmark(self) -> Benchmark:
         """The loaded benchmark (loaded on first use)."""
-        return load_benchmark(self.config.path, self.config.trusted)
+        path = self.config.path
+        assert path is not None  # Config.__post_init__ refuses None
+        return load_benchmark(path, self.config.trusted)
 
     def prepare(self, space, data, budget, rng: np.random.Generator) -> None:
         """Check the space and load the benchmark before the search starts."""

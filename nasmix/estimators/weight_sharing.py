@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from torch import nn
 from nasmix import registry
 from nasmix.arch import Arch
 from nasmix.budget import Budget
-from nasmix.data.base import subset
+from nasmix.data.base import ImageArrays, subset
 from nasmix.errors import ConfigError
 from nasmix.estimators.base import Estimate, Estimator
 from nasmix.estimators.recipe import DEFAULT_BATCH, Recipe, score_model, train_config
@@ -116,7 +117,7 @@ class WeightSharing(Estimator):
         self.net: PathNet | None = None
         self.supernet_s = 0.0
         self._charge = 0.0  # supernet seconds not yet charged to an estimate
-        self._valid = None
+        self._valid: tuple[Any, ImageArrays] | None = None  # (the search data, its validation images)
 
     def prepare(self, space, data, budget, rng: np.random.Generator) -> None:
         """Train the supernet (its seconds go to the next estimate's cost)."""
@@ -148,10 +149,12 @@ class WeightSharing(Estimator):
         """
         if self.net is None:  # used without a search: prepare with defaults
             self.prepare(space, data, Budget(batch_size=DEFAULT_BATCH), np.random.default_rng(0))
-        self.net.arch = space.check(arch)
-        valid = self._valid[1] if self._valid[0] is data else data.valid
+        net, cached = self.net, self._valid
+        assert net is not None and cached is not None  # prepare sets both
+        net.arch = space.check(arch)
+        valid = cached[1] if cached[0] is data else data.valid
         with data.timer.measure() as m:
-            score = score_model(self.net, valid, data.task, data.device)
+            score = score_model(net, valid, data.task, data.device)
         charge, self._charge = self._charge, 0.0
         fidelity = {"supernet_epochs": self.config.epochs, "valid_images": len(valid), "size": data.size}
         extra = {"supernet_s": self.supernet_s, "charged_supernet_s": charge, "gpu_s": m.gpu_s, "device": m.device}

@@ -26,6 +26,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -84,7 +85,9 @@ def export_cell(
     spec = record.cell.spec
     options = dict(spec.options.space)
     space = registry.create("space", spec.space, **options)
-    arch = Arch.from_str((record.end and record.end.arch) or record.chosen.arch, space)
+    chosen = record.chosen
+    assert chosen is not None  # _check_state refuses a cell without one
+    arch = Arch.from_str((record.end and record.end.arch) or chosen.arch, space)
     task, mean, std, classes = _cell_task(record, data_path)
     size = spec.eval.size
     torch.manual_seed(spec.seed)  # the initial weights of the cell's evaluation
@@ -157,7 +160,8 @@ def export_arch(
     space, value, options = parse_arch(text, options)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
-    task = Task("custom", num_classes, tuple(int(v) for v in input_shape))
+    shape = cast(tuple[int, int, int], tuple(int(v) for v in input_shape))  # (C, H, W), as given
+    task = Task("custom", num_classes, shape)
     torch.manual_seed(seed)
     net = space.build(value, task, size)
     note = f"untrained: initial weights of seed {seed}"

@@ -78,7 +78,9 @@ def default_space_for(rec: CellRecord):
     return registry.create("space", rec.space, **((rec.settings.get("options") or {}).get("space") or {}))
 
 
-def describe_arch(rec: CellRecord, arch: str, space_for: Callable) -> tuple[str, tuple[ArchGraph, ...], str]:
+def describe_arch(
+    rec: CellRecord | None, arch: str, space_for: Callable
+) -> tuple[str, tuple[ArchGraph, ...], str]:
     """(describe text, graphs, graph source) of a cell's chosen arch; the bare string when unreadable."""
     try:
         space = space_for(rec)

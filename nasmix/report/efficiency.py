@@ -125,9 +125,10 @@ def random_baseline(curves: Sequence[Curve], t_h: float) -> float | None:
     """The random-search baseline at budget `t_h`: the mean a(t_h) of its cells; None when one of
     them had no tested result yet (a baseline that had nothing is not counted as 0)."""
     values = [accuracy_at(c, t_h) for c in curves]
-    if not values or any(v is None for v in values):
+    present = [v for v in values if v is not None]
+    if not values or len(present) < len(values):
         return None
-    return sum(values) / len(values)
+    return sum(present) / len(present)
 
 
 def headline_key(m: CellMetrics) -> tuple:
@@ -166,26 +167,35 @@ def _score_group(group: Sequence[CellMetrics], curves: Mapping[str, Curve]) -> d
     firsts = [checkpoints(curves[m.id])[0][0] for m in scored]
     grid = budget_grid(min((x for x in firsts if x > 0), default=budget), budget)
     at_budget = {m.id: accuracy_at(curves[m.id], budget) for m in scored}
-    best = max(at_budget.values())
-    costed = [m for m in scored if m.cost_h is not None]
-    layers = dict(zip((m.id for m in costed), pareto_layers([(m.cost_h, at_budget[m.id]) for m in costed])))
-    out = {}
+    # A cell whose first checkpoint comes after the group's budget (a horizon_h shorter than its
+    # run) has no result at that budget: it keeps its curve on the grid but is not scored there
+    # (no top1_at_budget, rank, Pareto layer or gain), and does not set the best.
+    valued = {k: v for k, v in at_budget.items() if v is not None}
+    best = max(valued.values(), default=None)
+    costed = [(m.id, (m.cost_h, valued[m.id])) for m in scored if m.cost_h is not None and m.id in valued]
+    layers = dict(zip((k for k, _ in costed), pareto_layers([p for _, p in costed])))
+    out: dict[str, dict] = {}
     for m in scored:
         c, top1 = curves[m.id], at_budget[m.id]
-        base = [(r, curves[r.id]) for r in scored if r.strategy == RANDOM_SEARCH and r.space == m.space]
-        note, gain, per_h = _gain(m, c, top1, base)
-        out[m.id] = dict(
-            top1_at_budget=top1,
-            reach_h=reach_time(c, top1),
+        fields: dict[str, object] = dict(
             budgets_h=grid,
             top1_at_budgets=tuple(accuracy_at(c, b) for b in grid),
             best_top1=best,
-            time_to_rel_h=tuple(time_to_target(c, q * best) for q in REL_TARGETS),
-            pareto_layer=layers.get(m.id),
-            baseline=note,
-            gain_vs_random=gain,
-            gain_per_cost_h=per_h,
         )
+        if best is not None:
+            fields["time_to_rel_h"] = tuple(time_to_target(c, q * best) for q in REL_TARGETS)
+        if top1 is not None:
+            base = [(r, curves[r.id]) for r in scored if r.strategy == RANDOM_SEARCH and r.space == m.space]
+            note, gain, per_h = _gain(m, c, top1, base)
+            fields.update(
+                top1_at_budget=top1,
+                reach_h=reach_time(c, top1),
+                pareto_layer=layers.get(m.id),
+                baseline=note,
+                gain_vs_random=gain,
+                gain_per_cost_h=per_h,
+            )
+        out[m.id] = fields
     return out
 
 

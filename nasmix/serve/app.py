@@ -155,7 +155,7 @@ class _Guard:
 class _Assets:
     """The static files, read once, with their gzip form and an ETag."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._cache: dict[str, tuple[bytes, bytes, str]] = {}
         self._lock = threading.Lock()
 

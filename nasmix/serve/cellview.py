@@ -124,7 +124,8 @@ def heatmaps(epochs: Sequence[dict]) -> list[dict]:
         groups = data.get("arch_probs")
         if not isinstance(groups, dict):
             continue
-        names = data.get("arch_ops") if isinstance(data.get("arch_ops"), dict) else {}
+        ops_given = data.get("arch_ops")
+        names = ops_given if isinstance(ops_given, dict) else {}
         for group, rows in groups.items():
             probs = _probs(rows)
             if probs is None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from nasmix.events import END_STATES
 from nasmix.study.schema import CellRecord, EventRecord
@@ -78,7 +79,7 @@ class CellProgress:
 
 
 def _setting(rec: CellRecord, *path: str):
-    node = rec.settings
+    node: Any = rec.settings
     for key in path:
         node = node.get(key) if isinstance(node, dict) else None
     return node
@@ -113,11 +114,11 @@ def _search_progress(rec: CellRecord) -> tuple[str, int, int | None, list[EventR
         planned.append(_number(_setting(rec, "search", "epochs")))
         total = max((int(p) for p in planned if p), default=0) or None
         return "epochs", done, total, epochs
-    total = _number(_setting(rec, "search", "candidates"))
+    candidates = _number(_setting(rec, "search", "candidates"))
     return (
         "candidates",
         len({e.key for e in cands}),
-        int(total) if total else None,
+        int(candidates) if candidates else None,
         cands,
     )
 
@@ -197,7 +198,8 @@ def cell_progress(rec: CellRecord, now: float) -> CellProgress:
             cap = _cap_left(_setting(rec, "search", "max_seconds"), used)
         else:
             mine = [e for e in evals if e.seq in seqs]
-            start = max(start, chosen.time)
+            if chosen is not None:  # it is, in the eval phase
+                start = max(start, chosen.time)
             eta = _eta(mine, start, (e_total or 0) - e_done, now) if e_total else None
             trained = sum(_number(e.data.get("train_s")) or 0.0 for e in evals)
             running = max(0.0, now - (evals or events)[-1].time)

@@ -22,6 +22,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from nasmix.report import efficiency, metrics
 from nasmix.report.metrics import CellMetrics, Curve, Point
@@ -183,7 +184,8 @@ def _group_json(group: str, ms: Sequence[CellMetrics]) -> dict:
         for m in ranked
     ]
     front = sorted(
-        (r for r in rows if r["pareto_layer"] == 1), key=lambda r: r["cost_h"]
+        # Pareto layers are given to costed cells only: cost_h is a float here
+        (r for r in rows if r["pareto_layer"] == 1), key=lambda r: cast(float, r["cost_h"])
     )
     return {
         "group": group,

@@ -229,7 +229,9 @@ class Chain(SearchSpace):
         """
         s = self._scale(size)
         c = _scaled(self.config.stem, s)
-        layers = [nn.Sequential(nn.Conv2d(task.shape[0], c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU())]
+        layers: list[nn.Module] = [
+            nn.Sequential(nn.Conv2d(task.shape[0], c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU())
+        ]
         for (op, width), stride in zip(self.check(arch).genotype, self.strides()):
             layers.append(make_chain_op(op, c, _scaled(width, s), stride))
             c = _scaled(width, s)
@@ -313,6 +315,8 @@ class WidthMask(nn.Module):
     `active`) of w[j] times the 0/1 mask of width j (FBNetV2).
     """
 
+    masks: torch.Tensor  # (widths, c) 0/1, a buffer
+
     def __init__(self, widths: Sequence[int], c: int):
         super().__init__()
         masks = torch.zeros(len(widths), c)
@@ -359,7 +363,7 @@ class ChainSupernet(Supernet):
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         x = nn.functional.pad(self.stem(x), (0, 0, 0, 0, 0, self.pad))
         for i, (layer, mask) in enumerate(zip(self.layers, self.masks)):
-            x = ctx.edge("op", i, layer, x)  # type: ignore[arg-type]  # MixedEdge's interface, c -> c
+            x = ctx.edge("op", i, layer, x)  # MixedEdge's interface, c -> c
             active = None if ctx.active is None else ctx.active["width"][i]
             x = mask(x, ctx.weights["width"][i], active)
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))

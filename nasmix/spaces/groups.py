@@ -41,6 +41,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -65,13 +66,15 @@ class _Plan:
 
     def __init__(self, edges: Sequence[nn.Module]):
         self.edges = list(edges)
-        first = edges[0]
+        # Edges and ops are read by structure (ops, conv1, op[1], ...), which nn.Module's typing
+        # (every attribute `Tensor | Module`) cannot express: Any for what `_kind` has matched.
+        first: Any = edges[0]
         self.kinds = [_kind(i, op, getattr(first, "_skip", set())) for i, op in enumerate(first.ops)]
         self.hows = [k.how for k in self.kinds]
         same = all(
             type(e) is type(first)
-            and len(e.ops) == len(first.ops)
-            and [_kind(i, op, getattr(e, "_skip", set())).how for i, op in enumerate(e.ops)] == self.hows
+            and len(_ops(e)) == len(self.kinds)
+            and [_kind(i, op, getattr(e, "_skip", set())).how for i, op in enumerate(_ops(e))] == self.hows
             and getattr(e, "partial", 1) == getattr(first, "partial", 1)
             for e in edges
         )
@@ -102,9 +105,13 @@ def _kind(index: int, op: nn.Module, skip: set) -> _Kind:
         return _Kind(index, "pool")
     if isinstance(op, nn.Sequential) and len(op) == 2 and isinstance(op[0], _POOLS) and _plain_bn(op[1]):
         return _Kind(index, "pool", bn=True)
-    if isinstance(op, nn.Sequential) and [type(m) for m in op][1:] == [nn.Conv2d, nn.BatchNorm2d]:
-        if isinstance(op[0], _POOLS):  # NASLib's widening pool: pool, 1x1 convolution, batch norm
-            return _Kind(index, "pool_conv")
+    # NASLib's widening pool: pool, 1x1 convolution, batch norm
+    if (
+        isinstance(op, nn.Sequential)
+        and [type(m) for m in op][1:] == [nn.Conv2d, nn.BatchNorm2d]
+        and isinstance(op[0], _POOLS)
+    ):
+        return _Kind(index, "pool_conv")
     if isinstance(op, SepConv):
         return _Kind(index, "sep")
     if isinstance(op, DilConv):
@@ -120,11 +127,17 @@ def _plain_bn(m: nn.Module) -> bool:
     return isinstance(m, nn.BatchNorm2d) and not m.affine and not m.track_running_stats
 
 
+def _ops(edge: nn.Module) -> Any:
+    """A mixed edge's candidate ops (an nn.ModuleList; Any: read by structure, see _Plan)."""
+    return edge.ops
+
+
 def _plan(edges: Sequence[nn.Module]) -> _Plan:
-    plan = getattr(edges[0], "_group_plan", None)
+    first: Any = edges[0]
+    plan = getattr(first, "_group_plan", None)
     if plan is None or not plan.matches(edges):
         plan = _Plan(edges)
-        edges[0]._group_plan = plan  # a plain attribute: deep copies carry it, pointing at their own edges
+        first._group_plan = plan  # a plain attribute: deep copies carry it, pointing at their own edges
     return plan
 
 
@@ -144,7 +157,8 @@ class _Shared:
     """What the edges of one call share: the input, its ReLU, the parameter-free ops' outputs."""
 
     def __init__(self, edges: Sequence[nn.Module], x: torch.Tensor):
-        self.edges, self.x, self.n = edges, x, len(edges)
+        self.edges: Sequence[Any] = edges  # read by structure (see _Plan)
+        self.x, self.n = x, len(edges)
         self._relu: torch.Tensor | None = None
         self._rep: torch.Tensor | None = None
         self._shifted: torch.Tensor | None = None
@@ -167,7 +181,7 @@ class _Shared:
         """FactorizedReduce's second path input: z shifted by one pixel (z is relu or rep)."""
         return F.pad(z[:, :, 1:, 1:], (0, 1, 0, 1))
 
-    def pooled(self, kind: _Kind, op: nn.Module | None = None) -> torch.Tensor:
+    def pooled(self, kind: _Kind, op: Any = None) -> torch.Tensor:
         """A pool of x, with its parameter-free batch norm where it has one (computed once, by the
         module of the first edge that asks: `op`, that edge's pool op, or the first edge's)."""
         if kind.index not in self._pooled:
@@ -179,13 +193,14 @@ class _Shared:
         return self._pooled[kind.index]
 
 
-def _dil(z: torch.Tensor, body: nn.Sequential) -> torch.Tensor:
+def _dil(z: torch.Tensor, body: Any) -> torch.Tensor:
     """A DilConv's body after its ReLU (depthwise, pointwise, BN) on z = relu(input)."""
     return body[3](body[2](depthwise(body[1], z)))
 
 
-def _one(shared: _Shared, kind: _Kind, op: nn.Module) -> torch.Tensor:
-    """Op `kind` of one edge on the shared input (bitwise what op(x) gives)."""
+def _one(shared: _Shared, kind: _Kind, op: Any) -> torch.Tensor:
+    """Op `kind` of one edge on the shared input (bitwise what op(x) gives); `op` is read by
+    structure (see _Plan)."""
     if kind.how == "identity":
         return shared.x
     if kind.how == "pool":
@@ -228,13 +243,13 @@ class _Grouped:
     def __init__(self, shared: _Shared):
         self.s, self.n = shared, shared.n
 
-    def conv(self, x: torch.Tensor, convs: list[nn.Conv2d]) -> torch.Tensor:
+    def conv(self, x: torch.Tensor, convs: Sequence[Any]) -> torch.Tensor:
         """Each edge's conv on its own slice of channels of x, as one grouped convolution."""
         c = convs[0]
         weight = _cat([m.weight for m in convs])
         return F.conv2d(x, weight, None, c.stride, c.padding, c.dilation, c.groups * self.n)
 
-    def bn(self, x: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
+    def bn(self, x: torch.Tensor, bns: Sequence[Any]) -> torch.Tensor:
         """Each edge's batch norm (batch statistics) over its channels, as one call."""
         b = bns[0]
         weight = bias = None
@@ -242,7 +257,7 @@ class _Grouped:
             weight, bias = _cat([m.weight for m in bns]), _cat([m.bias for m in bns])
         return F.batch_norm(x, None, None, weight, bias, True, 0.0, b.eps)
 
-    def dil(self, z: torch.Tensor, bodies: list[nn.Sequential]) -> torch.Tensor:
+    def dil(self, z: torch.Tensor, bodies: Sequence[Any]) -> torch.Tensor:
         y = self.conv(z, [b[1] for b in bodies])
         y = self.conv(y, [b[2] for b in bodies])
         return self.bn(y, [b[3] for b in bodies])
@@ -315,16 +330,20 @@ def mixed_edges(
     if ops is not None or not grouped:
         outs = []
         for e, edge in enumerate(edges):
-            row, out = w[e], None
-            chosen = range(len(plan.kinds)) if ops is None or ops[e] is None else ops[e]
+            row = w[e]
+            picked = None if ops is None else ops[e]
+            chosen: Sequence[int] = range(len(plan.kinds)) if picked is None else picked
             live = [i for i in chosen if plan.kinds[i].how != "none"]  # `none` adds zeros (its gradient is 0)
             if not live:  # only `none`: the edge's own zeros
                 out = edge(full, row, list(chosen))
             else:
+                terms = []
                 for i in live:
-                    y = _one(shared, plan.kinds[i], edge.ops[i])
-                    term = y if unit and len(chosen) == 1 else row[i] * y
-                    out = term if out is None else out + term
+                    y = _one(shared, plan.kinds[i], _ops(edge)[i])
+                    terms.append(y if unit and len(chosen) == 1 else row[i] * y)
+                out = terms[0]
+                for term in terms[1:]:  # summed in order, as the edge itself does
+                    out = out + term
                 if plan.partial > 1:
                     out = channel_shuffle(torch.cat([out, rest], dim=1), plan.partial)
             if add_unsampled and len(chosen) < len(plan.kinds) and row.requires_grad:
@@ -333,12 +352,14 @@ def mixed_edges(
         return outs
     batch = _Grouped(shared)
     # The mix, one stack per op family: the edges' own ops (B, E, C, H, W), the shared ones (B, 1, C, H, W).
-    out = None
+    mixes = []
     for family in plan.families:
         ys = torch.cat([batch.run(plan.kinds[i]) for i in family], dim=0)
         cols = w[:, plan.family_index(family, w.device)].t().reshape(len(family), 1, n, 1, 1, 1)
-        mixed = (cols * ys).sum(0)
-        out = mixed if out is None else out + mixed
+        mixes.append((cols * ys).sum(0))
+    out = mixes[0]
+    for mixed in mixes[1:]:
+        out = out + mixed
     if plan.partial > 1:
         mixed = torch.cat([out, rest.unsqueeze(1).expand(-1, n, -1, -1, -1)], dim=2)
         b, _, c, h, wd = mixed.shape

@@ -145,7 +145,7 @@ class Hierarchical(SearchSpace):
         (the Config's `motifs = None` stands for the variant's count, so the base rule,
         which compares with the field's default, would always name it)."""
         cfg = self.config
-        key = {"variant": cfg.variant} if cfg.variant != self.Config.variant else {}
+        key: dict[str, str | int | None] = {"variant": cfg.variant} if cfg.variant != self.Config.variant else {}
         if cfg.motifs != DESIGNS[cfg.variant].motifs:
             key["motifs"] = cfg.motifs
         return tuple(sorted(key.items()))
@@ -184,10 +184,10 @@ class Hierarchical(SearchSpace):
             if self.variant not in DESIGNS:
                 valid = ", ".join(DESIGNS)
                 raise ConfigError(f"unknown hierarchical variant {self.variant!r}; valid: {valid}")
-            if self.motifs is None:
-                object.__setattr__(self, "motifs", DESIGNS[self.variant].motifs)
-            if self.motifs < 1:
-                raise ConfigError(f"motifs must be >= 1, got {self.motifs}")
+            motifs = DESIGNS[self.variant].motifs if self.motifs is None else self.motifs
+            object.__setattr__(self, "motifs", motifs)
+            if motifs < 1:
+                raise ConfigError(f"motifs must be >= 1, got {motifs}")
             for name in ("tiny_channels", "search_channels", "eval_channels", "eval_cells"):
                 if getattr(self, name) < 1:
                     raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -198,14 +198,16 @@ class Hierarchical(SearchSpace):
         self.config = config
         self.design = DESIGNS[config.variant]
         self.ops = self.design.ops
-        self.cell_options = cell_options(self.design, config.motifs)
+        # M as an int (Config.__post_init__ has replaced a None by the variant's count)
+        self.n_motifs = self.design.motifs if config.motifs is None else config.motifs
+        self.cell_options = cell_options(self.design, self.n_motifs)
         self.codes = {op: CODES[op] for op in self.ops}
         self.ops_of_code = {code: op for op, code in self.codes.items()}
 
     # ---- the arch value -------------------------------------------------
     @functools.cached_property
     def _choices(self) -> tuple[Choice, ...]:
-        m_count = self.config.motifs
+        m_count = self.n_motifs
         edges = dag_edges(MOTIF_NODES)
         out = [Choice(f"motif{m} {j}->{i}", self.ops) for m in range(m_count) for j, i in edges]
         out += [Choice(f"cell {j}->{i}", self.cell_options) for j, i in dag_edges(CELL_NODES)]
@@ -224,8 +226,8 @@ class Hierarchical(SearchSpace):
                 raise ConfigError(f"hierarchical: choice {c.name!r} has {len(c.options)} options, got index {v}")
             names.append(c.options[int(v)])
         e = len(dag_edges(MOTIF_NODES))
-        motifs = tuple(tuple(names[m * e : (m + 1) * e]) for m in range(self.config.motifs))
-        return self.arch((motifs, tuple(names[self.config.motifs * e :])))
+        motifs = tuple(tuple(names[m * e : (m + 1) * e]) for m in range(self.n_motifs))
+        return self.arch((motifs, tuple(names[self.n_motifs * e :])))
 
     def to_choices(self, arch: Arch) -> tuple[int, ...]:
         motifs, cell = self.check(arch).genotype
@@ -236,7 +238,7 @@ class Hierarchical(SearchSpace):
         super().check(arch)
         try:
             motifs, cell = arch.genotype
-            ok = len(motifs) == self.config.motifs and len(cell) == len(dag_edges(CELL_NODES))
+            ok = len(motifs) == self.n_motifs and len(cell) == len(dag_edges(CELL_NODES))
             e = len(dag_edges(MOTIF_NODES))
             ok = ok and all(len(ops) == e and set(ops) <= set(self.ops) for ops in motifs)
             ok = ok and set(cell) <= set(self.cell_options)
@@ -262,7 +264,7 @@ class Hierarchical(SearchSpace):
     def parse(self, text: str) -> Arch:
         text = text.strip()
         parts = text.split(";")
-        m_count = self.config.motifs
+        m_count = self.n_motifs
         names = [f"m{m}" for m in range(m_count)] + ["cell"]
         if len(parts) != len(names):
             example = LIU_2018 if m_count == 6 else EXAMPLE_LIGHT if m_count == 4 else ""
@@ -311,7 +313,7 @@ class Hierarchical(SearchSpace):
             ops = motifs[m]
             alive = self._alive(MOTIF_NODES, [o != "none" for o in ops])
             new_motifs.append(tuple(o if alive[k] else "none" for k, o in enumerate(ops)))
-        new_motifs += [blank] * (self.config.motifs - len(order))
+        new_motifs += [blank] * (self.n_motifs - len(order))
         cell = tuple("none" if o == "none" else f"motif{order.index(int(o[len('motif') :]))}" for o in cell)
         return self.arch((tuple(new_motifs), cell))
 
@@ -324,9 +326,9 @@ class Hierarchical(SearchSpace):
         values = list(self.to_choices(self.check(arch)))
         e = len(dag_edges(MOTIF_NODES))
         if rng.integers(2) == 0:
-            offset, nodes, size = int(rng.integers(self.config.motifs)) * e, MOTIF_NODES, len(self.ops)
+            offset, nodes, size = int(rng.integers(self.n_motifs)) * e, MOTIF_NODES, len(self.ops)
         else:
-            offset, nodes, size = self.config.motifs * e, CELL_NODES, len(self.cell_options)
+            offset, nodes, size = self.n_motifs * e, CELL_NODES, len(self.cell_options)
         i = 1 + int(rng.integers(nodes - 1))
         k = offset + i * (i - 1) // 2 + int(rng.integers(i))
         values[k] = (values[k] + 1 + int(rng.integers(size - 1))) % size
@@ -366,11 +368,11 @@ class Hierarchical(SearchSpace):
         macro, cfg = self.macro(size), self.config
         if partial < 1 or macro.channels % partial:
             raise ConfigError(f"partial channels K={partial} must divide the {macro.channels} channels of size {size!r}")
-        design, motifs = self.design, cfg.motifs
+        design, motifs = self.design, self.n_motifs
         return HierarchicalSupernet(task, macro, design, motifs, partial, cfg.checkpoint, cfg.memory_gib)
 
     def _groups(self) -> dict[str, tuple[str, ...]]:
-        groups = {f"motif{m}": self.ops for m in range(self.config.motifs)}
+        groups = {f"motif{m}": self.ops for m in range(self.n_motifs)}
         return groups | {"cell": self.cell_options}
 
     def arch_weights(self, arch: Arch) -> dict[str, torch.Tensor]:
@@ -395,7 +397,7 @@ class Hierarchical(SearchSpace):
                 got = None if w is None else tuple(w.shape)
                 raise ConfigError(f"hierarchical decode: group {group!r} needs shape {(edges, len(options))}, got {got}")
             picks[group] = tuple(options[int(i)] for i in w.detach().float().argmax(dim=1))
-        motifs = tuple(picks[f"motif{m}"] for m in range(self.config.motifs))
+        motifs = tuple(picks[f"motif{m}"] for m in range(self.n_motifs))
         return self.arch((motifs, picks["cell"]))
 
     # ---- text -------------------------------------------------------------

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from nasmix.events import MemoryPlanned
+from nasmix.spaces.supernet import Supernet
 
 MARGIN = 1.25  # headroom over the kept activations: the backward pass's transient gradients and buffers
 
@@ -87,7 +88,7 @@ class MemoryPlan:
 class _SavedBytes:
     """Bytes autograd saves for backward while active, distinct storages only, split by cell."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.seen: set = set()
         self.total = 0
         self.cell_peak = 0  # the most bytes saved inside one `call_cell`
@@ -109,7 +110,7 @@ class _SavedBytes:
         self._cell_start = None
 
 
-def saved_bytes(net: nn.Module, shape: tuple[int, ...], batch: int, autocast=None) -> tuple[int, int]:
+def saved_bytes(net: Supernet, shape: tuple[int, ...], batch: int, autocast=None) -> tuple[int, int]:
     """(bytes autograd keeps for one weighted-sum forward at `batch`, the most inside one cell).
 
     The supernet's buffers (batch-norm running statistics) are restored afterwards.
@@ -165,7 +166,7 @@ def default_budget(device: torch.device) -> int | None:
 
 
 def plan_memory(
-    net: nn.Module, shape: tuple[int, ...], batch: int, budget: int | None, held_bytes: int = 0, autocast=None
+    net: Supernet, shape: tuple[int, ...], batch: int, budget: int | None, held_bytes: int = 0, autocast=None
 ) -> MemoryPlan:
     """Estimate a search step's memory and checkpoint the cells when it would not fit.
 

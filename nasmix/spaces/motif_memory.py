@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -138,7 +139,8 @@ class MemoryPlanner:
     def _measure(self, c: int, h: int, w: int, group: str, active) -> tuple[int, int]:
         with torch.device("meta"):
             motif = self.make_motif(c)
-        rows, cols = len(motif.edges), len(motif.edges[0].ops)
+        edges: Any = motif.edges  # a ModuleList of MixedEdges, read by structure
+        rows, cols = len(edges), len(edges[0].ops)
         weights = {group: torch.zeros(rows, cols, device="meta", requires_grad=True)}
         meta_ctx = EdgeContext(weights, None if active is None else {group: [list(a) for a in active]})
         x = torch.zeros(1, c, h, w, device="meta", requires_grad=True)
@@ -192,8 +194,8 @@ class MemoryPlanner:
         for c, h, w in self.cell_shapes(tuple(x.shape)):
             full = outs = inside = 0
             for e in range(len(dag_edges(CELL_NODES))):
-                every = cell_active is None or cell_active[e] is None
-                options = range(first + self.motifs) if every else cell_active[e]
+                picked = None if cell_active is None else cell_active[e]
+                options = range(first + self.motifs) if picked is None else picked
                 for i in options:
                     if i < first:  # `none` keeps nothing
                         continue

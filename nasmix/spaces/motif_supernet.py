@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator, Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -74,7 +75,8 @@ def frozen_bn_stats(module: nn.Module) -> Iterator[None]:
     """Keep batch-norm running statistics unchanged (for a checkpoint's recomputation)."""
     kind = nn.modules.batchnorm._BatchNorm
     bns = [m for m in module.modules() if isinstance(m, kind) and m.track_running_stats]
-    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in bns]
+    # num_batches_tracked is a buffer (typed Optional) that every norm tracking statistics has
+    saved = [(m.momentum, cast(torch.Tensor, m.num_batches_tracked).clone()) for m in bns]
     for m in bns:
         m.momentum = 0.0
     try:
@@ -82,7 +84,7 @@ def frozen_bn_stats(module: nn.Module) -> Iterator[None]:
     finally:
         for m, (momentum, tracked) in zip(bns, saved):
             m.momentum = momentum
-            m.num_batches_tracked.copy_(tracked)
+            cast(torch.Tensor, m.num_batches_tracked).copy_(tracked)
 
 
 class MixedMotif(nn.Module):
@@ -199,10 +201,7 @@ class HierarchicalSupernet(Supernet):
     def run(self, x: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         cells = [layer for layer in self.layers if isinstance(layer, SuperCell)]
         if torch.is_grad_enabled():
-            if self.checkpoint is None:
-                plan = self.planner.plan(x, ctx)
-            else:
-                plan = (self.checkpoint,) * len(cells)
+            plan = self.planner.plan(x, ctx) if self.checkpoint is None else (self.checkpoint,) * len(cells)
             for cell, flag in zip(cells, plan):
                 cell.checkpoint = flag
             self.last_plan = tuple(plan)

@@ -40,7 +40,7 @@ from nasmix.data.base import Task
 from nasmix.spaces.motifs import CELL_NODES, MOTIF_NODES, PAPER, Macro, dag_edges, live_edges, macro_layers
 
 
-def _conv_bn_relu(*convs: nn.Module) -> nn.Module:
+def _conv_bn_relu(*convs: nn.Conv2d) -> nn.Module:
     c_out = convs[-1].out_channels
     return nn.Sequential(*convs, nn.BatchNorm2d(c_out), nn.ReLU(inplace=False))
 
@@ -157,7 +157,9 @@ class PaperCell(nn.Module):
         self.edges = nn.ModuleDict()
         for k, (j, i) in enumerate(dag_edges(CELL_NODES)):
             if built[k]:
-                self.edges[str(k)] = PaperMotif(widths[j], c, motifs[index[k]])
+                m = index[k]
+                assert m is not None  # built edges are among the used ones, which name a motif
+                self.edges[str(k)] = PaperMotif(widths[j], c, motifs[m])
                 widths[i] += c
         self.out_channels = widths[-1] or c_in
 

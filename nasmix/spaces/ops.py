@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -126,7 +127,7 @@ class DilConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fast_backward:  # the depthwise convolution bypasses its module call (and its hooks)
-            return self.op[3](self.op[2](depthwise(self.op[1], self.op[0](x))))
+            return self.op[3](self.op[2](depthwise(cast(nn.Conv2d, self.op[1]), self.op[0](x))))
         return self.op(x)
 
 

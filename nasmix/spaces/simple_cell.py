@@ -181,7 +181,7 @@ class _SearchCell(nn.Module):
     def __init__(self, group: str, c_in: int, c_out: int, partial: int):
         super().__init__()
         self.group = group
-        mods = []
+        mods: list[nn.Module] = []
         for u, _ in EDGES:
             if c_in != c_out and u < 3:
                 mods.append(WideMixedEdge(c_in, c_out, 2))

@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import torch
 import torch.utils.checkpoint
@@ -50,9 +51,12 @@ from nasmix.spaces.ops import DilConv, make_op
 
 Weights = Mapping[str, torch.Tensor]
 Active = Mapping[str, Sequence[Sequence[int] | None]]
+_M = TypeVar("_M", bound=nn.Module)
+# What EdgeContext.edge calls: a mixed edge, (x, op weights, op indices or None) -> output.
+EdgeFn = Callable[[torch.Tensor, torch.Tensor, Sequence[int] | None], torch.Tensor]
 
 
-def without_running_stats(module: nn.Module) -> nn.Module:
+def without_running_stats(module: _M) -> _M:
     """Make every batch norm in `module` normalise with batch statistics only, keeping none."""
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -61,7 +65,7 @@ def without_running_stats(module: nn.Module) -> nn.Module:
     return module
 
 
-def search_ops(module: nn.Module) -> nn.Module:
+def search_ops(module: _M) -> _M:
     """A supernet's candidate ops: batch norms without running statistics (`without_running_stats`)
     and dilated convolutions with the CPU's faster input gradient (`ops.DilConv.fast_backward`)."""
     for m in module.modules():
@@ -141,7 +145,7 @@ class EdgeContext:
         """Whether the cells may compute `group`'s edges through `edges` (no edge is switched off)."""
         return self.active is None or all(ops is None or len(ops) > 0 for ops in self.active[group])
 
-    def edge(self, group: str, index: int, module: MixedEdge, x: torch.Tensor) -> torch.Tensor:
+    def edge(self, group: str, index: int, module: EdgeFn, x: torch.Tensor) -> torch.Tensor:
         """The output of edge `index` of `group`."""
         ops = None if self.active is None else self.active[group][index]
         w = self.weights[group][index]
@@ -171,6 +175,15 @@ class EdgeContext:
         return mixed_edges(modules, x, w, ew, self.grouped, ops, self.unit_weights, self.add_unsampled)
 
 
+class _CellCounter(Protocol):
+    """The memory plan's probe (nasmix.spaces.memory, which imports this module): the bytes
+    autograd keeps, and where each cell starts and ends."""
+
+    def pack(self, t: torch.Tensor) -> Any: ...
+    def enter_cell(self) -> None: ...
+    def leave_cell(self) -> None: ...
+
+
 class Supernet(nn.Module, ABC):
     """A network of mixed edges. Subclasses build the edges and implement `run`.
 
@@ -189,7 +202,7 @@ class Supernet(nn.Module, ABC):
     # True: the supernet plans its own recomputation (the hierarchical space's motifs, nasmix.spaces.motif_memory),
     # and the search's plan (nasmix.spaces.memory) leaves it alone: one plan per space.
     own_memory_plan: bool = False
-    _saved_counter = None  # the memory plan's probe, while it measures
+    _saved_counter: _CellCounter | None = None  # the memory plan's probe, while it measures
 
     def forward(self, x: torch.Tensor, weights: Weights, active: Active | None = None,
                 edge_weights: Weights | None = None, add_unsampled: bool = False,

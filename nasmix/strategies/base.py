@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -106,7 +106,8 @@ class AskTell(Strategy):
             spent += est.cost_s
             if best is None or est.score > best[0]:
                 best = (est.score, arch)
-            extra = {k: v for k, v in est.extra.items() if isinstance(v, (int, float, bool, str))}
+            # the estimator's JSON scalars (its gpu_s a float, its device a string, when it gives them)
+            extra: dict[str, Any] = {k: v for k, v in est.extra.items() if isinstance(v, (int, float, bool, str))}
             gpu_s, device = extra.pop("gpu_s", None), extra.pop("device", None)
             # An estimator's own "index" (a benchmark row) must not overwrite the candidate's.
             extra = {f"estimate_{k}" if k in CANDIDATE_FIELDS else k: v for k, v in extra.items()}

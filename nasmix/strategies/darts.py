@@ -182,6 +182,8 @@ class Darts(OneShot):
     nasmix.strategies.oneshot for the departures of the shared loop.)
     """
 
+    config: Config  # its own options (OneShot.__init__ builds them)
+
     @dataclass(frozen=True)
     class Config(BilevelConfig):
         """DARTS options (the shared bilevel ones, see BilevelConfig, plus `order`).

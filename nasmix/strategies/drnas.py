@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -123,6 +124,16 @@ OTHER = dataclasses.replace(
 PLAIN = {"lr": 0.025, "lr_min": 0.001, "arch_lr": 3e-4}
 
 
+_T = TypeVar("_T")
+
+
+def _filled(value: _T | None, name: str) -> _T:
+    """A Config field that `Drnas.resolved` has filled from the space's recipe (None only before)."""
+    if value is None:
+        raise AssertionError(f"DrNAS's {name} was read before its recipe resolved it")
+    return value
+
+
 @registry.register("strategy", "drnas")
 class Drnas(OneShot):
     """DrNAS (Chen et al. 2021): op weights sampled from a learned Dirichlet, regularised toward a prior.
@@ -177,6 +188,8 @@ class Drnas(OneShot):
     alpha out of `parameters()`, and the clip covers the weights only.
     """
 
+    config: Config  # its own options (OneShot.__init__ builds them)
+
     @dataclass(frozen=True)
     class Config(BilevelConfig):
         """DrNAS options (the shared bilevel ones, see BilevelConfig, plus these); None: the space's recipe.
@@ -196,10 +209,12 @@ class Drnas(OneShot):
             drop_none: search without the `none` op.
         """
 
-        lr: float | None = None
-        lr_min: float | None = None
-        arch_lr: float | None = None
-        arch_weight_decay: float | None = None
+        # None: the space's recipe (`resolved` fills these before the search reads them), where
+        # BilevelConfig's fields are plain floats: a deliberate widening of the base's type.
+        lr: float | None = None  # type: ignore[assignment]
+        lr_min: float | None = None  # type: ignore[assignment]
+        arch_lr: float | None = None  # type: ignore[assignment]
+        arch_weight_decay: float | None = None  # type: ignore[assignment]
         reg: str = "l2"
         reg_scale: float = 1e-3
         prior: float = 1.0
@@ -236,7 +251,7 @@ class Drnas(OneShot):
         """The recipe of DrNAS's script for a space (the DARTS-space one for spaces DrNAS never searched)."""
         return RECIPES.get(space_name, OTHER)
 
-    def resolved(self, space_name: str) -> "Drnas.Config":
+    def resolved(self, space_name: str) -> Drnas.Config:
         """The options with every unset one taken from the space's recipe.
 
         Example:
@@ -249,7 +264,7 @@ class Drnas(OneShot):
         rates = {"lr": r.lr, "lr_min": r.lr_min, "arch_lr": r.arch_lr} if c.progressive else PLAIN
         names = ("lr", "lr_min", "arch_lr", "stage_partial", "keep", "arch_warmup", "drop_none",
                  "arch_weight_decay")
-        defaults = {
+        defaults: dict[str, Any] = {
             **rates,
             "stage_partial": r.stage_partial,
             "keep": r.keep,
@@ -257,7 +272,7 @@ class Drnas(OneShot):
             "drop_none": r.drop_none,
             "arch_weight_decay": c.reg_scale if c.reg == "l2" else 0.0,
         }
-        given = {name: getattr(c, name) for name in names}
+        given: dict[str, Any] = {name: getattr(c, name) for name in names}
         out = dataclasses.replace(c, **{k: defaults[k] if v is None else v for k, v in given.items()})
         check_bilevel(out)
         return out
@@ -266,7 +281,7 @@ class Drnas(OneShot):
                 total_epochs: int) -> SearchState:
         config = self.resolved(space.registry_name)
         if config.progressive:
-            ks = self._stage_ks(space, data, config.stage_partial, log)
+            ks = self._stage_ks(space, data, _filled(config.stage_partial, "stage_partial"), log)
             config = dataclasses.replace(config, stage_partial=ks)
         self.config = config
         return super().prepare(space, data, budget, rng, log, total_epochs)
@@ -296,11 +311,13 @@ class Drnas(OneShot):
         return used, stage2
 
     def partial_channels(self) -> int:
-        return self.config.stage_partial[0] if self.config.progressive else self.config.partial
+        if self.config.progressive:
+            return _filled(self.config.stage_partial, "stage_partial")[0]
+        return self.config.partial
 
     def init_extra(self, state: SearchState) -> None:
         state.extra["stage"] = 1
-        ops = None  # group -> (edges, ops) bool mask of the ops DrNAS searches (None: all)
+        ops: dict[str, torch.Tensor] | None = None  # group -> (edges, ops) bool mask of the ops searched (None: all)
         if self.config.drop_none:
             ops = {}
             for g, (edges, _) in state.net.arch_shapes.items():
@@ -322,7 +339,7 @@ class Drnas(OneShot):
         if not self.config.progressive:
             return True
         _, start, length = self._stage_of(state, epoch)
-        return epoch - start >= int(self.config.arch_warmup * length)
+        return epoch - start >= int(_filled(self.config.arch_warmup, "arch_warmup") * length)
 
     def begin_epoch(self, state: SearchState, epoch: int, log: Log) -> dict:
         stage = self._stage_of(state, epoch)[0]
@@ -337,14 +354,14 @@ class Drnas(OneShot):
         with torch.no_grad():
             for g, p in self.probs(state).items():
                 searched = p.shape[1] if ops is None else int(ops[g][0].sum())
-                k = min(self.config.keep, searched)
+                k = min(_filled(self.config.keep, "keep"), searched)
                 mask = torch.zeros_like(p, dtype=torch.bool)
                 mask.scatter_(1, p.topk(k, dim=1).indices, True)
                 keep[g] = mask
                 state.alphas[g].masked_fill_(~mask, 0.0)  # as DrNAS's prune(): the KL still sees these entries
         old_net, old_opt = state.net, state.w_opt
         old = old_net.state_dict()
-        stage2, batch = self.config.stage_partial[1], state.budget.batch_size
+        stage2, batch = _filled(self.config.stage_partial, "stage_partial")[1], state.budget.batch_size
         net, k = build_supernet(state.space, state.data, stage2, state.seed + 1, log, state.accel, batch)
         with torch.no_grad():
             for name, t in net.state_dict().items():
@@ -394,7 +411,8 @@ class Drnas(OneShot):
     def regulariser(self, state: SearchState) -> torch.Tensor | None:
         if self.config.reg != "kl" or self.config.reg_scale == 0:
             return None
-        total, ops = None, state.extra.get("ops")
+        total: torch.Tensor | None = None
+        ops = state.extra.get("ops")
         for g, a in state.alphas.items():
             conc = concentration(a.float())
             if ops is not None:  # the KL of the ops searched (DrNAS's 7 in the DARTS space)
@@ -402,4 +420,4 @@ class Drnas(OneShot):
             kl = kl_divergence(Dirichlet(conc, validate_args=False),
                                Dirichlet(torch.full_like(conc, self.config.prior), validate_args=False)).sum()  # fmt: skip
             total = kl if total is None else total + kl
-        return self.config.reg_scale * total
+        return None if total is None else self.config.reg_scale * total

@@ -79,9 +79,11 @@ class Evolution(AskTell):
             if self.preset not in presets:
                 raise ConfigError(f"unknown evolution preset {self.preset!r}; valid: {', '.join(presets)}")
             p, s = presets[self.preset]
-            object.__setattr__(self, "population", p if self.population is None else self.population)
-            object.__setattr__(self, "sample", s if self.sample is None else self.sample)
-            if self.population < 1 or not 1 <= self.sample <= self.population:
+            population = p if self.population is None else self.population
+            sample = s if self.sample is None else self.sample
+            object.__setattr__(self, "population", population)
+            object.__setattr__(self, "sample", sample)
+            if population < 1 or not 1 <= sample <= population:
                 raise ConfigError(f"evolution needs population >= 1 and 1 <= sample <= population, got {self}")
 
     def __init__(self, config: Config = Config()):
@@ -89,16 +91,19 @@ class Evolution(AskTell):
 
     def reset(self, space: SearchSpace, rng: np.random.Generator) -> None:
         self.space = space
+        # P and S as ints (Config.__post_init__ has replaced a None by the preset's value)
+        assert self.config.population is not None and self.config.sample is not None
+        self.size, self.tournament = self.config.population, self.config.sample
         self.population: deque[tuple[float, Arch]] = deque()  # (score, arch), oldest first
         self.parents: dict[Arch, Arch] = {}
         self.asked = 0
 
     def ask(self, rng: np.random.Generator) -> Arch:
         self.asked += 1
-        if self.asked <= self.config.population or not self.population:
+        if self.asked <= self.size or not self.population:
             return self.space.sample(rng)
         # S draws with replacement (Real et al.'s Algorithm 1): a member may be drawn twice
-        picks = rng.integers(len(self.population), size=self.config.sample)
+        picks = rng.integers(len(self.population), size=self.tournament)
         # ties go to the younger member, whose lineage has survived more selection
         parent = max((self.population[int(i)][0], int(i)) for i in picks)
         parent_arch = self.population[parent[1]][1]
@@ -108,7 +113,7 @@ class Evolution(AskTell):
 
     def tell(self, arch: Arch, score: float) -> None:
         self.population.append((score, arch))
-        if len(self.population) > self.config.population:
+        if len(self.population) > self.size:
             self.population.popleft()
 
     def parent_of(self, arch: Arch) -> Arch | None:

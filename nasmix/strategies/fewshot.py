@@ -182,11 +182,15 @@ class Fewshot(Strategy):
                 sub = base.branch(parent, {group: {edge: k}}, seed=int(rng.integers(2**31 - 1)))
             else:  # a fresh supernet, architecture and optimizers; the first one is the one already built
                 sub = parent if k == 0 else base.prepare(space, data, budget, rng, log, total_epochs=epochs)
-                parent = None  # one supernet in memory at a time
+                if k == 0:
+                    del parent  # one supernet in memory at a time
                 sub.restrict = {group: {edge: k}}
             sub.tag = {"epochs": total, "subnet": k, "split": f"{where}={name}"}
-            capped = base.train_epochs(sub, warm + 1, epochs, clock, log,
-                                       number=lambda e, k=k: warm + k * rest + (e - warm))  # fmt: skip
+
+            def number(e: int, k: int = k) -> int:  # the epoch's number in the search's one count
+                return warm + k * rest + (e - warm)
+
+            capped = base.train_epochs(sub, warm + 1, epochs, clock, log, number=number)
             arch, _ = base.finish(sub, log, rng)
             loss, top1 = shared_weight_scores(sub, [arch], batches=c.score_batches or None)[0].tolist()
             subnets.append({"index": k, "op": name, "arch": arch.to_str(), "valid_loss": loss, "valid_top1": top1})

@@ -27,7 +27,7 @@ from nasmix.strategies.darts import check_bilevel
 from nasmix.strategies.oneshot import BilevelConfig, Drive, OneShot, SearchState
 
 
-def gumbel(shape: torch.Size, device: torch.device) -> torch.Tensor:
+def gumbel(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """Standard Gumbel noise, -log(Exp(1)), finite (GDAS redraws on inf; a clamp does it in one go)."""
     return -torch.empty(shape, device=device).exponential_().clamp_min(1e-20).log()
 
@@ -72,6 +72,8 @@ class Gdas(OneShot):
     the NB-201 search supernet it is at most 0.9% of the weights' gradient
     norm and changes the clipping factor by at most 3e-5 (docs/strategies.md).
     """
+
+    config: Config  # its own options (OneShot.__init__ builds them)
 
     @dataclass(frozen=True)
     class Config(BilevelConfig):

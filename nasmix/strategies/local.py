@@ -116,7 +116,8 @@ class Local(AskTell):
     def _consider(self, score: float, nbr: Arch) -> None:
         if self.best_nbr is None or score > self.best_nbr[0]:
             self.best_nbr = (score, nbr)
-        if self.config.first_improvement and score > self.current[0]:
+        current = self.current  # set: neighbours are considered once climbing has started
+        if self.config.first_improvement and current is not None and score > current[0]:
             self.moves += 1
             self._move(score, nbr)
 

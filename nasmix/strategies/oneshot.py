@@ -60,6 +60,7 @@ from nasmix.data.loader import Augment, DeviceLoader
 from nasmix.events import PartialFallback, SearchDone, SearchEpoch
 from nasmix.search_types import Log, SearchData
 from nasmix.spaces.memory import default_budget, plan_memory
+from nasmix.spaces.supernet import Supernet
 from nasmix.strategies.base import Strategy
 from nasmix.train import DivergedError, accuracy_counts, cosine_lr, epoch_seed
 
@@ -115,7 +116,7 @@ class SearchState:
     """
 
     space: Any
-    net: nn.Module
+    net: Supernet
     alphas: dict[str, torch.Tensor]
     w_opt: torch.optim.Optimizer
     a_opt: torch.optim.Optimizer
@@ -144,7 +145,8 @@ class SearchState:
         """The supernet's trainable weights (cached until the supernet is replaced)."""
         cached = self.extra.get("weight_params")
         if cached is None or cached[0] is not self.net:
-            cached = (self.net, [p for p in self.net.parameters() if p.requires_grad])
+            params: list[torch.Tensor] = [p for p in self.net.parameters() if p.requires_grad]
+            cached = (self.net, params)
             self.extra["weight_params"] = cached
         return cached[1]
 
@@ -157,7 +159,7 @@ def build_supernet(
     log: Log,
     accel: Accel | None = None,
     batch: int | None = None,
-) -> tuple[nn.Module, int]:
+) -> tuple[Supernet, int]:
     """The space's supernet with PC-DARTS's K = `partial`, or the largest K below it
     that divides the space's channels (logged as a "partial_fallback" event).
 
@@ -230,8 +232,11 @@ class OneShot(Strategy):
     weights_first: ClassVar[bool] = False  # the weight step before the architecture step (GDAS's order)
     accel: Accel | None = None  # the hot loop's settings (None: Accel.auto; tests force CUDA's on a CPU)
 
+    config: BilevelConfig
+    Config: ClassVar[type[BilevelConfig]]  # each strategy's own subclass
+
     def __init__(self, config: BilevelConfig | None = None):
-        self.config = config if config is not None else self.Config()  # type: ignore[attr-defined]
+        self.config = config if config is not None else self.Config()
 
     # ---- hooks ------------------------------------------------------------
     def partial_channels(self) -> int:
@@ -344,7 +349,9 @@ class OneShot(Strategy):
             return d
         weights = dict(d.weights)
         shapes = state.net.arch_shapes
-        active = {g: list(d.active[g]) if d.active else [None] * shapes[g][0] for g in shapes}
+        active: dict[str, list[Any]] = {
+            g: list(d.active[g]) if d.active else [None] * shapes[g][0] for g in shapes
+        }
         if "restrict_masks" not in state.extra:  # built once, then reused on the device
             masks = {}
             for g, fixed in state.restrict.items():
@@ -461,7 +468,9 @@ class OneShot(Strategy):
             sums = torch.zeros(4, device=state.device, dtype=torch.float64)  # train loss, correct; valid loss, correct
             seen = [0, 0]
             i = 0
-            with state.data.timer.measure() as m:
+            timer = state.data.timer
+            assert timer is not None  # SearchData.__post_init__ sets it
+            with timer.measure() as m:
                 batches = zip(state.train.batches(epoch_seed(state.seed, epoch)),
                               state.valid.batches(epoch_seed(state.seed, epoch) + 7))  # fmt: skip
                 for i, (train, valid) in enumerate(batches, start=1):
@@ -492,8 +501,10 @@ class OneShot(Strategy):
         train = (tl / tn, tc / tn) if tn else (None, None)
         valid = (vl / vn, vc / vn) if vn else (None, None)
         arch = self.decode(state).to_str()
-        clocks = (m.wall_s, m.gpu_s, m.peak_gpu_bytes, m.peak_host_bytes, m.device)
         n = number(epoch) if number else epoch
-        run = (steps_done, state.lr, state.partial, clock.elapsed_s())
         extra = {**tags, **extra, **arch_weights_extra(probs, getattr(state.net, "op_names", {}))}
-        log(SearchEpoch(n, epochs, *train, *valid, arch, entropy(probs), *clocks, *run, extra=extra))
+        log(SearchEpoch(
+            n, epochs, train[0], train[1], valid[0], valid[1], arch, entropy(probs),
+            m.wall_s, m.gpu_s, m.peak_gpu_bytes, m.peak_host_bytes, m.device,
+            steps_done, state.lr, state.partial, clock.elapsed_s(), extra=extra,
+        ))

@@ -71,6 +71,8 @@ class Pcdarts(OneShot):
     event), which keeps the edges' relative weights but not the per-node scale.
     """
 
+    config: Config  # its own options (OneShot.__init__ builds them)
+
     @dataclass(frozen=True)
     class Config(BilevelConfig):
         """PC-DARTS options (the shared bilevel ones, see BilevelConfig, plus these).

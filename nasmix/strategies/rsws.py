@@ -106,6 +106,8 @@ class Rsws(OneShot):
     the uniform distribution.
     """
 
+    config: Config  # its own options (OneShot.__init__ builds them)
+
     @dataclass(frozen=True)
     class Config(BilevelConfig):
         """RSWS options (the weights' ones of BilevelConfig; its arch_* options are unused).

@@ -34,7 +34,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -103,7 +103,7 @@ class InProcess(Backend):
 
 
 # ---- local processes --------------------------------------------------------
-_QUEUE = None
+_QUEUE: Any = None  # a worker's end of the event queue, set by _init_worker
 
 
 def _init_worker(events, devices, threads: int) -> None:
@@ -139,10 +139,9 @@ def _deliver(item: tuple, write: Write, progress: Progress) -> None:
     if item[0] != "event":
         progress(*item[1:])
         return
-    try:
+    # LeaseLost: another driver took the cell, and the rest of its events are dropped (the driver said so).
+    with contextlib.suppress(LeaseLost):
         write(*item[1:])
-    except LeaseLost:  # another driver took the cell: the rest of its events are dropped (the driver said so)
-        pass
 
 
 def _drain(q, write: Write, progress: Progress, block: float = 0.0) -> None:
@@ -241,7 +240,7 @@ class RayBackend(Backend):
         if ray.is_initialized():  # the caller set Ray up (an explicit choice)
             return
         env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith("NASMIX_")}}
-        options = dict(include_dashboard=False, log_to_driver=False, runtime_env=env)
+        options: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, runtime_env=env)
         if self.address is not None:
             ray.init(address=self.address, **options)
             return

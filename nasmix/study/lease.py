@@ -63,7 +63,7 @@ def known_dead(worker: str) -> bool:
     parts = worker.rsplit("/", 3)
     if len(parts) != 4 or parts[0] != _HOST or _BOOT == "-":
         return False  # another machine (or an id nasmix did not write): only its heartbeat tells
-    host, boot, pid, _ = parts
+    _, boot, pid, _ = parts
     if boot != _BOOT:
         return True
     try:
@@ -131,7 +131,7 @@ class Lease:
         with self._lock:
             self._held.discard(cell)
 
-    def start(self) -> "Lease":
+    def start(self) -> Lease:
         """Start the heartbeat thread."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._beat, name="nasmix-heartbeat", daemon=True)
@@ -145,7 +145,7 @@ class Lease:
             self._thread.join(timeout=max(35.0, self.interval))
             self._thread = None
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

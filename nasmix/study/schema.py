@@ -27,7 +27,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from nasmix import registry
 from nasmix.budget import Budget, Clock
@@ -35,6 +35,8 @@ from nasmix.config import DataSettings, EvalSettings, SearchSettings
 from nasmix.events import END_STATES, Event, parse
 from nasmix.options import build_config
 from nasmix.train import TrainConfig
+
+_E = TypeVar("_E", bound=Event)
 
 __all__ = [
     "ONESHOT_ESTIMATOR",
@@ -273,7 +275,7 @@ class CellRecord:
         return CellSpec.from_dict(_body(self, self.settings), self.study)
 
     # ---- typed events ----------------------------------------------------------------
-    def events_of(self, *types: type[Event]) -> list[Event]:
+    def events_of(self, *types: type[_E]) -> list[_E]:
         """The typed events of these classes (nasmix.events), in order."""
         return [r.event for r in self.events if isinstance(r.event, types)]
 

@@ -158,7 +158,7 @@ class Store:
             )
 
     @classmethod
-    def open_readonly(cls, path: str | os.PathLike, check: bool = True) -> "Store":
+    def open_readonly(cls, path: str | os.PathLike, check: bool = True) -> Store:
         """Open a store for reading only, wherever it lies.
 
         In place (`mode=ro`) where SQLite can share it with a running study (new events
@@ -260,7 +260,7 @@ class Store:
     def close(self) -> None:
         self._close_quietly()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -470,6 +470,9 @@ class Store:
     def events_since(self, seq: int, cell: str | None = None, limit: int | None = None) -> list[EventRecord]:
         """Events appended after the one numbered `seq` (0: all), in order: what a poller has not seen.
 
+        Writers take turns (SQLite's one write lock), so numbers grow in commit order and a
+        reader that asks for what came after the last number it saw misses nothing.
+
         Example:
             >>> with Store.open_readonly("runs/demo.db") as store:   # doctest: +SKIP
             ...     new = store.events_since(last)
@@ -494,7 +497,7 @@ class Store:
             record, problem = event_record(row)
             if problem:
                 problems.append(problem)
-            else:
+            elif record is not None:  # event_record gives a record or a problem
                 records.append(record)
         self._raise(problems)
         return records
@@ -503,20 +506,6 @@ class Store:
         if problems:
             more = f" and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN else ""
             raise StoreError(f"store {self.path} is corrupt: {'; '.join(problems[:_SHOWN])}{more}. {RESCUE}")
-
-    def events_since(self, seq: int, cell: str | None = None, limit: int | None = None) -> list[EventRecord]:
-        """Events appended after the one numbered `seq` (0: all), in order: what a poller has not seen.
-
-        Writers take turns (SQLite's one write lock), so numbers grow in commit order and a
-        reader that asks for what came after the last number it saw misses nothing.
-        """
-        sql, args = "SELECT seq, cell, key, kind, phase, time, data FROM events WHERE seq > ?", [int(seq)]
-        if cell is not None:
-            sql += " AND cell = ?"
-            args.append(cell)
-        sql += " ORDER BY seq" + ("" if limit is None else f" LIMIT {int(limit)}")
-        rows = self.db.execute(sql, args).fetchall()
-        return [EventRecord(k, kd, ph, json.loads(d), s, c, t) for s, c, k, kd, ph, t, d in rows]
 
     def keys(self, cell: str) -> set[str]:
         """The event keys a cell has."""

@@ -159,3 +159,15 @@ def test_groups_by_dataset_and_device():
     assert m["running"].rank is None and m["failed"].rank is None and m["failed"].top1_at_budget is None
     order = [r["id"] for r in efficiency.summary_rows(list(m.values()))]
     assert order.index("cpu") < order.index("running") < order.index("gpu")  # groups in order of appearance
+
+
+def test_a_cell_without_a_checkpoint_by_the_horizon_is_unscored():
+    # horizon_h of 10 s: "slow" tests its arch at 60 s (30 s search + 30 s epoch), after the budget
+    fast = trajectory("fast", 1.0, [(1.0, 0.3)])
+    slow = trajectory("slow", 30.0, [(30.0, 0.5)])
+    curves = {r.id: metrics.runtime_curve(r) for r in (fast, slow)}
+    m = {x.id: x for x in efficiency.score(metrics.study_metrics([fast, slow], horizon_h=10 / H), curves)}
+    assert m["fast"].top1_at_budget == 0.3 and m["fast"].rank == 1 and m["fast"].best_top1 == 0.3
+    assert m["slow"].top1_at_budget is None and m["slow"].rank is None and m["slow"].pareto_layer is None
+    assert m["slow"].best_top1 == 0.3 and m["slow"].top1_at_budgets[-1] is None
+    assert m["slow"].budgets_h == m["fast"].budgets_h

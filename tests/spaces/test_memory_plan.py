@@ -13,7 +13,6 @@ from nasmix.spaces.memory import plan_memory, saved_bytes
 from nasmix.strategies.base import Budget
 from nasmix.testing import TINY_TASK, tiny_search_data
 
-
 SMALL = (3, 8, 8)  # small images keep these tests fast; the supernets take any size
 
 
@@ -65,7 +64,7 @@ def test_checkpointed_cells_compute_the_same_search(space="simple_cell"):
         losses: list[float] = []
         step = strategy.step
 
-        def recording(state, train, valid, arch_on=True):
+        def recording(state, train, valid, arch_on=True, *, step=step, losses=losses):
             weight, arch = step(state, train, valid, arch_on)
             losses.extend([float(weight[0]), float(arch[0])])
             return weight, arch

@@ -112,8 +112,8 @@ def test_cuda_settings_reach_the_step():
 def test_gdas_on_nb201_adds_the_unsampled_weights_as_xautodl():
     """xautodl's forward_gdas: sum(w[i] * op_i(x) if i == sampled else w[i]): the unsampled ops'
     weights (zeros in value) get the sum of the edge output's gradient."""
-    from nasmix.spaces.supernet import EdgeContext, MixedEdge
     from nasmix.spaces.ops import NB201_OPS
+    from nasmix.spaces.supernet import EdgeContext, MixedEdge
 
     torch.manual_seed(0)
     edge = MixedEdge(4, 1, NB201_OPS)

@@ -118,7 +118,7 @@ def test_ray_starts_a_local_instance_on_loopback_unless_an_address_is_named(monk
     RayBackend("ray://head.cluster:10001").start()
     assert calls == [("local", "0", False), ("local", "0", False), ("ray://head.cluster:10001", None, before)]
     assert (
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ and ray_constants.ENABLE_RAY_CLUSTER == before
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ and before == ray_constants.ENABLE_RAY_CLUSTER
     )
 
 

@@ -123,11 +123,11 @@ def main_only(net: nn.Module) -> nn.Module:
         The same network, its head removed.
     """
     if isinstance(getattr(net, "aux", None), nn.Module):
-        net.aux = None
+        net.aux = None  # type: ignore[assignment]  # nn.Module.__setattr__ takes a None for a submodule
     return net
 
 
-def weight_layers(net: nn.Module) -> list[nn.Module]:
+def weight_layers(net: nn.Module) -> list[nn.Conv2d | nn.Linear]:
     """The convolution and linear layers of a network, in module order."""
     return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 

@@ -33,7 +33,7 @@ def fisher(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> floa
     """
     parts: list[torch.Tensor] = []
 
-    def hook(module: nn.Module, inputs, out: torch.Tensor) -> None:
+    def hook(module: nn.Conv2d | nn.Linear, inputs, out: torch.Tensor) -> None:
         if not out.requires_grad:
             return
         act = out.detach()

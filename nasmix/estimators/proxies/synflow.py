@@ -32,7 +32,8 @@ def synflow(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> flo
     """
     for m in net.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.forward = lambda inp: inp  # the BN-free network of the measure
+            # the BN-free network of the measure: an instance attribute that shadows the class's method
+            m.forward = lambda inp: inp  # type: ignore[method-assign,assignment]
     net.double()
     with torch.no_grad():
         for t in net.state_dict().values():
