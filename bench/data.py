@@ -28,8 +28,14 @@ class PilDataset(torch.utils.data.Dataset):
 
     def __init__(self, images, task):
         self.x, self.y = images.x, images.y
-        self.tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-                             T.Normalize(task.mean, task.std)])  # fmt: skip
+        self.tf = T.Compose(
+            [
+                T.RandomCrop(32, padding=4),
+                T.RandomHorizontalFlip(),
+                T.ToTensor(),
+                T.Normalize(task.mean, task.std),
+            ]
+        )
 
     def __len__(self):
         return len(self.y)
@@ -39,8 +45,14 @@ class PilDataset(torch.utils.data.Dataset):
 
 
 def torchvision_loader(images, task, batch, workers):
-    return torch.utils.data.DataLoader(PilDataset(images, task), batch_size=batch, shuffle=True, drop_last=True,
-                                       num_workers=workers, pin_memory=torch.cuda.is_available())  # fmt: skip
+    return torch.utils.data.DataLoader(
+        PilDataset(images, task),
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+    )
 
 
 def throughput_device(images, task, device, batch) -> float:
@@ -70,7 +82,9 @@ def epoch_torchvision(images, task, device, cfg: TrainConfig, workers) -> float:
     cuda = device.type == "cuda"
     if cuda:
         net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(
+        net.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay
+    )
     loss_fn = torch.nn.CrossEntropyLoss()
     timer = Timer(device)
     t0 = timer.now()
@@ -93,9 +107,13 @@ def epoch_nasmix(images, task, device, cfg: TrainConfig) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", default=None, help="CIFAR-10 location (default: $NASMIX_DATA)")
-    parser.add_argument("--train-subset", type=int, default=None, help="images per epoch (default: all on GPU, 5000 on CPU)")
+    parser.add_argument(
+        "--train-subset", type=int, default=None, help="images per epoch (default: all on GPU, 5000 on CPU)"
+    )
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (NASLib uses 0)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", action="append", help="cpu and/or cuda (default: both where present)")

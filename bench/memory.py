@@ -47,10 +47,14 @@ def main(argv=None) -> list[dict]:
     device = torch.device(args.device)
     budget = int(args.budget_gib * 2**30)
     cuda_like = Accel.cuda_like()
-    print(f"# memory plan at batch {args.batch}, budget {args.budget_gib:g} GiB, settings of a CUDA search; "
-          f"estimates computed on {device}")
-    print(f"{'space':<13} {'precision':<9} {'params':>10} {'fixed MiB':>10} {'activ. MiB':>11} "
-          f"{'total MiB':>10} {'checkpoint':>10} {'ckpt MiB':>9} {'fits':>5}")
+    print(
+        f"# memory plan at batch {args.batch}, budget {args.budget_gib:g} GiB, settings of a CUDA search; "
+        f"estimates computed on {device}"
+    )
+    print(
+        f"{'space':<13} {'precision':<9} {'params':>10} {'fixed MiB':>10} {'activ. MiB':>11} "
+        f"{'total MiB':>10} {'checkpoint':>10} {'ckpt MiB':>9} {'fits':>5}"
+    )
     rows = []
     for name in [s for s in args.spaces.split(",") if s]:
         for precision in ("fp32", "bf16"):
@@ -66,9 +70,11 @@ def main(argv=None) -> list[dict]:
             plan = plan_memory(net, TASK.shape, args.batch, budget, HELD, accel.autocast(device))
             params = sum(p.numel() for p in net.parameters())
             ckpt = "-" if plan.checkpointed_bytes is None else f"{plan.checkpointed_bytes / 2**20:,.0f}"
-            print(f"{name:<13} {precision:<9} {params:>10,} {plan.fixed_bytes / 2**20:>10,.0f} "
-                  f"{plan.activation_bytes / 2**20:>11,.0f} {plan.total_bytes / 2**20:>10,.0f} "
-                  f"{'yes' if plan.checkpoint else 'no':>10} {ckpt:>9} {'yes' if plan.fits else 'NO':>5}")
+            print(
+                f"{name:<13} {precision:<9} {params:>10,} {plan.fixed_bytes / 2**20:>10,.0f} "
+                f"{plan.activation_bytes / 2**20:>11,.0f} {plan.total_bytes / 2**20:>10,.0f} "
+                f"{'yes' if plan.checkpoint else 'no':>10} {ckpt:>9} {'yes' if plan.fits else 'NO':>5}"
+            )
             rows.append({"space": name, "precision": precision, "params": params, **dataclasses.asdict(plan)})
             del net
     return rows
@@ -88,12 +94,23 @@ def own_plan(name: str, net: torch.nn.Module, batch: int, budget: int) -> dict:
     cells = ",".join(str(i + 1) for i, flag in enumerate(est.plan) if flag)
     fits = fixed + need <= budget
     ckpt = f"{need / 2**20:,.0f}" if cells else "-"
-    print(f"{name:<13} {'fp32 bound':<9} {params:>10,} {fixed / 2**20:>10,.0f} {full / 2**20:>11,.0f} "
-          f"{(fixed + need) / 2**20:>10,.0f} {'cells ' + cells if cells else 'no':>10} "
-          f"{ckpt:>9} {'yes' if fits else 'NO':>5}")
-    return {"space": name, "precision": "fp32 bound", "params": params, "batch": batch,
-            "budget_bytes": budget, "fixed_bytes": fixed, "activation_bytes": full, "checkpointed_bytes": need,
-            "checkpoint_cells": [i + 1 for i, flag in enumerate(est.plan) if flag], "fits": fits}
+    print(
+        f"{name:<13} {'fp32 bound':<9} {params:>10,} {fixed / 2**20:>10,.0f} {full / 2**20:>11,.0f} "
+        f"{(fixed + need) / 2**20:>10,.0f} {'cells ' + cells if cells else 'no':>10} "
+        f"{ckpt:>9} {'yes' if fits else 'NO':>5}"
+    )
+    return {
+        "space": name,
+        "precision": "fp32 bound",
+        "params": params,
+        "batch": batch,
+        "budget_bytes": budget,
+        "fixed_bytes": fixed,
+        "activation_bytes": full,
+        "checkpointed_bytes": need,
+        "checkpoint_cells": [i + 1 for i, flag in enumerate(est.plan) if flag],
+        "fits": fits,
+    }
 
 
 if __name__ == "__main__":

@@ -70,4 +70,6 @@ def flop_counter() -> FlopCounterMode:
         >>> f.get_total_flops() == 3 * 2 * (2 * 8 * 4 * 4) * (2 * 3 * 3)
         True
     """
-    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flops})
+    return FlopCounterMode(
+        display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flops}
+    )

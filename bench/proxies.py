@@ -48,13 +48,19 @@ def distinct_archs(space, n: int, rng: np.random.Generator) -> list:
 def main() -> None:
     from scipy.stats import spearmanr
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", default=None, help="CIFAR-10 location (default: $NASMIX_DATA)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--archs", type=int, default=50, help="archs to train and score")
     parser.add_argument("--size", default=None, help="network size (default: search on CUDA, tiny on CPU)")
-    parser.add_argument("--train-images", type=int, default=None, help="training images (default 10000 / 1000)")
-    parser.add_argument("--valid-images", type=int, default=None, help="validation images (default 5000 / 500)")
+    parser.add_argument(
+        "--train-images", type=int, default=None, help="training images (default 10000 / 1000)"
+    )
+    parser.add_argument(
+        "--valid-images", type=int, default=None, help="validation images (default 5000 / 500)"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 10 / 3)")
     parser.add_argument("--batch-size", type=int, default=None, help="training batch (default 256 / 64)")
     parser.add_argument("--proxy-batch", type=int, default=64, help="images in the proxies' batch")
@@ -79,9 +85,11 @@ def main() -> None:
     data = SearchData(subset(half_w, n_train, 10), subset(half_a, n_valid, 10), cifar.task, device, size=size)
     space = registry.create("space", "nb201")
     archs = distinct_archs(space, args.archs, np.random.default_rng(args.seed))
-    print(f"device: {device_name(device)}; {len(archs)} nb201 archs, size {size}, "
-          f"{len(data.train)} training and "
-          f"{len(data.valid)} validation images, {epochs} epochs, batch {batch}")  # fmt: skip
+    print(
+        f"device: {device_name(device)}; {len(archs)} nb201 archs, size {size}, "
+        f"{len(data.train)} training and "
+        f"{len(data.valid)} validation images, {epochs} epochs, batch {batch}"
+    )
 
     trainer = registry.create("estimator", "train", epochs=epochs, batch_size=batch)
     trainer.prepare(space, data, Budget(batch_size=batch), np.random.default_rng(args.seed))
@@ -94,8 +102,10 @@ def main() -> None:
         if (i + 1) % 10 == 0:
             print(f"  trained {i + 1}/{len(archs)} ({data.timer.now() - t0:.0f} s)", flush=True)
     accs = np.array(accs)
-    print(f"training: {np.mean(train_s):.2f} s per arch; accuracy {accs.min():.3f} .. {accs.max():.3f} "
-          f"(mean {accs.mean():.3f})")  # fmt: skip
+    print(
+        f"training: {np.mean(train_s):.2f} s per arch; accuracy {accs.min():.3f} .. {accs.max():.3f} "
+        f"(mean {accs.mean():.3f})"
+    )
 
     print(f"{'proxy':<10} {'spearman':>9} {'p-value':>9} {'cand/s':>9} {'speedup':>9}")
     rows = []

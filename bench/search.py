@@ -57,8 +57,14 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 # ../shared/anchors beside the checkout (or beside the folder of worktrees holding it)
-ANCHORS = next((p for p in (ROOT.parent / "shared" / "anchors", ROOT.parent.parent / "shared" / "anchors")
-                if p.exists()), ROOT.parent / "shared" / "anchors")
+ANCHORS = next(
+    (
+        p
+        for p in (ROOT.parent / "shared" / "anchors", ROOT.parent.parent / "shared" / "anchors")
+        if p.exists()
+    ),
+    ROOT.parent / "shared" / "anchors",
+)
 STEPS_PER_EPOCH = 391  # ceil(25,000 / 64): NASLib's search epoch
 HALF_IMAGES = 25_000
 
@@ -151,8 +157,12 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--host-steps", type=int, default=10)
     parser.add_argument("--no-host", action="store_true", help="skip the batch-2 runs (ops, host s, FLOPs)")
     parser.add_argument("--only-host", action="store_true", help="only the batch-2 runs")
-    parser.add_argument("--settings", default="auto", choices=("auto", "cuda"),
-                        help="the device's own settings, or CUDA's on any device (nasmix.accel)")
+    parser.add_argument(
+        "--settings",
+        default="auto",
+        choices=("auto", "cuda"),
+        help="the device's own settings, or CUDA's on any device (nasmix.accel)",
+    )
     parser.add_argument("--reps", type=int, default=1, help="repetitions; figures are medians")
     parser.add_argument("--images", type=int, default=None, help=f"images per half held (GPU: {HALF_IMAGES})")
     parser.add_argument("--threads", type=int, default=1)
@@ -186,16 +196,27 @@ def main(argv=None) -> list[dict]:
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     peaks = {p: matmul_peak(device, dtypes[p], 8192 if cuda else 2048) for p in precisions}
     clock = "synchronised wall" if cuda else "process CPU"
-    print(f"# {label}; {args.threads} thread(s); size {args.size}; batch {args.batch}, {args.steps} timed "
-          f"steps of the loop after {args.warmup}; {clock} time; medians of {args.reps}; "
-          f"images per half {images}; settings {args.settings}")
+    print(
+        f"# {label}; {args.threads} thread(s); size {args.size}; batch {args.batch}, {args.steps} timed "
+        f"steps of the loop after {args.warmup}; {clock} time; medians of {args.reps}; "
+        f"images per half {images}; settings {args.settings}"
+    )
     print("# matmul peak: " + ", ".join(f"{p} {v / 1e9:.1f} GFLOP/s" for p, v in peaks.items()))
     rows = []
     for space in [s for s in args.spaces.split(",") if s]:
         for strat in [s for s in args.strategies.split(",") if s]:
             for precision in precisions:
-                base = dict(space=space, strategy=strat, device=name, size=args.size, warmup=args.warmup,
-                            precision=precision, images=images, threads=args.threads, settings=args.settings)
+                base = dict(
+                    space=space,
+                    strategy=strat,
+                    device=name,
+                    size=args.size,
+                    warmup=args.warmup,
+                    precision=precision,
+                    images=images,
+                    threads=args.threads,
+                    settings=args.settings,
+                )
                 runs: dict[str, dict[str, list]] = {v: {"time": [], "host": []} for v, _ in versions}
                 for rep in range(args.reps):
                     order = versions if rep % 2 == 0 else versions[::-1]
@@ -291,7 +312,9 @@ def print_row(row: dict, cuda: bool, compare: bool) -> None:
     print(f"\n== {head}: params nasmix {row['params']:,}" if row["params"] else f"\n== {head}", end="")
     print(f" / NASLib {row['naslib_params']:,}" if row["naslib_params"] else " / NASLib -", end="")
     if not row["matched"]:
-        why = "supernets differ: no comparison" if row["naslib_params"] else "no NASLib figures for this space"
+        why = (
+            "supernets differ: no comparison" if row["naslib_params"] else "no NASLib figures for this space"
+        )
         print(f"  ({why})")
     if row["matched"]:
         print()

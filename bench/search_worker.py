@@ -126,7 +126,12 @@ def measure(spec: Spec) -> dict:
     n = spec.batch * spec.steps
     state.train, state.valid = [
         DeviceLoader(
-            ImageArrays(half.x[:n], half.y[:n]), TASK, spec.batch, device, Augment(), shuffle=True,
+            ImageArrays(half.x[:n], half.y[:n]),
+            TASK,
+            spec.batch,
+            device,
+            Augment(),
+            shuffle=True,
             channels_last=loader.channels_last,
         )
         for half, loader in zip((data.train, data.valid), held)

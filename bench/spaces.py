@@ -89,7 +89,9 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--device", default="all", choices=("cpu", "cuda", "all"))
-    parser.add_argument("--spaces", default="", help="comma-separated space names (default: every registered space)")
+    parser.add_argument(
+        "--spaces", default="", help="comma-separated space names (default: every registered space)"
+    )
     parser.add_argument("--fp32", action="store_true", help="no bf16 autocast / channels_last on CUDA")
     args = parser.parse_args(argv)
 
@@ -120,8 +122,11 @@ def main(argv=None) -> None:
         for name in names:
             if (dev, name, "sum") in results:
                 base = results[dev, name, "sum"]
-                parts = [f"{m}/sum {results[dev, name, m] / base:.2f}" for m in ("sampled", "partial")
-                         if (dev, name, m) in results]  # fmt: skip
+                parts = [
+                    f"{m}/sum {results[dev, name, m] / base:.2f}"
+                    for m in ("sampled", "partial")
+                    if (dev, name, m) in results
+                ]
                 print(f"{dev:<8} {name:<14} " + "  ".join(parts))
 
 

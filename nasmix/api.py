@@ -235,8 +235,15 @@ def fit(
     clock = budget.clock(timer=None, total=config.epochs) if budget is not None else None
     target = pick_device(device)
     return train(
-        model, arrays.train, arrays.task, config, target, test=arrays.test, checkpoint_dir=checkpoint_dir,
-        callback=callback, clock=clock,
+        model,
+        arrays.train,
+        arrays.task,
+        config,
+        target,
+        test=arrays.test,
+        checkpoint_dir=checkpoint_dir,
+        callback=callback,
+        clock=clock,
     )
 
 
@@ -340,4 +347,3 @@ def write_report(db: str | os.PathLike, out: str | os.PathLike, **options: Any) 
     from nasmix.report.render import write_report as render  # matplotlib: loaded only to draw
 
     return render(db, out, **options)
-

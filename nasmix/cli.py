@@ -20,7 +20,9 @@ from nasmix.train import DivergedError
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command (each file of nasmix/commands adds its own)."""
-    parser = argparse.ArgumentParser(prog="nasmix", description="Mix NAS modules and measure accuracy per compute.")
+    parser = argparse.ArgumentParser(
+        prog="nasmix", description="Mix NAS modules and measure accuracy per compute."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in pkgutil.iter_modules(nasmix.commands.__path__, "nasmix.commands."):
         module = importlib.import_module(info.name)

@@ -57,15 +57,49 @@ __all__ = [
 # 36-channel network). "naslib": what NASLib's defaults run (the same recipe on
 # the search-size network). "fast": a short recipe for quick comparisons.
 EVAL_PRESETS: dict[str, dict[str, Any]] = {
-    "darts": {"size": "eval", "train": {"epochs": 600, "batch_size": 96, "lr": 0.025, "weight_decay": 3e-4,
-              "cutout": 16, "drop_path": 0.2, "aux_weight": 0.4, "grad_clip": 5.0, "checkpoint_every": 30,
-              "eval_every": 30}},
-    "naslib": {"size": "search", "train": {"epochs": 600, "batch_size": 96, "lr": 0.025, "weight_decay": 3e-4,
-               "cutout": 16, "drop_path": 0.2, "aux_weight": 0.4, "grad_clip": 5.0, "checkpoint_every": 30,
-               "eval_every": 30}},
-    "fast": {"size": "search", "train": {"epochs": 10, "batch_size": 128, "lr": 0.05, "weight_decay": 5e-4,
-             "nesterov": True, "checkpoint_every": 2, "eval_every": 2}},
-}  # fmt: skip
+    "darts": {
+        "size": "eval",
+        "train": {
+            "epochs": 600,
+            "batch_size": 96,
+            "lr": 0.025,
+            "weight_decay": 3e-4,
+            "cutout": 16,
+            "drop_path": 0.2,
+            "aux_weight": 0.4,
+            "grad_clip": 5.0,
+            "checkpoint_every": 30,
+            "eval_every": 30,
+        },
+    },
+    "naslib": {
+        "size": "search",
+        "train": {
+            "epochs": 600,
+            "batch_size": 96,
+            "lr": 0.025,
+            "weight_decay": 3e-4,
+            "cutout": 16,
+            "drop_path": 0.2,
+            "aux_weight": 0.4,
+            "grad_clip": 5.0,
+            "checkpoint_every": 30,
+            "eval_every": 30,
+        },
+    },
+    "fast": {
+        "size": "search",
+        "train": {
+            "epochs": 10,
+            "batch_size": 128,
+            "lr": 0.05,
+            "weight_decay": 5e-4,
+            "nesterov": True,
+            "checkpoint_every": 2,
+            "eval_every": 2,
+        },
+    },
+}
 
 MAX_DEPTH = 8  # [kind.module] option = [list of lists]: 4; anything deeper is not a study
 MAX_STUDY_BYTES = 1 << 20  # a study file is a page of TOML, not a data file
@@ -177,7 +211,9 @@ class SearchSettings:
 
     def __post_init__(self) -> None:
         _check_size(self.size, "search.size")
-        _check_positive(self, ("epochs", "candidates", "batch_size", "max_seconds", "max_gpu_seconds"), "search")
+        _check_positive(
+            self, ("epochs", "candidates", "batch_size", "max_seconds", "max_gpu_seconds"), "search"
+        )
 
     def budget(self, replay: float | None = None) -> Budget:
         """The search's Budget (with a stored cap to replay, when a capped search resumes)."""
@@ -201,7 +237,9 @@ class EvalSettings:
 
     def budget(self) -> Budget:
         """The evaluation's caps as a Budget of `train.epochs` epochs."""
-        return Budget(epochs=self.train.epochs, max_seconds=self.max_seconds, max_gpu_seconds=self.max_gpu_seconds)
+        return Budget(
+            epochs=self.train.epochs, max_seconds=self.max_seconds, max_gpu_seconds=self.max_gpu_seconds
+        )
 
 
 @dataclass(frozen=True)
@@ -249,8 +287,9 @@ def _names(value: Any, key: str, kind: str) -> tuple[str, ...]:
         raise ConfigError(f"[study] needs {key} = [...]; valid: {', '.join(registry.names(kind))}")
     value = [value] if isinstance(value, str) else list(value) if isinstance(value, tuple) else value
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"[study] {key} must be a list of names, got {value!r}; "
-                          f"valid: {', '.join(registry.names(kind))}")  # fmt: skip
+        raise ConfigError(
+            f"[study] {key} must be a list of names, got {value!r}; valid: {', '.join(registry.names(kind))}"
+        )
     if not value:
         raise ConfigError(f"[study] {key} is empty")
     for name in value:
@@ -338,13 +377,24 @@ def study_from_dict(raw: Mapping[str, Any], default_name: str = "study") -> Stud
         if key not in STUDY_KEYS:
             raise ConfigError(UnknownNameError("study table", key, STUDY_KEYS).__str__())
     study = _table(raw, "study")
-    axes = {k: study.pop(k) for k in ("spaces", "strategies", "estimators", "datasets", "seeds")
-            if k in study}
+    axes = {
+        k: study.pop(k) for k in ("spaces", "strategies", "estimators", "datasets", "seeds") if k in study
+    }
     name = study.pop("name", default_name)
     store, device = study.pop("store", None), study.pop("device", "auto")
     ray_address = study.pop("ray_address", None)
     if study:
-        valid = ["name", "store", "device", "ray_address", "spaces", "strategies", "estimators", "datasets", "seeds"]
+        valid = [
+            "name",
+            "store",
+            "device",
+            "ray_address",
+            "spaces",
+            "strategies",
+            "estimators",
+            "datasets",
+            "seeds",
+        ]
         raise ConfigError(UnknownNameError("key of [study]", sorted(study)[0], valid).__str__())
     ev = _table(raw, "eval")
     return make_study(
@@ -376,7 +426,9 @@ def eval_settings(preset: str, values: Mapping[str, Any], where: str = "[eval]")
         raise ConfigError(UnknownNameError("eval preset", str(preset), EVAL_PRESETS).__str__())
     values = dict(values)
     base = EVAL_PRESETS[preset]
-    phase: dict[str, Any] = {k: values.pop(k) for k in ("size", "max_seconds", "max_gpu_seconds") if k in values}
+    phase: dict[str, Any] = {
+        k: values.pop(k) for k in ("size", "max_seconds", "max_gpu_seconds") if k in values
+    }
     if "seed" in values:  # it would be overridden without a word
         hint = "set [study] seeds = [...] instead"
         raise ConfigError(f"{where} seed: each cell trains with its own seed; {hint}")
@@ -426,5 +478,7 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if (device.index or 0) >= count:
-            raise ConfigError(f"device {name!r} asked for, but this machine (or worker) sees {count} CUDA GPU(s)")
+            raise ConfigError(
+                f"device {name!r} asked for, but this machine (or worker) sees {count} CUDA GPU(s)"
+            )
     return device

@@ -45,10 +45,15 @@ def progress_bar(quiet: bool = False) -> Iterator[Progress]:
 
 def epoch_line(event: dict, epochs: int) -> str:
     """One line per training epoch: losses, accuracies and time."""
-    parts = [f"epoch {event['epoch']:>3}/{epochs}", f"loss {event['train_loss']:.3f}",
-             f"train top-1 {percent(event['train_top1'])}"]  # fmt: skip
+    parts = [
+        f"epoch {event['epoch']:>3}/{epochs}",
+        f"loss {event['train_loss']:.3f}",
+        f"train top-1 {percent(event['train_top1'])}",
+    ]
     for split in ("val", "test"):
         if f"{split}_top1" in event:
-            parts.append(f"{split} top-1 {percent(event[f'{split}_top1'])} top-5 {percent(event[f'{split}_top5'])}")
+            parts.append(
+                f"{split} top-1 {percent(event[f'{split}_top1'])} top-5 {percent(event[f'{split}_top5'])}"
+            )
     parts.append(f"{event['train_s']:.1f}s")
     return "  ".join(parts)

@@ -168,7 +168,9 @@ class MLPEnsemble(Surrogate):
 
         def __post_init__(self) -> None:
             if min(self.members, self.layers, self.width, self.epochs, self.batch_size) < 1 or self.lr <= 0:
-                raise ConfigError("MLPEnsemble members, layers, width, epochs, batch_size must be >= 1 and lr > 0")
+                raise ConfigError(
+                    "MLPEnsemble members, layers, width, epochs, batch_size must be >= 1 and lr > 0"
+                )
             if not 0 <= self.beta2 < 1:
                 raise ConfigError(f"MLPEnsemble beta2 must be in [0, 1), got {self.beta2}")
             if self.loss not in ("mae", "mse"):
@@ -306,12 +308,18 @@ class GaussianProcess(Surrogate):
 
         d = self._dist(X, X)
         scale = float(np.median(d[d > 0])) if (d > 0).any() else 1.0
-        bounds = [(np.log(1e-2), np.log(1e2)), (np.log(scale * 1e-2), np.log(scale * 1e2)), (np.log(1e-8), np.log(1e1))]
+        bounds = [
+            (np.log(1e-2), np.log(1e2)),
+            (np.log(scale * 1e-2), np.log(scale * 1e2)),
+            (np.log(1e-8), np.log(1e1)),
+        ]
         rng = np.random.default_rng(self.seed)
         starts = [np.array([0.0, np.log(scale), np.log(1e-2)])]
         starts += [np.array([rng.uniform(lo, hi) for lo, hi in bounds]) for _ in range(self.config.restarts)]
-        best = min((minimize(self._nll, s, args=(d, z), method="L-BFGS-B", bounds=bounds) for s in starts),
-                   key=lambda r: r.fun)  # fmt: skip
+        best = min(
+            (minimize(self._nll, s, args=(d, z), method="L-BFGS-B", bounds=bounds) for s in starts),
+            key=lambda r: r.fun,
+        )
         signal, length, noise = (float(v) for v in np.exp(best.x))
         self.params = (signal, length, noise)
         K = self._kernel(d, signal, length) + (noise + self.config.min_noise) * np.eye(len(z))
@@ -365,7 +373,9 @@ class GradientBoosting(Surrogate):
 
         def __post_init__(self) -> None:
             if min(self.members, self.trees, self.max_depth) < 1 or self.learning_rate <= 0:
-                raise ConfigError("GradientBoosting members, trees, max_depth must be >= 1 and learning_rate > 0")
+                raise ConfigError(
+                    "GradientBoosting members, trees, max_depth must be >= 1 and learning_rate > 0"
+                )
 
     def __init__(self, config: Config = Config(), seed: int = 0):
         super().__init__(seed)
@@ -382,8 +392,12 @@ class GradientBoosting(Surrogate):
         self._models = []
         for _ in range(c.members):
             rows = rng.integers(len(z), size=len(z))
-            model = GradientBoostingRegressor(n_estimators=c.trees, learning_rate=c.learning_rate,
-                                              max_depth=c.max_depth, random_state=int(rng.integers(2**31)))  # fmt: skip
+            model = GradientBoostingRegressor(
+                n_estimators=c.trees,
+                learning_rate=c.learning_rate,
+                max_depth=c.max_depth,
+                random_state=int(rng.integers(2**31)),
+            )
             self._models.append(model.fit(X[rows], z[rows]))
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

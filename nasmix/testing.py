@@ -280,9 +280,13 @@ def _state(net: nn.Module) -> dict[str, Any]:
         "modes": {k: m.training for k, m in modules.items()},
         "modules": {k: id(m) for k, m in modules.items()},
         "attributes": {k: {a: id(v) for a, v in vars(m).items()} for k, m in modules.items()},
-        "hooks": {k: tuple(len(getattr(m, h)) for h in ("_forward_hooks", "_forward_pre_hooks",
-                                                       "_backward_hooks", "_backward_pre_hooks"))
-                  for k, m in modules.items()},
+        "hooks": {
+            k: tuple(
+                len(getattr(m, h))
+                for h in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+            )
+            for k, m in modules.items()
+        },
     }
 
 
@@ -422,8 +426,9 @@ def check_strategy(name: str, space_name: str, epochs: int = 1, candidates: int 
         strategy = registry.create("strategy", name, **cheaper)
         events: list[Event] = []
         torch.manual_seed(0)
-        arch = strategy.search(space, HashEstimator(), tiny_search_data(16), budget, events.append,
-                               np.random.default_rng(3))
+        arch = strategy.search(
+            space, HashEstimator(), tiny_search_data(16), budget, events.append, np.random.default_rng(3)
+        )
         assert isinstance(arch, Arch) and arch.space == space_name, f"{name} returned {arch!r}"
         assert space.from_choices(space.to_choices(arch)) == arch
         assert all(isinstance(e, Event) for e in events), f"{name} must log typed events (nasmix.events)"

@@ -243,16 +243,29 @@ def train(
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    loader = DeviceLoader(train_images, task, config.batch_size, device, config.augment, shuffle=True,
-                          drop_last=True, channels_last=channels_last)  # fmt: skip
+    loader = DeviceLoader(
+        train_images,
+        task,
+        config.batch_size,
+        device,
+        config.augment,
+        shuffle=True,
+        drop_last=True,
+        channels_last=channels_last,
+    )
     evals = {
         name: DeviceLoader(split, task, config.eval_batch_size, device, channels_last=channels_last)
         for name, split in (("val", valid), ("test", test))
         if split is not None
     }
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                                nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay)  # fmt: skip
+    optimizer = torch.optim.SGD(
+        params,
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov and config.momentum > 0,
+        weight_decay=config.weight_decay,
+    )
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     history: list[dict] = []
     start = 0
@@ -314,9 +327,15 @@ def train(
             for name, ev in evals.items() if due else ():
                 for key, value in evaluate(model, ev, config.amp).items():
                     record[f"{name}_{key}"] = value
-        record.update(train_s=m_train.wall_s, train_gpu_s=m_train.gpu_s, eval_s=m_eval.wall_s,
-                      peak_gpu_bytes=m_train.peak_gpu_bytes, peak_host_bytes=m_train.peak_host_bytes,
-                      energy_j=m_train.energy_j, device=m_train.device)  # fmt: skip
+        record.update(
+            train_s=m_train.wall_s,
+            train_gpu_s=m_train.gpu_s,
+            eval_s=m_eval.wall_s,
+            peak_gpu_bytes=m_train.peak_gpu_bytes,
+            peak_host_bytes=m_train.peak_host_bytes,
+            energy_j=m_train.energy_j,
+            device=m_train.device,
+        )
         history.append(record)
         if ckpt is not None and config.checkpoint_every:
             # Every epoch is checkpointed, so a crash costs at most the epoch in flight; the record names
@@ -338,4 +357,3 @@ def tick(clock: Clock, record: dict) -> None:
     its training GPU seconds (its training wall seconds on a device without CUDA events)."""
     gpu = record.get("train_gpu_s")
     clock.tick(wall_s=record["train_s"] + record["eval_s"], gpu_s=record["train_s"] if gpu is None else gpu)
-

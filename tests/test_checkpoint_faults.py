@@ -288,7 +288,18 @@ def test_a_checkpoint_folder_that_is_a_file_fails_before_training(data, tmp_path
     blocker.write_text("not a folder")
     with pytest.raises(CheckpointError, match="is a file"):
         train(_net(), data.train, data.task, CFG, checkpoint_dir=blocker, callback=pytest.fail)
-    argv = ["train", "--model", "resnet20", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu", "--quiet"]
+    argv = [
+        "train",
+        "--model",
+        "resnet20",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     code = main([*argv, "--checkpoint-dir", str(blocker)])
     out, err = capsys.readouterr()
     assert code == 2 and "is a file" in err and "epoch" not in out

@@ -49,8 +49,21 @@ def test_bad_values_exit_2(capsys, tmp_path):
 
 
 def test_train_prints_per_epoch_lines_and_final_accuracy(capsys, tmp_path):
-    argv = ["train", "--model", "resnet20", "--opt", "model.width=4", "--dataset", "synthetic",
-            "--epochs", "2", "--batch-size", "50", "--json", str(tmp_path / "h.json")]  # fmt: skip
+    argv = [
+        "train",
+        "--model",
+        "resnet20",
+        "--opt",
+        "model.width=4",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "50",
+        "--json",
+        str(tmp_path / "h.json"),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "epoch   1/2" in out and "epoch   2/2" in out and "final test top-1" in out
@@ -60,8 +73,21 @@ def test_train_prints_per_epoch_lines_and_final_accuracy(capsys, tmp_path):
 @pytest.mark.cifar
 def test_reference_net_reaches_40_percent_on_real_cifar10(cifar_path, capsys, all_cores):
     """Acceptance: ResNet-20, 3 epochs on a balanced 10,000-image subset, full test set."""
-    argv = ["train", "--model", "resnet20", "--dataset", "cifar10", "--data", str(cifar_path), "--epochs", "3",
-            "--train-subset", "10000", "--device", "cpu"]  # fmt: skip
+    argv = [
+        "train",
+        "--model",
+        "resnet20",
+        "--dataset",
+        "cifar10",
+        "--data",
+        str(cifar_path),
+        "--epochs",
+        "3",
+        "--train-subset",
+        "10000",
+        "--device",
+        "cpu",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     print(out)
@@ -77,9 +103,22 @@ def test_list_takes_plural_kinds(capsys, kind, name):
 
 
 def test_train_with_a_checkpoint_dir_checkpoints_and_resumes(capsys, tmp_path):
-    argv = ["train", "--model", "resnet20", "--opt", "model.width=4", "--dataset", "synthetic",
-            "--epochs", "2", "--batch-size", "50", "--checkpoint-dir", str(tmp_path / "ck"),
-            "--quiet"]  # fmt: skip
+    argv = [
+        "train",
+        "--model",
+        "resnet20",
+        "--opt",
+        "model.width=4",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "50",
+        "--checkpoint-dir",
+        str(tmp_path / "ck"),
+        "--quiet",
+    ]
     assert main(argv) == 0
     assert sorted(p.name for p in (tmp_path / "ck").glob("*.pt")) == ["epoch-0001.pt", "epoch-0002.pt"]
     first = capsys.readouterr().out
@@ -90,8 +129,20 @@ def test_train_with_a_checkpoint_dir_checkpoints_and_resumes(capsys, tmp_path):
 
 
 def test_the_old_model_option_flag_still_works_with_a_notice(capsys):
-    argv = ["train", "--model", "resnet20", "--model-opt", "width=2", "--dataset", "synthetic",
-            "--epochs", "1", "--batch-size", "100", "--quiet"]
+    argv = [
+        "train",
+        "--model",
+        "resnet20",
+        "--model-opt",
+        "width=2",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "100",
+        "--quiet",
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "--model-opt is deprecated; use --opt model.KEY=VALUE" in captured.err
@@ -99,8 +150,22 @@ def test_the_old_model_option_flag_still_works_with_a_notice(capsys):
 
 
 def test_train_stops_at_max_seconds_between_epochs(capsys):
-    argv = ["train", "--model", "resnet20", "--opt", "model.width=2", "--dataset", "synthetic",
-            "--epochs", "3", "--batch-size", "100", "--max-seconds", "1e-9", "--quiet"]
+    argv = [
+        "train",
+        "--model",
+        "resnet20",
+        "--opt",
+        "model.width=2",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "100",
+        "--max-seconds",
+        "1e-9",
+        "--quiet",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "stopped after 1 of 3 epochs: max_seconds" in out and "final test top-1" in out

@@ -123,22 +123,25 @@ def _contradicts(net, x, y, task):
     return 1.0
 
 
-@pytest.mark.parametrize("fn, expected, breach", [
-    (_plain(_leaks_grads), AssertionError, "gradients left"),
-    (_plain(_moves_bn_stats), AssertionError, "buffer .*running_mean changed"),
-    (_plain(_switches_to_eval), AssertionError, "train/eval mode"),
-    (_plain(_leaves_a_hook), AssertionError, "hooks left"),
-    (_plain(_patches_forward), AssertionError, "attributes .* changed"),
-    (_plain(_changes_weights), AssertionError, "parameter .* changed"),
-    (_plain(_changes_the_batch), AssertionError, "changed the batch"),
-    (_plain(_raises), RuntimeError, "broken proxy"),
-    (_plain(_nan), AssertionError, "gave nan"),
-    (_plain(_tensor), AssertionError, "must return a float"),
-    (_plain(_unseeded), AssertionError, "same seed must give the same score"),
-    (_undocumented, AssertionError, "must say whether higher is better"),
-    (_plain(_undocumented), AssertionError, "docstring must say 'higher is better'"),
-    (_plain(_contradicts, higher=False), AssertionError, "docstring must say 'lower is better'"),
-])
+@pytest.mark.parametrize(
+    "fn, expected, breach",
+    [
+        (_plain(_leaks_grads), AssertionError, "gradients left"),
+        (_plain(_moves_bn_stats), AssertionError, "buffer .*running_mean changed"),
+        (_plain(_switches_to_eval), AssertionError, "train/eval mode"),
+        (_plain(_leaves_a_hook), AssertionError, "hooks left"),
+        (_plain(_patches_forward), AssertionError, "attributes .* changed"),
+        (_plain(_changes_weights), AssertionError, "parameter .* changed"),
+        (_plain(_changes_the_batch), AssertionError, "changed the batch"),
+        (_plain(_raises), RuntimeError, "broken proxy"),
+        (_plain(_nan), AssertionError, "gave nan"),
+        (_plain(_tensor), AssertionError, "must return a float"),
+        (_plain(_unseeded), AssertionError, "same seed must give the same score"),
+        (_undocumented, AssertionError, "must say whether higher is better"),
+        (_plain(_undocumented), AssertionError, "docstring must say 'higher is better'"),
+        (_plain(_contradicts, higher=False), AssertionError, "docstring must say 'lower is better'"),
+    ],
+)
 def test_the_proxy_contract_catches(fn, expected, breach):
     with registered("proxy", "broken", fn), pytest.raises(expected, match=breach):
         testing.check_proxy("broken")
@@ -210,13 +213,16 @@ class WrongClasses(NB201):
         return nn.Sequential(net, nn.Linear(task.num_classes, task.num_classes + 1))
 
 
-@pytest.mark.parametrize("cls, failing, breach", [
-    (ForgetsItsOptions, "check_space_options", "does not parse back|without the options"),
-    (AcceptsGarbage, "check_space_strings", "must raise ConfigError"),
-    (MutatesNothing, "check_space_moves", "mutate must change the arch"),
-    (DecodesWrong, "check_space_encoding", "decode"),
-    (WrongClasses, "check_space_network", "logits shape"),
-])
+@pytest.mark.parametrize(
+    "cls, failing, breach",
+    [
+        (ForgetsItsOptions, "check_space_options", "does not parse back|without the options"),
+        (AcceptsGarbage, "check_space_strings", "must raise ConfigError"),
+        (MutatesNothing, "check_space_moves", "mutate must change the arch"),
+        (DecodesWrong, "check_space_encoding", "decode"),
+        (WrongClasses, "check_space_network", "logits shape"),
+    ],
+)
 def test_each_space_check_catches_its_own_breach_and_only_it(cls, failing, breach):
     with registered("space", "broken", cls):
         for check in testing.SPACE_CHECKS:
@@ -262,9 +268,15 @@ class NeedsAFile(Synthetic):
 
 
 def test_the_dataset_contract_catches_narrow_labels_and_skips_what_needs_a_file():
-    with registered("dataset", "broken", NarrowLabels), pytest.raises(AssertionError, match="labels must be int64"):
+    with (
+        registered("dataset", "broken", NarrowLabels),
+        pytest.raises(AssertionError, match="labels must be int64"),
+    ):
         testing.check_dataset("broken")
-    with registered("dataset", "filed", NeedsAFile), pytest.raises(pytest.skip.Exception, match="needs a file"):
+    with (
+        registered("dataset", "filed", NeedsAFile),
+        pytest.raises(pytest.skip.Exception, match="needs a file"),
+    ):
         testing.check_dataset("filed")
 
 
@@ -288,7 +300,10 @@ class FileEstimator(NaNEstimator):
 def test_the_estimator_contract_catches_a_nan_score_and_skips_what_needs_a_file():
     with registered("estimator", "broken", NaNEstimator), pytest.raises(AssertionError, match="score nan"):
         testing.check_estimator("broken")
-    with registered("estimator", "filed", FileEstimator), pytest.raises(pytest.skip.Exception, match="needs a file"):
+    with (
+        registered("estimator", "filed", FileEstimator),
+        pytest.raises(pytest.skip.Exception, match="needs a file"),
+    ):
         testing.check_estimator("filed")
 
 
@@ -303,8 +318,9 @@ class Silent(Random):
     """Random search that does not log its end."""
 
     def search(self, space, estimator, data, budget, log, rng):
-        return super().search(space, estimator, data, budget,
-                              lambda e: None if isinstance(e, SearchDone) else log(e), rng)
+        return super().search(
+            space, estimator, data, budget, lambda e: None if isinstance(e, SearchDone) else log(e), rng
+        )
 
 
 @pytest.mark.parametrize("cls, breach", [(Unseeded, "same seed"), (Silent, "must log SearchDone")])

@@ -235,7 +235,18 @@ def test_replacing_a_zip_member_is_noticed_even_with_the_same_size_and_time(tmp_
 
 # ---- a location for a dataset that reads none ------------------------------------------------------
 def test_data_path_for_synthetic_is_refused(tmp_path, capsys):
-    argv = ["train", "--model", "resnet20", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu", "--quiet"]
+    argv = [
+        "train",
+        "--model",
+        "resnet20",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     code = main([*argv, "--data", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "--data" in err and "synthetic reads no files" in err and "Traceback" not in err

@@ -32,7 +32,7 @@ def blocks(language: str, files: bool) -> list[tuple[str | None, str]]:
     for lang, code in BLOCK.findall(DOC.read_text()):
         name = FILE.match(code)
         if lang == language and bool(name) == files:
-            out.append((name.group(1) if name else None, code[name.end():] if name else code))
+            out.append((name.group(1) if name else None, code[name.end() :] if name else code))
     return out
 
 
@@ -55,8 +55,14 @@ def guide():
 
 
 def test_the_guide_registers_one_module_of_each_kind(guide):
-    expected = {"space": {"stack"}, "strategy": {"hill_climb"}, "estimator": {"few_steps"},
-                "proxy": {"output_spread"}, "dataset": {"stripes"}, "model": set()}
+    expected = {
+        "space": {"stack"},
+        "strategy": {"hill_climb"},
+        "estimator": {"few_steps"},
+        "proxy": {"output_spread"},
+        "dataset": {"stripes"},
+        "model": set(),
+    }
     assert guide == expected
 
 
@@ -71,7 +77,7 @@ def test_the_guide_modules_pass_their_contracts(guide):
 
 
 def test_the_guide_command_lines_run(guide, capsys):
-    (_, code), = blocks("bash", files=False)
+    ((_, code),) = blocks("bash", files=False)
     lines = code.replace("\\\n", " ").splitlines()
     commands = [shlex.split(line)[1:] for line in lines if line.startswith("nasmix ")]
     assert len(commands) == 3
@@ -96,8 +102,9 @@ def test_the_guide_plugin_package_installs_and_registers(tmp_path, monkeypatch):
     metadata = f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n"
     (info / "METADATA").write_text(metadata)
     points = project["entry-points"][registry.PLUGIN_GROUP]
-    (info / "entry_points.txt").write_text(f"[{registry.PLUGIN_GROUP}]\n"
-                                           + "".join(f"{k} = {v}\n" for k, v in points.items()))
+    (info / "entry_points.txt").write_text(
+        f"[{registry.PLUGIN_GROUP}]\n" + "".join(f"{k} = {v}\n" for k, v in points.items())
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
     try:

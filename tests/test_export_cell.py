@@ -255,6 +255,7 @@ def test_without_the_data_a_known_datasets_shape_is_used_and_the_normalisation_i
 
     monkeypatch.delenv("NASMIX_DATA", raising=False)
     record = read_cell(*study)
+
     def on(dataset):
         return dataclasses.replace(record, cell=dataclasses.replace(record.cell, dataset=dataset))
 

@@ -31,7 +31,9 @@ settings.register_profile(
     "ci", max_examples=400, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
 )
 # "explore": random (not derandomized) and longer, to hunt new failures locally.
-settings.register_profile("explore", max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
+settings.register_profile(
+    "explore", max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck)
+)
 settings.load_profile(os.environ.get("NASMIX_FUZZ_PROFILE", "ci"))
 
 

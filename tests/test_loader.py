@@ -30,7 +30,9 @@ def test_seed_fixes_order_and_augmentation():
 
 def test_crop_is_a_shifted_window_of_the_zero_padded_image():
     imgs = _images(64)
-    loader = DeviceLoader(imgs, TASK, 64, torch.device("cpu"), Augment(crop_padding=2, flip=False), shuffle=False)
+    loader = DeviceLoader(
+        imgs, TASK, 64, torch.device("cpu"), Augment(crop_padding=2, flip=False), shuffle=False
+    )
     x, _ = next(iter(loader.batches(0)))
     padded = np.pad(imgs.x, ((0, 0), (2, 2), (2, 2), (0, 0)))
     for i in range(64):

@@ -65,15 +65,51 @@ def test_plugin_modules_pass_their_contracts(plugins):
 
 def test_plugin_modules_work_in_the_cli_and_in_a_study_cell(plugins, tmp_path, capsys):
     plugins("good")
-    argv = ["train", "--model", "demo_mlp", "--opt", "model.hidden=8", "--dataset", "synthetic",
-            "--epochs", "1", "--batch-size", "50", "--quiet"]
+    argv = [
+        "train",
+        "--model",
+        "demo_mlp",
+        "--opt",
+        "model.hidden=8",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "50",
+        "--quiet",
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     assert "final test top-1" in capsys.readouterr().out
     store = tmp_path / "plugin.db"
-    argv = ["run", "--space", "nb201", "--strategy", "demo_walk", "--opt", "strategy.start=2",
-            "--estimator", "zero_cost", "--opt", "estimator.proxy=demo_weight_sum", "--dataset", "synthetic",
-            "--candidates", "3", "--search-size", "tiny", "--eval-epochs", "1", "--eval-size", "tiny",
-            "--device", "cpu", "--store", str(store), "--quiet"]
+    argv = [
+        "run",
+        "--space",
+        "nb201",
+        "--strategy",
+        "demo_walk",
+        "--opt",
+        "strategy.start=2",
+        "--estimator",
+        "zero_cost",
+        "--opt",
+        "estimator.proxy=demo_weight_sum",
+        "--dataset",
+        "synthetic",
+        "--candidates",
+        "3",
+        "--search-size",
+        "tiny",
+        "--eval-epochs",
+        "1",
+        "--eval-size",
+        "tiny",
+        "--device",
+        "cpu",
+        "--store",
+        str(store),
+        "--quiet",
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     with Store(store, readonly=True) as db:
         (cell,) = db.cells()
@@ -110,11 +146,23 @@ def test_the_contract_suite_collects_an_installed_plugin_in_a_fresh_process():
     """A new interpreter, as CI runs it: the plugin's names join the parametrized contract tests."""
     path = os.pathsep.join([str(ROOT), str(FIXTURES / "good"), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA",
-            str(ROOT / "tests" / "test_contracts.py"),
-            "-k", "demo_weight_sum or demo_mlp or (demo_walk and nb201)"]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-rA",
+        str(ROOT / "tests" / "test_contracts.py"),
+        "-k",
+        "demo_weight_sum or demo_mlp or (demo_walk and nb201)",
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    for test in ("test_proxy_contract[demo_weight_sum]", "test_model_contract[demo_mlp]",
-                 "test_strategy_contract[demo_walk-nb201]"):
+    for test in (
+        "test_proxy_contract[demo_weight_sum]",
+        "test_model_contract[demo_mlp]",
+        "test_strategy_contract[demo_walk-nb201]",
+    ):
         assert f"PASSED tests/test_contracts.py::{test}" in done.stdout, done.stdout

@@ -70,6 +70,8 @@ def test_two_modules_registering_one_name_is_an_error():
         with pytest.raises(ValueError, match="registered twice"):
             registry.register("model", "duplicate_test_model")(second)
         assert registry.get("model", "duplicate_test_model").obj is first
-        registry.register("model", "duplicate_test_model")(first)  # the same class again (a re-import) is fine
+        registry.register("model", "duplicate_test_model")(
+            first
+        )  # the same class again (a re-import) is fine
     finally:
         registry._ENTRIES["model"].pop("duplicate_test_model", None)

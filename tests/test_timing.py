@@ -98,8 +98,11 @@ def test_energy_reads_the_nvml_gpu_behind_the_visible_cuda_index(monkeypatch):
     import types
 
     asked = []
-    fake = types.SimpleNamespace(nvmlInit=lambda: None, nvmlDeviceGetHandleByIndex=lambda i: asked.append(i) or i,
-                                 nvmlDeviceGetTotalEnergyConsumption=lambda h: 1000 * (h + 1))  # fmt: skip
+    fake = types.SimpleNamespace(
+        nvmlInit=lambda: None,
+        nvmlDeviceGetHandleByIndex=lambda i: asked.append(i) or i,
+        nvmlDeviceGetTotalEnergyConsumption=lambda h: 1000 * (h + 1),
+    )
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     monkeypatch.delenv("NASMIX_NO_NVML", raising=False)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)

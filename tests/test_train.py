@@ -23,15 +23,18 @@ CFG = TrainConfig(epochs=3, batch_size=40, lr=0.05, checkpoint_every=1, seed=5)
 
 
 def test_training_learns_the_synthetic_task(data):
-    result = train(_net(data), data.train, data.task, TrainConfig(epochs=4, batch_size=20, lr=0.05), test=data.test)
+    result = train(
+        _net(data), data.train, data.task, TrainConfig(epochs=4, batch_size=20, lr=0.05), test=data.test
+    )
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
     assert result.final["test_top1"] > 0.3 and result.final["test_top5"] >= result.final["test_top1"]
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
 def test_resume_matches_uninterrupted_run(data, tmp_path):
-    full = train(_net(data), data.train, data.task, CFG, test=data.test, valid=data.test,
-                 checkpoint_dir=tmp_path / "a")  # fmt: skip
+    full = train(
+        _net(data), data.train, data.task, CFG, test=data.test, valid=data.test, checkpoint_dir=tmp_path / "a"
+    )
 
     class Stop(Exception):
         pass
@@ -41,23 +44,53 @@ def test_resume_matches_uninterrupted_run(data, tmp_path):
             raise Stop
 
     with pytest.raises(Stop):
-        train(_net(data), data.train, data.task, CFG, test=data.test, valid=data.test,
-              checkpoint_dir=tmp_path / "b", callback=kill_after_two)  # fmt: skip
+        train(
+            _net(data),
+            data.train,
+            data.task,
+            CFG,
+            test=data.test,
+            valid=data.test,
+            checkpoint_dir=tmp_path / "b",
+            callback=kill_after_two,
+        )
     epochs = []
-    resumed = train(_net(data, seed=99), data.train, data.task, CFG, test=data.test, valid=data.test,
-                    checkpoint_dir=tmp_path / "b", callback=lambda e: epochs.append(e.get("epoch")))  # fmt: skip
+    resumed = train(
+        _net(data, seed=99),
+        data.train,
+        data.task,
+        CFG,
+        test=data.test,
+        valid=data.test,
+        checkpoint_dir=tmp_path / "b",
+        callback=lambda e: epochs.append(e.get("epoch")),
+    )
     assert resumed.resumed_from == 2 and set(epochs) == {3}
     for key in ("test_top1", "test_top5", "val_top1", "train_loss"):
         assert resumed.final[key] == full.final[key], key
-    assert sorted(p.name for p in (tmp_path / "b").glob("*.pt")) == ["epoch-0001.pt", "epoch-0002.pt", "epoch-0003.pt"]
+    assert sorted(p.name for p in (tmp_path / "b").glob("*.pt")) == [
+        "epoch-0001.pt",
+        "epoch-0002.pt",
+        "epoch-0003.pt",
+    ]
 
 
 def test_checkpoint_of_another_recipe_is_refused(data, tmp_path):
-    train(_net(data), data.train, data.task, TrainConfig(epochs=1, batch_size=50, checkpoint_every=1),
-          checkpoint_dir=tmp_path)  # fmt: skip
+    train(
+        _net(data),
+        data.train,
+        data.task,
+        TrainConfig(epochs=1, batch_size=50, checkpoint_every=1),
+        checkpoint_dir=tmp_path,
+    )
     with pytest.raises(ConfigError, match="different training config"):
-        train(_net(data), data.train, data.task, TrainConfig(epochs=1, batch_size=50, lr=0.1, checkpoint_every=1),
-              checkpoint_dir=tmp_path)  # fmt: skip
+        train(
+            _net(data),
+            data.train,
+            data.task,
+            TrainConfig(epochs=1, batch_size=50, lr=0.1, checkpoint_every=1),
+            checkpoint_dir=tmp_path,
+        )
 
 
 def test_torn_checkpoint_falls_back_to_the_previous_one(data, tmp_path):

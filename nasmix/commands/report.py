@@ -33,24 +33,45 @@ def cmd_report(args: argparse.Namespace) -> int:
     check_count(args.workers, "--workers")
     check_output_dir(args.output, "-o/--output")
     t0 = time.perf_counter()
-    files = write_report(args.db, args.output, target=args.target, shared_time_axis=args.shared_time_axis,
-                         basis=args.basis, workers=args.workers)  # fmt: skip
+    files = write_report(
+        args.db,
+        args.output,
+        target=args.target,
+        shared_time_axis=args.shared_time_axis,
+        basis=args.basis,
+        workers=args.workers,
+    )
     n = sum(1 for _ in files["figures"].glob("*.png"))
-    console.print(f"report of {args.db}: {files['html']} ({n} figures as PNG and SVG, {files['md'].name}, "
-                  f"{files['summary_csv'].name}) in {time.perf_counter() - t0:.1f}s")  # fmt: skip
+    console.print(
+        f"report of {args.db}: {files['html']} ({n} figures as PNG and SVG, {files['md'].name}, "
+        f"{files['summary_csv'].name}) in {time.perf_counter() - t0:.1f}s"
+    )
     return 0
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("report", help="write a study's report: HTML, Markdown, figures (PNG, SVG) and CSV tables")
+    p = sub.add_parser(
+        "report", help="write a study's report: HTML, Markdown, figures (PNG, SVG) and CSV tables"
+    )
     p.add_argument("db", help="the study's SQLite store")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="the output folder")
-    p.add_argument("--shared-time-axis", action="store_true",
-                   help="one time axis for every panel of the grid figure (default: each its own)")  # fmt: skip
-    p.add_argument("--target", type=_fraction, default=0.9,
-                   help="accuracy of the time-to-target metric, a fraction or a percentage (default 0.9)")  # fmt: skip
-    p.add_argument("--basis", choices=("auto", "gpu", "wall"), default="auto",
-                   help="cost in GPU or wall seconds (auto: GPU when every cell recorded it)")  # fmt: skip
+    p.add_argument(
+        "--shared-time-axis",
+        action="store_true",
+        help="one time axis for every panel of the grid figure (default: each its own)",
+    )
+    p.add_argument(
+        "--target",
+        type=_fraction,
+        default=0.9,
+        help="accuracy of the time-to-target metric, a fraction or a percentage (default 0.9)",
+    )
+    p.add_argument(
+        "--basis",
+        choices=("auto", "gpu", "wall"),
+        default="auto",
+        help="cost in GPU or wall seconds (auto: GPU when every cell recorded it)",
+    )
     p.add_argument(
         "--workers",
         type=int,

@@ -35,16 +35,24 @@ def add_parser(sub) -> None:
     p.add_argument("--estimator", default=None, help="for discrete strategies (default: train)")
     add_opt_flag(p, KINDS)
     add_data_flags(p)
-    p.add_argument("--portion", type=float, default=None,
-                   help="share of the training images that train weights (default 0.5)")
+    p.add_argument(
+        "--portion",
+        type=float,
+        default=None,
+        help="share of the training images that train weights (default 0.5)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="run", help="study name (and default store runs/NAME.db)")
     p.add_argument("--store", default=None, help="the store (default runs/NAME.db); a re-run resumes it")
     g = p.add_argument_group("search phase")
     g.add_argument("--search-epochs", type=int, default=None, help="supernet epochs (one-shot)")
     g.add_argument("--candidates", type=int, default=None, help="archs a discrete strategy may score")
-    g.add_argument("--search-batch-size", type=int, default=None,
-                   help="search batch size, also of the estimators that train")
+    g.add_argument(
+        "--search-batch-size",
+        type=int,
+        default=None,
+        help="search batch size, also of the estimators that train",
+    )
     g.add_argument("--search-size", default=None, help="network size searched: tiny, search or eval")
     g.add_argument("--search-max-seconds", type=float, default=None, help="cap on the search's seconds")
     g = p.add_argument_group("evaluation phase")
@@ -57,8 +65,13 @@ def add_parser(sub) -> None:
     g = p.add_argument_group("backend")
     g.add_argument("--backend", default="inprocess", choices=["inprocess", "local", "ray"])
     g.add_argument("--workers", type=int, default=None, help="local backend: worker processes")
-    g.add_argument("--ray-address", "--address", dest="address", default=None,
-                   help="ray backend: address of an existing cluster")
+    g.add_argument(
+        "--ray-address",
+        "--address",
+        dest="address",
+        default=None,
+        help="ray backend: address of an existing cluster",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
 
@@ -72,16 +85,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_count(args.workers, "--workers")
     check_data_flags(args)
     check_numbers(module_options(args), "", "--opt ")
-    search = build_config(SearchSettings, _given(
-        epochs=args.search_epochs, candidates=args.candidates, batch_size=args.search_batch_size,
-        size=args.search_size, max_seconds=args.search_max_seconds), "search")
+    search = build_config(
+        SearchSettings,
+        _given(
+            epochs=args.search_epochs,
+            candidates=args.candidates,
+            batch_size=args.search_batch_size,
+            size=args.search_size,
+            max_seconds=args.search_max_seconds,
+        ),
+        "search",
+    )
     # Evaluate at each checkpoint; 0 (never checkpoint) keeps the preset's eval_every.
-    eval_flags = _given(epochs=args.eval_epochs, batch_size=args.eval_batch_size, size=args.eval_size,
-                        max_seconds=args.eval_max_seconds, eval_every=args.checkpoint_every or None,
-                        checkpoint_every=args.checkpoint_every)
+    eval_flags = _given(
+        epochs=args.eval_epochs,
+        batch_size=args.eval_batch_size,
+        size=args.eval_size,
+        max_seconds=args.eval_max_seconds,
+        eval_every=args.checkpoint_every or None,
+        checkpoint_every=args.checkpoint_every,
+    )
     evaluation = eval_settings(args.eval_preset, eval_flags, "evaluation flags")
-    data = build_config(DataSettings, _given(train_subset=args.train_subset, test_subset=args.test_subset,
-                                             search_portion=args.portion), "data")
+    data = build_config(
+        DataSettings,
+        _given(train_subset=args.train_subset, test_subset=args.test_subset, search_portion=args.portion),
+        "data",
+    )
     options = module_options(args)
     if "estimator" in options and args.estimator is None:
         raise ConfigError("--opt estimator.* needs --estimator NAME")
@@ -107,6 +136,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     summary = run_study(cfg, args.data, args.backend, args.workers, args.address, args.quiet)
     states = ", ".join(sorted(set(summary.states.values()))) or "already ended"
-    console.print(f"cell {cfg.spaces[0]} x {cfg.strategies[0]} x {cfg.estimators[0]}: {states} "
-                  f"in {time.perf_counter() - t0:.1f}s wall; store {cfg.store}")
+    console.print(
+        f"cell {cfg.spaces[0]} x {cfg.strategies[0]} x {cfg.estimators[0]}: {states} "
+        f"in {time.perf_counter() - t0:.1f}s wall; store {cfg.store}"
+    )
     return 0

@@ -6,7 +6,8 @@ The flags become the same typed values a study uses (`SearchSettings` and its
 search runs through `nasmix.search`.
 
 Example:
-    nasmix search --space darts --strategy gdas --dataset cifar10 --data ../shared/datasets/cifar10-jpeg.zip \\
+    nasmix search --space darts --strategy gdas --dataset cifar10 \\
+        --data ../shared/datasets/cifar10-jpeg.zip \\
         --epochs 1 --train-subset 5000
     nasmix search --space nb201 --strategy evolution --estimator zero_cost --opt estimator.proxy=snip \\
         --candidates 50 --dataset cifar10
@@ -56,17 +57,27 @@ def add_parser(sub) -> None:
     p = sub.add_parser("search", help="run one search (one-shot, or discrete with --estimator)")
     p.add_argument("--space", required=True, help="search space (nasmix list space)")
     p.add_argument("--strategy", required=True, help="search strategy (nasmix list strategy)")
-    p.add_argument("--estimator", default=None,
-                   help="how a discrete strategy scores candidates (nasmix list estimator); one-shot: none")
+    p.add_argument(
+        "--estimator",
+        default=None,
+        help="how a discrete strategy scores candidates (nasmix list estimator); one-shot: none",
+    )
     add_opt_flag(p, KINDS)
     add_data_flags(p)
     p.add_argument("--epochs", type=int, default=50, help="supernet training epochs (one-shot; default 50)")
-    p.add_argument("--candidates", type=int, default=100,
-                   help="archs a strategy may score (discrete, rsws; default 100)")
-    p.add_argument("--batch-size", type=int, default=64,
-                   help="search batch size, also of the estimators that train (default 64)")
+    p.add_argument(
+        "--candidates", type=int, default=100, help="archs a strategy may score (discrete, rsws; default 100)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="search batch size, also of the estimators that train (default 64)",
+    )
     p.add_argument("--size", default="search", help="network size: tiny, search or eval (default search)")
-    p.add_argument("--portion", type=float, default=0.5, help="share of the training images that train weights")
+    p.add_argument(
+        "--portion", type=float, default=0.5, help="share of the training images that train weights"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-seconds", type=float, default=None, help="stop the search after this many seconds")
     p.add_argument("--json", default=None, help="also write every event to this file")
@@ -90,8 +101,10 @@ def epoch_text(event: SearchEpoch) -> str:
 
 def candidate_text(event: Candidate, total: int) -> str:
     """One line per scored candidate: its score, the best so far, the seconds it cost."""
-    return (f"candidate {event.index:>3}/{total}  score {event.score:.4g}  best {event.best_score:.4g}  "
-            f"{event.cost_s:.2f}s\n    arch {event.arch}")
+    return (
+        f"candidate {event.index:>3}/{total}  score {event.score:.4g}  best {event.best_score:.4g}  "
+        f"{event.cost_s:.2f}s\n    arch {event.arch}"
+    )
 
 
 def _modules(args: argparse.Namespace):
@@ -102,8 +115,10 @@ def _modules(args: argparse.Namespace):
     estimator = None
     if strategy.kind == "oneshot":
         if args.estimator is not None or "estimator" in options:
-            raise ConfigError(f"strategy {args.strategy!r} is one-shot: its supernet scores archs, "
-                              "so it takes no --estimator")
+            raise ConfigError(
+                f"strategy {args.strategy!r} is one-shot: its supernet scores archs, "
+                "so it takes no --estimator"
+            )
     elif args.estimator is None:
         valid = ", ".join(registry.names("estimator"))
         raise ConfigError(f"strategy {args.strategy!r} is discrete: give --estimator NAME ({valid})")
@@ -136,9 +151,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     timer = Timer(device)
     sdata = SearchData(train_half, valid_half, data.task, device, timer, size=settings.size)
     steps = f"{args.candidates} candidates, {args.estimator}" if estimator else f"{args.epochs} epochs"
-    console.print(f"{args.strategy} on {args.space} ({args.size}): {len(train_half):,} images train weights, "
-                  f"{len(valid_half):,} the architecture; {steps}, batch {args.batch_size}; "
-                  f"device {timer.name}")
+    console.print(
+        f"{args.strategy} on {args.space} ({args.size}): {len(train_half):,} images train weights, "
+        f"{len(valid_half):,} the architecture; {steps}, batch {args.batch_size}; "
+        f"device {timer.name}"
+    )
     with progress_bar(args.quiet) as bar:
         task = bar.add_task("search", total=None)
         strategy.progress = lambda done, steps: bar.update(task, completed=done, total=steps)
@@ -157,8 +174,9 @@ def cmd_search(args: argparse.Namespace) -> int:
                 fields = ", ".join(f"{k}={v}" for k, v in event.to_json().items() if k != "v")
                 console.print(f"[yellow]{event.kind}[/]: {escape(fields)}")
 
-        result = search(space, strategy, sdata, estimator=estimator, budget=settings.budget(), seed=args.seed,
-                        log=show)
+        result = search(
+            space, strategy, sdata, estimator=estimator, budget=settings.budget(), seed=args.seed, log=show
+        )
     console.print(escape(f"chosen arch: {result.arch.to_str()}"))
     peak = f", peak GPU memory {result.peak_gpu_bytes / 2**20:,.0f} MiB" if result.peak_gpu_bytes else ""
     console.print(f"search time: {result.search_s:.1f}s on {result.device}{peak}")

@@ -33,9 +33,7 @@ def add_parser(sub) -> None:
         "under /api/. Needs the serve extra: pip install 'nasmix[serve]'.",
     )
     p.add_argument("db", help="the study's SQLite store")
-    p.add_argument(
-        "--port", type=int, default=8050, help="the port (default 8050; 0: a free one)"
-    )
+    p.add_argument("--port", type=int, default=8050, help="the port (default 8050; 0: a free one)")
     p.add_argument(
         "--host",
         default="127.0.0.1",

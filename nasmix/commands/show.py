@@ -45,10 +45,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         try:
             flops = count_flops(net, task.shape)
         except RuntimeError as err:  # e.g. reductions that shrink a small image below 1 pixel
-            raise ConfigError(f"the {size} network cannot take {args.image_size}x{args.image_size} images: "
-                              f"{str(err).splitlines()[0]}") from None
-        console.print(f"{size} network: {count_params(net):,} parameters, "
-                      f"{flops / 1e6:,.1f} MFLOPs per {args.image_size}x{args.image_size} image")  # fmt: skip
+            raise ConfigError(
+                f"the {size} network cannot take {args.image_size}x{args.image_size} images: "
+                f"{str(err).splitlines()[0]}"
+            ) from None
+        console.print(
+            f"{size} network: {count_params(net):,} parameters, "
+            f"{flops / 1e6:,.1f} MFLOPs per {args.image_size}x{args.image_size} image"
+        )
     return 0
 
 
@@ -57,8 +61,9 @@ def add_parser(sub) -> None:
     p.add_argument("space", help="search space (nasmix list space)")
     p.add_argument("arch", help="the arch string (with or without 'SPACE:'), or 'random'")
     p.add_argument("--size", action="append", help="tiny, search or eval (default: search and eval)")
-    p.add_argument("--num-classes", "--classes", dest="classes", type=int, default=10,
-                   help="classes (default 10)")
+    p.add_argument(
+        "--num-classes", "--classes", dest="classes", type=int, default=10, help="classes (default 10)"
+    )
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--seed", type=int, default=0, help="seed for 'random'")

@@ -24,7 +24,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     records = load_records(args.db)
     metrics = study_metrics(records)
     table = Table(title=f"{args.db}: {len(records)} cells")
-    for col in ("id", "cell", "state", "search steps", "eval epochs", "test top-1", "measured h", "projected h", "note"):
+    for col in (
+        "id",
+        "cell",
+        "state",
+        "search steps",
+        "eval epochs",
+        "test top-1",
+        "measured h",
+        "projected h",
+        "note",
+    ):
         table.add_column(col)
     counts: dict[str, int] = {}
     for rec, m in zip(records, metrics):
@@ -33,8 +43,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         counts[state] = counts.get(state, 0) + 1
         steps = len(rec.events_of(SearchEpoch, Candidate))
         epochs = f"{m.epochs_done}/{m.epochs}" if m.epochs else str(m.epochs_done)
-        table.add_row(rec.id, rec.label, state, str(steps), epochs, percent(m.top1), _hours(m.runtime_h),
-                      _hours(m.projected_h), m.reason or "")  # fmt: skip
+        table.add_row(
+            rec.id,
+            rec.label,
+            state,
+            str(steps),
+            epochs,
+            percent(m.top1),
+            _hours(m.runtime_h),
+            _hours(m.projected_h),
+            m.reason or "",
+        )
     console.print(table)
     console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no cells")
     return 0

@@ -15,15 +15,29 @@ from nasmix.validate import check_count, check_real, check_store_folder
 
 
 def _backend_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=None, help="dataset location (default: the study's data.path, then $NASMIX_DATA)")
+    p.add_argument(
+        "--data", default=None, help="dataset location (default: the study's data.path, then $NASMIX_DATA)"
+    )
     p.add_argument("--backend", default="inprocess", choices=["inprocess", "local", "ray"])
-    p.add_argument("--workers", type=int, default=None, help="local backend: worker processes (default: one per GPU)")
-    p.add_argument("--ray-address", "--address", dest="address", default=None,
-                   help="ray backend: join this cluster (auto, HOST:PORT, ray://HOST:PORT); default: a local "
-                   "instance on 127.0.0.1")
-    p.add_argument("--lease-timeout", type=float, default=None, metavar="S",
-                   help="several drivers on one store: take over a cell whose driver sent no heartbeat "
-                   "for S seconds (default 60)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="local backend: worker processes (default: one per GPU)"
+    )
+    p.add_argument(
+        "--ray-address",
+        "--address",
+        dest="address",
+        default=None,
+        help="ray backend: join this cluster (auto, HOST:PORT, ray://HOST:PORT); default: a local "
+        "instance on 127.0.0.1",
+    )
+    p.add_argument(
+        "--lease-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="several drivers on one store: take over a cell whose driver sent no heartbeat "
+        "for S seconds (default 60)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -48,8 +62,10 @@ def _run(cfg, args) -> int:
     counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))) or "nothing to run"
     if summary.others:
         counts += f"; {summary.others} ended by other drivers of this store"
-    console.print(f"study {cfg.name}: {summary.total} cells ({summary.skipped} already ended; this run: {counts}) "
-                  f"in {time.perf_counter() - t0:.1f}s wall; store {cfg.store}")  # fmt: skip
+    console.print(
+        f"study {cfg.name}: {summary.total} cells ({summary.skipped} already ended; this run: {counts}) "
+        f"in {time.perf_counter() - t0:.1f}s wall; store {cfg.store}"
+    )
     return 0
 
 

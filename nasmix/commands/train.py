@@ -42,10 +42,17 @@ def add_parser(sub) -> None:
     p.add_argument("--model", required=True, help="the reference network (nasmix list model)")
     add_opt_flag(p, ("model",))
     add_data_flags(p)
-    p.add_argument("--checkpoint-dir", default=None,
-                   help="checkpoint folder (every epoch unless --checkpoint-every); an existing one resumes")
-    p.add_argument("--max-seconds", type=float, default=None,
-                   help="stop between epochs once this many seconds have passed")
+    p.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="checkpoint folder (every epoch unless --checkpoint-every); an existing one resumes",
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="stop between epochs once this many seconds have passed",
+    )
     p.add_argument("--json", default=None, help="also write the per-epoch history to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_dataclass_flags(p, TrainConfig)
@@ -73,8 +80,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     torch.manual_seed(config.seed)  # the initial weights follow --seed too (as a study's cells do)
     net = model_spec.build(data.task)
     flops = count_flops(net, data.task.shape) / 1e6
-    console.print(f"{args.model}: {count_params(net):,} parameters, {flops:.1f} MFLOPs; "
-                  f"{len(data.train):,} training and {len(data.test):,} test images; device {device}")
+    console.print(
+        f"{args.model}: {count_params(net):,} parameters, {flops:.1f} MFLOPs; "
+        f"{len(data.train):,} training and {len(data.test):,} test images; device {device}"
+    )
     with progress_bar(args.quiet) as bar:
         task = bar.add_task("train", total=None)
 
@@ -86,15 +95,26 @@ def cmd_train(args: argparse.Namespace) -> int:
                 console.print(epoch_line(event, config.epochs))
 
         clock = budget.clock(timer=None, total=config.epochs) if budget is not None else None
-        result = train(net, data.train, data.task, config, device, test=data.test,
-                       checkpoint_dir=args.checkpoint_dir, callback=on_event, clock=clock)
+        result = train(
+            net,
+            data.train,
+            data.task,
+            config,
+            device,
+            test=data.test,
+            checkpoint_dir=args.checkpoint_dir,
+            callback=on_event,
+            clock=clock,
+        )
     final = result.final
     if result.stopped:
         done = len(result.history)
         console.print(f"[yellow]stopped after {done} of {config.epochs} epochs: {result.stopped}[/]")
     seconds = sum(h["train_s"] for h in result.history)
-    console.print(f"final test top-1 {percent(final['test_top1'])}  top-5 {percent(final['test_top5'])}  "
-                  f"({seconds:.1f}s training)")
+    console.print(
+        f"final test top-1 {percent(final['test_top1'])}  top-5 {percent(final['test_top5'])}  "
+        f"({seconds:.1f}s training)"
+    )
     if args.json:
         write_result_file(args.json, {"history": result.history, "final": final}, "--json")
     return 0

@@ -275,7 +275,9 @@ def with_subsets(data: DatasetArrays, train: int | None, test: int | None) -> Da
     return DatasetArrays(data.name, subset(data.train, train, k), subset(data.test, test, k), data.classes)
 
 
-def search_split(images: ImageArrays, num_classes: int, portion: float = 0.5) -> tuple[ImageArrays, ImageArrays]:
+def search_split(
+    images: ImageArrays, num_classes: int, portion: float = 0.5
+) -> tuple[ImageArrays, ImageArrays]:
     """The search split: weights train on one part, architectures on the other.
 
     DARTS and NASLib take the first half of the training set for weights and

@@ -36,8 +36,17 @@ class Cifar10(Dataset):
     """CIFAR-10: 50,000 + 10,000 32x32 colour images in 10 classes."""
 
     classes: tuple[str, ...] = (
-        "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-    )  # fmt: skip
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    )
     folder = "cifar-10-batches-py"
     archive = "cifar-10-python.tar.gz"
     train_files: tuple[str, ...] = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -95,7 +104,9 @@ class Cifar10(Dataset):
                         raise DataError(f"{path} has no member {name!r}: is it the official {self.archive}?")
                     member = tar.extractfile(members[name])
                     if member is None:  # a link or a folder, not a file
-                        raise DataError(f"{path}: member {name!r} is not a file: is it the official {self.archive}?")
+                        raise DataError(
+                            f"{path}: member {name!r} is not a file: is it the official {self.archive}?"
+                        )
                     return member.read()
 
                 return self._read_batches(read, str(path))

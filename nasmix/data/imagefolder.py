@@ -31,8 +31,16 @@ from nasmix.errors import ConfigError, DataError
 
 # What reading one zip member can raise besides OSError: a bad CRC or header (BadZipFile), a broken
 # deflate/bzip2/lzma stream, an encrypted member (RuntimeError), an unsupported method (NotImplementedError).
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, RuntimeError, NotImplementedError,
-               ValueError, KeyError)
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+    KeyError,
+)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
 TRAIN_NAMES = ("train", "training")
@@ -92,7 +100,9 @@ def _layout(files: list[str]) -> dict[str, dict[str, list[str]]]:
     depths = {len(p.parts) for p in images}
     if len(depths) != 1:
         shallow = min(images, key=lambda p: len(p.parts))
-        raise DataError(f"unknown class layout: images at different depths, e.g. {shallow}; expected split/class/image")
+        raise DataError(
+            f"unknown class layout: images at different depths, e.g. {shallow}; expected split/class/image"
+        )
     depth = depths.pop()
     if depth < 2:
         raise DataError(f"unknown class layout: {images[0]} is not inside a class folder")
@@ -101,7 +111,9 @@ def _layout(files: list[str]) -> dict[str, dict[str, list[str]]]:
     class_at = depth - 2
     prefixes = {p.parts[: class_at - 1 if has_splits else class_at] for p in images}
     if len(prefixes) != 1:
-        raise DataError(f"unknown class layout: several top folders {sorted('/'.join(q) for q in prefixes)[:4]}")
+        raise DataError(
+            f"unknown class layout: several top folders {sorted('/'.join(q) for q in prefixes)[:4]}"
+        )
     tree: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for p in images:
         tree[p.parts[class_at - 1] if has_splits else "all"][p.parts[class_at]].append(str(p))
@@ -219,8 +231,12 @@ def read_image_folder(
                 listing[split] = (names, ys)
         for split, (names, ys) in listing.items():
             if not names:
-                hint = (f": without split folders every {step}th image of a class is a test image, "
-                        f"so a class needs at least {step} images" if set(splits) == {"all"} else "")  # fmt: skip
+                hint = (
+                    f": without split folders every {step}th image of a class is a test image, "
+                    f"so a class needs at least {step} images"
+                    if set(splits) == {"all"}
+                    else ""
+                )
                 raise DataError(f"no {split} images{hint}")
             x = _decode(source, names, size)
             size = x.shape[1:3]

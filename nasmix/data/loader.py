@@ -140,8 +140,12 @@ class DeviceLoader:
         if "cy" in d:
             half = cutout // 2
             ys, xs = self.rows, self.cols
-            in_rows = (ys[None, :] >= d["cy"][:, None] - half) & (ys[None, :] < d["cy"][:, None] + cutout - half)
-            in_cols = (xs[None, :] >= d["cx"][:, None] - half) & (xs[None, :] < d["cx"][:, None] + cutout - half)
+            in_rows = (ys[None, :] >= d["cy"][:, None] - half) & (
+                ys[None, :] < d["cy"][:, None] + cutout - half
+            )
+            in_cols = (xs[None, :] >= d["cx"][:, None] - half) & (
+                xs[None, :] < d["cx"][:, None] + cutout - half
+            )
             hole = in_rows[:, None, :, None] & in_cols[:, None, None, :]
             x = x.masked_fill(hole, 0.0)
         if not self.channels_last:

@@ -27,7 +27,9 @@ class Synthetic(Dataset):
 
         def __post_init__(self) -> None:
             if min(self.train_size, self.test_size) < self.num_classes or self.num_classes < 2:
-                raise ConfigError("synthetic needs num_classes >= 2 and at least one image per class per split")
+                raise ConfigError(
+                    "synthetic needs num_classes >= 2 and at least one image per class per split"
+                )
             if self.image_size < 4:
                 raise ConfigError(f"image_size must be >= 4, got {self.image_size}")
 

@@ -110,11 +110,24 @@ class EarlyStopping(TrainingEstimator):
                 return
             curve.append(float(event["val_top1"]))
             limit = self.threshold(event["epoch"])
-            if event["epoch"] >= c.min_epochs and event["epoch"] < c.epochs and limit is not None and curve[-1] < limit:
+            if (
+                event["epoch"] >= c.min_epochs
+                and event["epoch"] < c.epochs
+                and limit is not None
+                and curve[-1] < limit
+            ):
                 raise StopTraining
 
-        run = fit(space, arch, data, c.recipe(), arch_seed(self.seed, arch), batch_size=self.batch_size,
-                  callback=watch, per_epoch_valid=True)  # fmt: skip
+        run = fit(
+            space,
+            arch,
+            data,
+            c.recipe(),
+            arch_seed(self.seed, arch),
+            batch_size=self.batch_size,
+            callback=watch,
+            per_epoch_valid=True,
+        )
         self._record(curve)
         score = 0.0 if (run.extra.get("diverged") or not curve) else curve[-1]
         fidelity = {**self.fidelity(data, c.epochs), "epochs_trained": len(curve), "stopped": run.stopped}

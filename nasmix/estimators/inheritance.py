@@ -122,14 +122,28 @@ class Inheritance(TrainingEstimator):
                 self.cache.move_to_end((parent, data.size))
         copied: list[tuple[int, int]] = []
         epochs = c.epochs if state is not None else c.scratch_epochs
-        run = fit(space, arch, data, c.recipe(), arch_seed(self.seed, arch), batch_size=self.batch_size,
-                  epochs=epochs, init=(lambda m: copied.append(inherit(m, state))) if state is not None else None)  # fmt: skip
+        run = fit(
+            space,
+            arch,
+            data,
+            c.recipe(),
+            arch_seed(self.seed, arch),
+            batch_size=self.batch_size,
+            epochs=epochs,
+            init=(lambda m: copied.append(inherit(m, state))) if state is not None else None,
+        )
         if run.model is not None:
-            self.cache[(arch, data.size)] = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
+            self.cache[(arch, data.size)] = {
+                k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()
+            }
             self.cache.move_to_end((arch, data.size))
             while len(self.cache) > c.cache_size:
                 self.cache.popitem(last=False)
         n, total = copied[0] if copied else (0, 0)
-        fidelity = {**self.fidelity(data, epochs), "inherited": n, "tensors": total,
-                    "parent": parent.to_str() if state is not None and parent is not None else None}  # fmt: skip
+        fidelity = {
+            **self.fidelity(data, epochs),
+            "inherited": n,
+            "tensors": total,
+            "parent": parent.to_str() if state is not None and parent is not None else None,
+        }
         return Estimate(run.score, run.seconds, fidelity, extra=run.extra)

@@ -127,9 +127,25 @@ class LowerFidelity(TrainingEstimator):
         c = self.config
         train, valid, task = self.reduced(data)
         size = data.size if c.size == "same" else c.size
-        run = fit(space, arch, data, c.recipe(), arch_seed(self.seed, arch), batch_size=self.batch_size,
-                  size=size, train_images=train, valid_images=valid, task=task,
-                  crop_padding=max(4 // c.downsample, 0))  # fmt: skip
-        fidelity = {"epochs": c.epochs, "data_fraction": len(train) / len(data.train), "train_images": len(train),
-                    "size": size, "resolution": list(task.shape[1:]), "downsample": c.downsample}  # fmt: skip
+        run = fit(
+            space,
+            arch,
+            data,
+            c.recipe(),
+            arch_seed(self.seed, arch),
+            batch_size=self.batch_size,
+            size=size,
+            train_images=train,
+            valid_images=valid,
+            task=task,
+            crop_padding=max(4 // c.downsample, 0),
+        )
+        fidelity = {
+            "epochs": c.epochs,
+            "data_fraction": len(train) / len(data.train),
+            "train_images": len(train),
+            "size": size,
+            "resolution": list(task.shape[1:]),
+            "downsample": c.downsample,
+        }
         return Estimate(run.score, run.seconds, fidelity, extra=run.extra)

@@ -32,7 +32,11 @@ def make_surrogate(model: str, seed: int):
 
     Names: mlp (MLPEnsemble), gp (GaussianProcess) or gbt (GradientBoosting).
     """
-    cls = {"mlp": surrogates.MLPEnsemble, "gp": surrogates.GaussianProcess, "gbt": surrogates.GradientBoosting}[model]
+    cls = {
+        "mlp": surrogates.MLPEnsemble,
+        "gp": surrogates.GaussianProcess,
+        "gbt": surrogates.GradientBoosting,
+    }[model]
     return cls(seed=seed)
 
 
@@ -89,7 +93,9 @@ class Predictor(TrainingEstimator):
             if self.encoding not in ENCODINGS:
                 raise ConfigError(f"unknown encoding {self.encoding!r}; valid: {', '.join(ENCODINGS)}")
             if self.initial < 2 or self.retrain_every < 0:
-                raise ConfigError(f"initial must be >= 2 and retrain_every >= 0, got {self.initial}, {self.retrain_every}")
+                raise ConfigError(
+                    f"initial must be >= 2 and retrain_every >= 0, got {self.initial}, {self.retrain_every}"
+                )
 
     def __init__(self, config: Config = Config()):
         super().__init__(config)

@@ -90,12 +90,20 @@ def build_seeded(space, arch: Arch, task: Task, size: str, seed: int) -> nn.Modu
         return space.build(arch, task, size)
 
 
-def train_config(recipe: Recipe, batch_size: int, seed: int, epochs: int | None = None,
-                 crop_padding: int = 4) -> TrainConfig:  # fmt: skip
+def train_config(
+    recipe: Recipe, batch_size: int, seed: int, epochs: int | None = None, crop_padding: int = 4
+) -> TrainConfig:
     """The nasmix.train recipe of a candidate."""
-    return TrainConfig(epochs=epochs or recipe.epochs, batch_size=recipe.batch_size or batch_size, lr=recipe.lr,
-                       weight_decay=recipe.weight_decay, nesterov=recipe.nesterov,
-                       crop_padding=crop_padding if recipe.augment else 0, flip=recipe.augment, seed=seed)  # fmt: skip
+    return TrainConfig(
+        epochs=epochs or recipe.epochs,
+        batch_size=recipe.batch_size or batch_size,
+        lr=recipe.lr,
+        weight_decay=recipe.weight_decay,
+        nesterov=recipe.nesterov,
+        crop_padding=crop_padding if recipe.augment else 0,
+        flip=recipe.augment,
+        seed=seed,
+    )
 
 
 @dataclass
@@ -120,11 +128,24 @@ class Run:
     stopped: bool = False
 
 
-def fit(space, arch: Arch, data, recipe: Recipe, seed: int, *, batch_size: int = DEFAULT_BATCH,
-        size: str | None = None, train_images: ImageArrays | None = None, valid_images: ImageArrays | None = None,
-        task: Task | None = None, epochs: int | None = None, crop_padding: int = 4,
-        init: Callable[[nn.Module], None] | None = None, callback: Callback | None = None,
-        per_epoch_valid: bool = False) -> Run:  # fmt: skip
+def fit(
+    space,
+    arch: Arch,
+    data,
+    recipe: Recipe,
+    seed: int,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    size: str | None = None,
+    train_images: ImageArrays | None = None,
+    valid_images: ImageArrays | None = None,
+    task: Task | None = None,
+    epochs: int | None = None,
+    crop_padding: int = 4,
+    init: Callable[[nn.Module], None] | None = None,
+    callback: Callback | None = None,
+    per_epoch_valid: bool = False,
+) -> Run:
     """Build, train and score one candidate; the measured seconds cover all three.
 
     Args:
@@ -157,8 +178,16 @@ def fit(space, arch: Arch, data, recipe: Recipe, seed: int, *, batch_size: int =
         if init is not None:
             init(model)
         try:
-            result = train(model, train_images, task, config, device=device,
-                           valid=valid_images if per_epoch_valid else None, callback=callback, timer=data.timer)  # fmt: skip
+            result = train(
+                model,
+                train_images,
+                task,
+                config,
+                device=device,
+                valid=valid_images if per_epoch_valid else None,
+                callback=callback,
+                timer=data.timer,
+            )
             history = result.history
             if per_epoch_valid:
                 score = history[-1]["val_top1"]
@@ -173,8 +202,9 @@ def fit(space, arch: Arch, data, recipe: Recipe, seed: int, *, batch_size: int =
     return Run(float(score), m.wall_s, history, kept, extra, stopped)
 
 
-def score_model(model: nn.Module, images: ImageArrays, task: Task, device: torch.device,
-                config: TrainConfig | None = None) -> float:  # fmt: skip
+def score_model(
+    model: nn.Module, images: ImageArrays, task: Task, device: torch.device, config: TrainConfig | None = None
+) -> float:
     """Top-1 of a network on a split (nasmix.train.evaluate)."""
     config = config or TrainConfig()
     channels_last = config.channels_last and torch.device(device).type == "cuda"

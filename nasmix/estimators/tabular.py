@@ -106,12 +106,16 @@ class Benchmark:
         self._infos: dict[int, dict] = {}
         self._folder: Path | None = None
         if not self.path.exists():
-            raise DataError(f"tabular benchmark {str(self.path)!r} does not exist; give the NAS-Bench-201 "
-                            "file (NAS-Bench-201-v1_1-096897.pth) or the NATS-tss-v1_0-3ffb9-simple folder")  # fmt: skip
+            raise DataError(
+                f"tabular benchmark {str(self.path)!r} does not exist; give the NAS-Bench-201 "
+                "file (NAS-Bench-201-v1_1-096897.pth) or the NATS-tss-v1_0-3ffb9-simple folder"
+            )
         if self.path.is_dir():
             meta_file = self.path / "meta.pickle.pbz2"
             if not meta_file.exists():
-                raise DataError(f"{self.path} is a folder without meta.pickle.pbz2: not a NATS-Bench '-simple' folder")
+                raise DataError(
+                    f"{self.path} is a folder without meta.pickle.pbz2: not a NATS-Bench '-simple' folder"
+                )
             meta, self._folder = _unpickle_bz2(meta_file, trusted), self.path
         elif self.path.name.endswith(".pbz2"):
             meta = _unpickle_bz2(self.path, trusted)
@@ -181,9 +185,14 @@ class Benchmark:
         test_runs = runs if test_key == key else _runs(results, test_key, self.path, index, required=False)
         tests = [r["eval_acc1es"][test_last] for r in test_runs if test_last in r.get("eval_acc1es", {})]
         recorded = all(c is not None for c in costs)
-        return {"score": float(np.mean(accs)) / 100.0, "test": float(np.mean(tests)) / 100.0 if tests else None,
-                "cost_s": float(np.mean([c for c in costs if c is not None])) if recorded else 0.0,
-                "cost_recorded": recorded, "index": index, "seeds": len(accs)}  # fmt: skip
+        return {
+            "score": float(np.mean(accs)) / 100.0,
+            "test": float(np.mean(tests)) / 100.0 if tests else None,
+            "cost_s": float(np.mean([c for c in costs if c is not None])) if recorded else 0.0,
+            "cost_recorded": recorded,
+            "index": index,
+            "seeds": len(accs),
+        }
 
 
 def _runs(results: dict, dataset: str, path: Path, index: int, required: bool = True) -> list[dict]:
@@ -194,7 +203,9 @@ def _runs(results: dict, dataset: str, path: Path, index: int, required: bool = 
     runs = [all_results[(dataset, s)] for s in seeds if (dataset, s) in all_results]
     if not runs and required:
         have = sorted({d for d, _ in all_results})
-        raise DataError(f"{path}: arch {index} has no runs on {dataset!r} (it has {', '.join(have) or 'none'})")
+        raise DataError(
+            f"{path}: arch {index} has no runs on {dataset!r} (it has {', '.join(have) or 'none'})"
+        )
     return runs
 
 
@@ -318,6 +329,9 @@ class Tabular(Estimator):
         c = self.config
         rec = self.benchmark.query(space.format(arch.genotype), c.dataset, c.epochs, c.metric)
         fidelity = {"epochs": c.epochs, "dataset": c.dataset, "metric": c.metric, "seeds": rec["seeds"]}
-        extra = {"index": rec["index"], "cost_recorded": rec["cost_recorded"],
-                 **({"true_score": rec["test"]} if rec["test"] is not None else {})}  # fmt: skip
+        extra = {
+            "index": rec["index"],
+            "cost_recorded": rec["cost_recorded"],
+            **({"true_score": rec["test"]} if rec["test"] is not None else {}),
+        }
         return Estimate(rec["score"], rec["cost_s"], fidelity, simulated=True, extra=extra)

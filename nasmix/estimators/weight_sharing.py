@@ -157,5 +157,10 @@ class WeightSharing(Estimator):
             score = score_model(net, valid, data.task, data.device)
         charge, self._charge = self._charge, 0.0
         fidelity = {"supernet_epochs": self.config.epochs, "valid_images": len(valid), "size": data.size}
-        extra = {"supernet_s": self.supernet_s, "charged_supernet_s": charge, "gpu_s": m.gpu_s, "device": m.device}
+        extra = {
+            "supernet_s": self.supernet_s,
+            "charged_supernet_s": charge,
+            "gpu_s": m.gpu_s,
+            "device": m.device,
+        }
         return Estimate(score, m.wall_s + charge, fidelity, extra=extra)

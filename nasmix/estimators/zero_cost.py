@@ -125,7 +125,8 @@ class ZeroCost(Estimator):
             >>> from nasmix.testing import tiny_search_data
             >>> space = registry.create("space", "nb201")
             >>> est = ZeroCost(ZeroCost.Config(proxy="params"))
-            >>> [e.score > 0 for e in est.score_many(space, [space.sample(np.random.default_rng(0))], tiny_search_data())]
+            >>> archs = [space.sample(np.random.default_rng(0))]
+            >>> [e.score > 0 for e in est.score_many(space, archs, tiny_search_data())]
             [True]
         """
         archs = list(archs)
@@ -147,8 +148,12 @@ class ZeroCost(Estimator):
         for value in raw:
             finite = math.isfinite(value)
             score = value if finite else (FLOOR if value == math.inf else -FLOOR)
-            extra = {"candidates_per_s": rate, "batch_candidates": len(archs), "device": m.device,
-                     **({} if finite else {"non_finite": str(value)})}  # fmt: skip
+            extra = {
+                "candidates_per_s": rate,
+                "batch_candidates": len(archs),
+                "device": m.device,
+                **({} if finite else {"non_finite": str(value)}),
+            }
             out.append(Estimate(score, per, dict(fidelity), extra=extra))
         return out
 

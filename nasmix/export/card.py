@@ -194,8 +194,7 @@ def render_card(info: ExportInfo) -> str:
         ]
     else:
         lines += [
-            f"Exported by nasmix {version} from an arch string, without a study: "
-            "the network is untrained.",
+            f"Exported by nasmix {version} from an arch string, without a study: the network is untrained.",
             "",
         ]
     if info.weights == "absent":

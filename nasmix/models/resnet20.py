@@ -23,7 +23,9 @@ class _Block(nn.Module):
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
             # Option B of the paper (1x1 projection): simpler than zero-padding, same depth.
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -37,7 +39,9 @@ class ResNetCifar(nn.Module):
         super().__init__()
         n = (depth - 2) // 6
         c = width
-        self.stem = nn.Sequential(nn.Conv2d(task.shape[0], c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(task.shape[0], c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU()
+        )
         blocks, c_in = [], c
         for stage, c_out in enumerate((c, 2 * c, 4 * c)):
             for i in range(n):

@@ -19,8 +19,12 @@ from dataclasses import dataclass
 from nasmix.report.metrics import CellMetrics
 
 # The marginal tables of a report: each module axis, across the axes it is compared over.
-MARGINALS = (("strategy", ("space",)), ("space", ("strategy",)), ("estimator", ("space", "strategy")),
-             ("dataset", ("space",)))  # fmt: skip
+MARGINALS = (
+    ("strategy", ("space",)),
+    ("space", ("strategy",)),
+    ("estimator", ("space", "strategy")),
+    ("dataset", ("space",)),
+)
 METRIC_NAMES = {
     "top1_at_budget": "top-1 at the common budget",
     "top1_per_cost_h": "top-1 per cost-hour",
@@ -192,16 +196,35 @@ def pareto(metrics: Sequence[CellMetrics], x: str = "cost_h") -> ParetoSet:
 
 def projected_rows(metrics: Sequence[CellMetrics]) -> list[dict]:
     """The cells a cap stopped: measured and projected hours and how far they got."""
-    return [{"label": m.label, "id": m.id, "measured_h": m.runtime_h, "projected_h": m.projected_h,
-             "epochs_done": m.epochs_done, "epochs": m.epochs, "top1": m.top1}
-            for m in metrics if m.projected_h is not None]  # fmt: skip
+    return [
+        {
+            "label": m.label,
+            "id": m.id,
+            "measured_h": m.runtime_h,
+            "projected_h": m.projected_h,
+            "epochs_done": m.epochs_done,
+            "epochs": m.epochs,
+            "top1": m.top1,
+        }
+        for m in metrics
+        if m.projected_h is not None
+    ]
 
 
 def failed_rows(metrics: Sequence[CellMetrics]) -> list[dict]:
     """The failed cells: phase, reason and (out of memory) the peak GPU memory reached."""
-    return [{"label": m.label, "id": m.id, "failed_in": m.failed_in, "reason": m.reason or "unknown",
-             "peak_gpu_gb": m.peak_gpu_gb, "device": "; ".join(m.devices)}
-            for m in metrics if m.state == "failed"]  # fmt: skip
+    return [
+        {
+            "label": m.label,
+            "id": m.id,
+            "failed_in": m.failed_in,
+            "reason": m.reason or "unknown",
+            "peak_gpu_gb": m.peak_gpu_gb,
+            "device": "; ".join(m.devices),
+        }
+        for m in metrics
+        if m.state == "failed"
+    ]
 
 
 def study_devices(metrics: Sequence[CellMetrics]) -> tuple[str, ...]:

@@ -69,7 +69,9 @@ def graphs_from_describe(text: str) -> list[ArchGraph]:
         for pat in (_PAREN_EDGE, _ARROW_EDGE):
             m = pat.search(line)
             if m:
-                groups.setdefault(m.group("g") or "cell", []).append((m.group("a"), m.group("b"), m.group("op")))
+                groups.setdefault(m.group("g") or "cell", []).append(
+                    (m.group("a"), m.group("b"), m.group("op"))
+                )
                 break
         else:
             m = _LAYER.match(line)
@@ -87,7 +89,9 @@ def graphs_from_describe(text: str) -> list[ArchGraph]:
                         src, sep, op = item.strip().partition(":")
                         # a node without inputs ("zero") still belongs in the drawing: a dropped self-edge
                         edges.append(
-                            (src.strip(), node.strip(), op.strip()) if sep else (node.strip(),) * 2 + ("none",)
+                            (src.strip(), node.strip(), op.strip())
+                            if sep
+                            else (node.strip(),) * 2 + ("none",)
                         )
     for name, edges in groups.items():
         if name == "network":  # the input is node 0; number layers from 1
@@ -142,7 +146,9 @@ def arch_graphs(space, arch) -> tuple[list[ArchGraph], str]:
     try:
         choices = space.choices()
         values = space.to_choices(arch)
-        graphs = graphs_from_choices([c.name for c in choices], [c.options[v] for c, v in zip(choices, values)])
+        graphs = graphs_from_choices(
+            [c.name for c in choices], [c.options[v] for c, v in zip(choices, values)]
+        )
     except Exception:  # a space without categorical choices: no graph
         graphs = []
     return graphs, "choices()" if graphs else ""

@@ -51,8 +51,10 @@ def _same(values: Sequence, what: str) -> tuple[str, str]:
 
 def _per_dataset(records: Sequence[CellRecord], part: str, what: str) -> tuple[str, str]:
     """The same settings part within each dataset (datasets may differ, methods may not)."""
-    results = [_same([r.settings.get(part) for r in records if r.dataset == d], what)
-               for d in dict.fromkeys(r.dataset for r in records)]  # fmt: skip
+    results = [
+        _same([r.settings.get(part) for r in records if r.dataset == d], what)
+        for d in dict.fromkeys(r.dataset for r in records)
+    ]
     if not results:
         return "no", "no cells"
     bad = [e for s, e in results if s != "yes"]
@@ -91,14 +93,21 @@ def _search_cost(metrics: Sequence[CellMetrics]) -> tuple[str, str]:
     if missing:
         return "partly", f"no search time for {', '.join(missing)}"
     basis = ended[0].cost_basis
-    return "yes", f"search and evaluation time of every cell, end to end ({basis} seconds in the cost columns)"
+    return (
+        "yes",
+        f"search and evaluation time of every cell, end to end ({basis} seconds in the cost columns)",
+    )
 
 
 def _ablation(records: Sequence[CellRecord]) -> tuple[str | None, str]:
-    varied = [a for a in ("space", "strategy", "estimator", "dataset") if len({getattr(r, a) for r in records}) > 1]
+    varied = [
+        a for a in ("space", "strategy", "estimator", "dataset") if len({getattr(r, a) for r in records}) > 1
+    ]
     if len(varied) >= 2:
-        return "partly", (f"the study varies {', '.join(varied)} factorially: the marginal tables are module-level "
-                          "ablations; ablations inside a method are for the author")  # fmt: skip
+        return "partly", (
+            f"the study varies {', '.join(varied)} factorially: the marginal tables are module-level "
+            "ablations; ablations inside a method are for the author"
+        )
     return None, "the study varies at most one module: add ablations of the method's parts"
 
 
@@ -125,8 +134,18 @@ def checklist(records: Sequence[CellRecord], metrics: Sequence[CellMetrics]) -> 
             None,
             "publish the nasmix version and the study file",
         ),
-        ("code", "The code of the search space is public.", None, "name the nasmix spaces used, or publish your own"),
-        ("code", "The code of every compared NAS method is public.", None, "publish any method not in nasmix"),
+        (
+            "code",
+            "The code of the search space is public.",
+            None,
+            "name the nasmix spaces used, or publish your own",
+        ),
+        (
+            "code",
+            "The code of every compared NAS method is public.",
+            None,
+            "publish any method not in nasmix",
+        ),
         (
             "code",
             "Every hyperparameter of search and final training is recorded and published.",
@@ -137,7 +156,9 @@ def checklist(records: Sequence[CellRecord], metrics: Sequence[CellMetrics]) -> 
             "code",
             "Random seeds are fixed and given.",
             "yes" if records else "no",
-            f"seeds {', '.join(str(s) for s in sorted({r.seed for r in records}))}" if records else "no cells",
+            f"seeds {', '.join(str(s) for s in sorted({r.seed for r in records}))}"
+            if records
+            else "no cells",
         ),
         ("comparison", "Compared methods search the same space on the same data.", *_spaces_shared(records)),
         (
@@ -160,7 +181,9 @@ def checklist(records: Sequence[CellRecord], metrics: Sequence[CellMetrics]) -> 
             "comparison",
             "A random-search baseline is among the compared methods.",
             "yes" if has_random else "no",
-            f"included: {', '.join(has_random)}" if has_random else f"strategies: {', '.join(strategies) or 'none'}",
+            f"included: {', '.join(has_random)}"
+            if has_random
+            else f"strategies: {', '.join(strategies) or 'none'}",
         ),
         ("comparison", "Each method is run several times with different seeds.", *_seeds(records)),
         ("comparison", "Ablations show which parts of a method matter.", *_ablation(records)),
@@ -168,7 +191,9 @@ def checklist(records: Sequence[CellRecord], metrics: Sequence[CellMetrics]) -> 
             "comparison",
             "Tabular or surrogate benchmarks are used where they fit, to make runs cheap and repeatable.",
             "yes" if tabular else None,
-            f"tabular estimators: {', '.join(tabular)}" if tabular else "say whether a benchmark would have fit",
+            f"tabular estimators: {', '.join(tabular)}"
+            if tabular
+            else "say whether a benchmark would have fit",
         ),
         (
             "comparison",
@@ -182,7 +207,11 @@ def checklist(records: Sequence[CellRecord], metrics: Sequence[CellMetrics]) -> 
             None,
             "the report only shows runs of this study",
         ),
-        ("reporting", "The full cost of each method is reported: search plus final training.", *_search_cost(metrics)),
+        (
+            "reporting",
+            "The full cost of each method is reported: search plus final training.",
+            *_search_cost(metrics),
+        ),
         (
             "reporting",
             "The hardware behind every number is named.",

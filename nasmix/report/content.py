@@ -93,9 +93,7 @@ def describe_arch(
         return f"{arch}\n(cannot describe: {type(err).__name__}: {err})", (), ""
 
 
-def _archs(
-    records: Sequence[CellRecord], ms: Sequence[CellMetrics], space_for: Callable
-) -> list[ArchEntry]:
+def _archs(records: Sequence[CellRecord], ms: Sequence[CellMetrics], space_for: Callable) -> list[ArchEntry]:
     by_arch: dict[str, list[tuple[CellRecord, CellMetrics]]] = {}
     for rec, m in zip(records, ms):
         if m.arch:
@@ -120,8 +118,13 @@ def _settings(records: Sequence[CellRecord]) -> list[tuple[str, tuple[str, ...]]
     return [(text, tuple(labels)) for text, labels in groups.items()]
 
 
-def compute_content(records: Sequence[CellRecord], target: float = 0.9, basis: str = "auto",
-                    space_for: Callable | None = None, studies: Sequence[str] = ()) -> ReportContent:  # fmt: skip
+def compute_content(
+    records: Sequence[CellRecord],
+    target: float = 0.9,
+    basis: str = "auto",
+    space_for: Callable | None = None,
+    studies: Sequence[str] = (),
+) -> ReportContent:
     """Compute everything a report shows.
 
     Args:
@@ -139,13 +142,22 @@ def compute_content(records: Sequence[CellRecord], target: float = 0.9, basis: s
     curves = {r.id: metrics.runtime_curve(r) for r in records}
     ms = efficiency.score(metrics.study_metrics(records, target=target, basis=basis), curves)
     return ReportContent(
-        records=records, metrics=ms, curves=curves, basis=ms[0].cost_basis if ms else metrics.cost_basis(records),
-        target=target, summary=efficiency.summary_rows(ms), combos=aggregate.combo_stats(ms),
-        marginals=aggregate.marginal_tables(ms), marginals_auc=aggregate.marginal_tables(ms, "auc"),
+        records=records,
+        metrics=ms,
+        curves=curves,
+        basis=ms[0].cost_basis if ms else metrics.cost_basis(records),
+        target=target,
+        summary=efficiency.summary_rows(ms),
+        combos=aggregate.combo_stats(ms),
+        marginals=aggregate.marginal_tables(ms),
+        marginals_auc=aggregate.marginal_tables(ms, "auc"),
         marginals_cost=aggregate.marginal_tables(ms, "cost_h"),
         paretos=[aggregate.pareto(ms, x) for x in ("cost_h", "params", "flops")],
-        projected=aggregate.projected_rows(ms), failed=aggregate.failed_rows(ms), checklist=checklist(records, ms),
-        archs=_archs(records, ms, space_for or default_space_for), settings=_settings(records),
+        projected=aggregate.projected_rows(ms),
+        failed=aggregate.failed_rows(ms),
+        checklist=checklist(records, ms),
+        archs=_archs(records, ms, space_for or default_space_for),
+        settings=_settings(records),
         devices=aggregate.study_devices(ms),
         studies=tuple(studies) or tuple(dict.fromkeys(r.study for r in records if r.study)),
-    )  # fmt: skip
+    )

@@ -84,8 +84,16 @@ def _figure_jobs(content: ReportContent, shared_time_axis: bool) -> list[tuple]:
             panels.setdefault((m.space, m.method), []).append((content.curves[m.id], m))
         devs = tuple(dict.fromkeys(d for m in mine for d in m.devices))
         title = f"{', '.join(content.studies) or 'study'} on {dataset}: test accuracy over runtime"
-        jobs.append((grid_figure, (panels, rows, cols, shared_time_axis, title, devs), f"grid_{_slug(dataset)}",
-                     "grid", f"All cells on {dataset}", dataset))  # fmt: skip
+        jobs.append(
+            (
+                grid_figure,
+                (panels, rows, cols, shared_time_axis, title, devs),
+                f"grid_{_slug(dataset)}",
+                "grid",
+                f"All cells on {dataset}",
+                dataset,
+            )
+        )
     jobs.append(
         (
             budget_figure,
@@ -109,17 +117,36 @@ def _figure_jobs(content: ReportContent, shared_time_axis: bool) -> list[tuple]:
             "",
         )
     )
-    jobs.append((pareto_figure, (content.paretos, content.basis, content.devices), "pareto", "pareto",
-                 "Pareto fronts", ""))  # fmt: skip
+    jobs.append(
+        (
+            pareto_figure,
+            (content.paretos, content.basis, content.devices),
+            "pareto",
+            "pareto",
+            "Pareto fronts",
+            "",
+        )
+    )
     for m in ms:
         jobs.append((cell_figure, (content.curves[m.id], m), f"cell_{m.id}", "cell", panel_title(m), m.id))
     for i, a in enumerate(content.archs, start=1):
-        footer = (f"{a.params:,} parameters" if a.params is not None else "parameters unknown") + ", " + (
-            f"{a.flops / 1e6:,.1f} MFLOPs" if a.flops is not None else "FLOPs unknown")  # fmt: skip
+        footer = (
+            (f"{a.params:,} parameters" if a.params is not None else "parameters unknown")
+            + ", "
+            + (f"{a.flops / 1e6:,.1f} MFLOPs" if a.flops is not None else "FLOPs unknown")
+        )
         footer += f"; drawn from {a.source or 'the text'}; device: {'; '.join(a.devices) or 'not recorded'}"
         title = f"Architecture {i}: chosen by {', '.join(a.cells[:3])}" + (" ..." if len(a.cells) > 3 else "")
-        jobs.append((arch_figure, (list(a.graphs), title, footer, a.text), f"arch_{i}", "arch", f"Architecture {i}",
-                     a.arch))  # fmt: skip
+        jobs.append(
+            (
+                arch_figure,
+                (list(a.graphs), title, footer, a.text),
+                f"arch_{i}",
+                "arch",
+                f"Architecture {i}",
+                a.arch,
+            )
+        )
     return jobs
 
 
@@ -148,8 +175,9 @@ def _run(i: int) -> FigureFile:
     return save(draw(*args), _FOLDER[0], name, kind, title, key)
 
 
-def draw_figures(content: ReportContent, out: str | Path, shared_time_axis: bool = False,
-                 workers: int = 1) -> list[FigureFile]:  # fmt: skip
+def draw_figures(
+    content: ReportContent, out: str | Path, shared_time_axis: bool = False, workers: int = 1
+) -> list[FigureFile]:
     """Every figure of a report, saved under `out` (created if needed).
 
     Args:

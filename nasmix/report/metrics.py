@@ -199,9 +199,16 @@ def runtime_curve(rec: CellRecord) -> Curve:
     search_projected = end.get("search_projected_s") or (chosen or {}).get("search_projected_s")
     if rec.state == "projected" or end.get("eval_projected_s") or search_projected:
         projected = ((search_projected or search_s) + (end.get("eval_projected_s") or (t - search_s))) / HOUR
-    return Curve(search, label, search_s / HOUR if chosen else None,
-                 search_projected / HOUR if search_projected else None, tuple(points), final, t / HOUR,
-                 projected)  # fmt: skip
+    return Curve(
+        search,
+        label,
+        search_s / HOUR if chosen else None,
+        search_projected / HOUR if search_projected else None,
+        tuple(points),
+        final,
+        t / HOUR,
+        projected,
+    )
 
 
 def final_accuracy(rec: CellRecord) -> tuple[float | None, float | None]:
@@ -217,8 +224,11 @@ def has_gpu_time(rec: CellRecord) -> bool:
     """True when the search and every evaluated epoch recorded GPU seconds."""
     chosen = rec.event("arch_chosen")
     epochs = rec.of_kind("eval_epoch")
-    return chosen is not None and chosen.get("search_gpu_s") is not None and all(
-        e.get("train_gpu_s") is not None for e in epochs)  # fmt: skip
+    return (
+        chosen is not None
+        and chosen.get("search_gpu_s") is not None
+        and all(e.get("train_gpu_s") is not None for e in epochs)
+    )
 
 
 def cost_basis(records: Sequence[CellRecord]) -> str:
@@ -246,9 +256,7 @@ def cost_seconds(rec: CellRecord, basis: str) -> float | None:
         chosen = rec.event("arch_chosen")
         if chosen is None or not has_gpu_time(rec):
             return None
-        return chosen["search_gpu_s"] + sum(
-            e["train_gpu_s"] for e in rec.of_kind("eval_epoch")
-        )
+        return chosen["search_gpu_s"] + sum(e["train_gpu_s"] for e in rec.of_kind("eval_epoch"))
     return _search_seconds(rec) + sum(e.get("train_s") or 0.0 for e in rec.of_kind("eval_epoch"))
 
 
@@ -343,14 +351,40 @@ def cell_metrics(
         failed_in = "eval" if chosen else "search"
     devs = devices(rec)
     return CellMetrics(
-        rec.id, rec.label, rec.space, rec.strategy, rec.estimator, rec.dataset, rec.seed, rec.method, rec.state,
-        top1, top5, curve.search_end_h, curve.end_h - _search_seconds(rec) / HOUR, curve.end_h, curve.projected_h,
-        cost_h, basis, top1 / cost_h if top1 is not None and usable and cost_h else None, target, time_to_target(curve, target),
-        anytime_auc(curve, horizon_h), None if energy is None else energy / 1000, chosen.get("params"),
-        chosen.get("flops"), None if peak is None else peak / 1e9, devs,
-        max((e.get("epoch") or 0 for e in epochs), default=0), end.get("epochs") or _planned_epochs(rec),
-        end.get("reason"), failed_in, chosen.get("arch") or end.get("arch"),
-        group=group if group is not None else group_key(rec.dataset, devs), budget_h=horizon_h)  # fmt: skip
+        rec.id,
+        rec.label,
+        rec.space,
+        rec.strategy,
+        rec.estimator,
+        rec.dataset,
+        rec.seed,
+        rec.method,
+        rec.state,
+        top1,
+        top5,
+        curve.search_end_h,
+        curve.end_h - _search_seconds(rec) / HOUR,
+        curve.end_h,
+        curve.projected_h,
+        cost_h,
+        basis,
+        top1 / cost_h if top1 is not None and usable and cost_h else None,
+        target,
+        time_to_target(curve, target),
+        anytime_auc(curve, horizon_h),
+        None if energy is None else energy / 1000,
+        chosen.get("params"),
+        chosen.get("flops"),
+        None if peak is None else peak / 1e9,
+        devs,
+        max((e.get("epoch") or 0 for e in epochs), default=0),
+        end.get("epochs") or _planned_epochs(rec),
+        end.get("reason"),
+        failed_in,
+        chosen.get("arch") or end.get("arch"),
+        group=group if group is not None else group_key(rec.dataset, devs),
+        budget_h=horizon_h,
+    )
 
 
 def _planned_epochs(rec: CellRecord) -> int | None:
@@ -394,8 +428,9 @@ def group_budgets(records: Sequence[CellRecord]) -> dict[str, float]:
     return {**out, **scored}
 
 
-def study_metrics(records: Sequence[CellRecord], target: float = 0.9, basis: str = "auto",
-                  horizon_h: float | None = None) -> list[CellMetrics]:  # fmt: skip
+def study_metrics(
+    records: Sequence[CellRecord], target: float = 0.9, basis: str = "auto", horizon_h: float | None = None
+) -> list[CellMetrics]:
     """CellMetrics of every cell, on one cost basis and one AUC horizon per comparison group.
 
     Args:

@@ -105,8 +105,10 @@ def device_note(fig: Figure, devices: Sequence[str]) -> None:
 
 def curve_extent(curve: Curve) -> float:
     """The rightmost time a curve's drawing needs, in hours."""
-    return max([curve.end_h, curve.projected_h or 0.0, curve.search_projected_h or 0.0]
-               + [x for x, _ in curve.search])  # fmt: skip
+    return max(
+        [curve.end_h, curve.projected_h or 0.0, curve.search_projected_h or 0.0]
+        + [x for x, _ in curve.search]
+    )
 
 
 def footer(curve: Curve, m: CellMetrics | None) -> str:
@@ -124,9 +126,17 @@ def _failed_panel(ax, m: CellMetrics, curve: Curve) -> None:
     peak = f"\npeak GPU memory {m.peak_gpu_gb:.2f} GB" if m.peak_gpu_gb else ""
     ys = [y for _, y in curve.search if y is not None] + [p.top1 for p in curve.points]
     y = 0.5 if not ys else (0.78 if max(ys) < 0.5 else 0.22)  # the half of the panel the curve leaves free
-    ax.text(0.5, y, plain(f"FAILED in {m.failed_in or 'setup'}\n{_wrap(m.reason or 'unknown reason')}{peak}"),
-            ha="center", va="center", transform=ax.transAxes, fontsize=9, color="#a00000",
-            bbox={"boxstyle": "round", "facecolor": "#fdecea", "edgecolor": "#a00000"})  # fmt: skip
+    ax.text(
+        0.5,
+        y,
+        plain(f"FAILED in {m.failed_in or 'setup'}\n{_wrap(m.reason or 'unknown reason')}{peak}"),
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        fontsize=9,
+        color="#a00000",
+        bbox={"boxstyle": "round", "facecolor": "#fdecea", "edgecolor": "#a00000"},
+    )
 
 
 def _wrap(text: str, width: int = 38) -> str:
@@ -188,8 +198,14 @@ def draw_cell(
     if curve.search_end_h is not None:
         ax.axvline(scale * curve.search_end_h, color=DIVIDER, lw=2, alpha=0.7 * alpha, label="end of search")
     if curve.search_projected_h is not None:
-        ax.axvline(scale * curve.search_projected_h, color=DIVIDER, lw=1.5, ls="--", alpha=alpha,
-                   label="projected end of search")  # fmt: skip
+        ax.axvline(
+            scale * curve.search_projected_h,
+            color=DIVIDER,
+            lw=1.5,
+            ls="--",
+            alpha=alpha,
+            label="projected end of search",
+        )
     pts = list(curve.points)
     if pts:
         ax.plot(
@@ -286,8 +302,9 @@ def panel_title(m: CellMetrics) -> str:
     return f"{m.space} & {m.method} ({m.dataset}, seed {m.seed}){state}"
 
 
-def cell_figure(curve: Curve, m: CellMetrics | None, title: str | None = None,
-                devices: Sequence[str] = ()) -> Figure:  # fmt: skip
+def cell_figure(
+    curve: Curve, m: CellMetrics | None, title: str | None = None, devices: Sequence[str] = ()
+) -> Figure:
     """The seed-style graph of one cell, its legend on the right of the axes.
 
     Args:
@@ -313,8 +330,14 @@ def cell_figure(curve: Curve, m: CellMetrics | None, title: str | None = None,
     return fig
 
 
-def grid_figure(panels: dict, rows: Sequence[str], cols: Sequence[str], shared_time_axis: bool = False,
-                title: str = "", devices: Sequence[str] = ()) -> Figure:  # fmt: skip
+def grid_figure(
+    panels: dict,
+    rows: Sequence[str],
+    cols: Sequence[str],
+    shared_time_axis: bool = False,
+    title: str = "",
+    devices: Sequence[str] = (),
+) -> Figure:
     """All cells as a grid: one row per space, one column per method, seeds overlaid.
 
     Args:

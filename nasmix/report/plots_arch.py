@@ -63,8 +63,17 @@ def draw_graph(ax, g: ArchGraph, palette: dict) -> None:
         h = 0.35 + 0.3 * span
         up = (int(pos[a]) + int(pos[b])) % 2 == 0
         color = _color(op, palette)
-        ax.add_patch(Arc(((x0 + x1) / 2, 0), x1 - x0 or 0.6, 2 * h, theta1=0 if up else 180, theta2=180 if up else 360,
-                         color=color, lw=1.6))  # fmt: skip
+        ax.add_patch(
+            Arc(
+                ((x0 + x1) / 2, 0),
+                x1 - x0 or 0.6,
+                2 * h,
+                theta1=0 if up else 180,
+                theta2=180 if up else 360,
+                color=color,
+                lw=1.6,
+            )
+        )
         y = h if up else -h
         sign = 1 if up else -1  # the arc meets its head node vertically: an arrow there shows the direction
         ax.annotate(

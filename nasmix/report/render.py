@@ -46,8 +46,12 @@ from nasmix.report.sections import (
     report_blocks,
 )
 
-MARKS = {"yes": ("&#9745;", "[x]", "yes"), "partly": ("&#9680;", "[x]", "partly"), "no": ("&#9746;", "[ ]", "no"),
-         None: ("&#9744;", "[ ]", "for the author")}  # fmt: skip
+MARKS = {
+    "yes": ("&#9745;", "[x]", "yes"),
+    "partly": ("&#9680;", "[x]", "partly"),
+    "no": ("&#9746;", "[ ]", "no"),
+    None: ("&#9744;", "[ ]", "for the author"),
+}
 
 STYLE = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1300px;
@@ -122,8 +126,12 @@ def write_csv(content: ReportContent, out: Path) -> tuple[Path, Path]:
 def to_html(blocks: Sequence, title: str) -> str:
     """The blocks as one self-contained HTML page."""
     e = html.escape
-    parts = [(f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(title)}</title>"
-              f"<style>{STYLE}</style></head><body>")]  # fmt: skip
+    parts = [
+        (
+            f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
+            f"<style>{STYLE}</style></head><body>"
+        )
+    ]
     for blk in blocks:
         if isinstance(blk, Heading):
             parts.append(f"<h{blk.level}>{e(blk.text)}</h{blk.level}>")
@@ -135,10 +143,12 @@ def to_html(blocks: Sequence, title: str) -> str:
             parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         elif isinstance(blk, Fig):
             data = base64.b64encode(blk.file.png).decode()
-            parts.append(f"<figure><img class=\"figure\" data-figure=\"{e(blk.file.name)}\" "
-                         f"alt=\"{e(blk.file.title)}\" src=\"data:image/png;base64,{data}\">"
-                         f"<figcaption>{e(blk.caption)} "
-                         f"(figures/{e(blk.file.name)}.png, .svg)</figcaption></figure>")  # fmt: skip
+            parts.append(
+                f'<figure><img class="figure" data-figure="{e(blk.file.name)}" '
+                f'alt="{e(blk.file.title)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{e(blk.caption)} "
+                f"(figures/{e(blk.file.name)}.png, .svg)</figcaption></figure>"
+            )
         elif isinstance(blk, Pre):
             parts.append(f"<pre>{e(blk.text)}</pre>")
         elif isinstance(blk, Checklist):
@@ -146,8 +156,10 @@ def to_html(blocks: Sequence, title: str) -> str:
             for i in blk.items:
                 mark, _, word = MARKS[i.status]
                 cls = i.status or "author"
-                items.append(f"<li class=\"{cls}\"><span class=\"mark\">{mark}</span>{e(i.text)} "
-                             f"<span class=\"ev\">({word}: {e(i.evidence)})</span></li>")  # fmt: skip
+                items.append(
+                    f'<li class="{cls}"><span class="mark">{mark}</span>{e(i.text)} '
+                    f'<span class="ev">({word}: {e(i.evidence)})</span></li>'
+                )
             sections = dict.fromkeys(i.section for i in blk.items)
             for s in sections:
                 chosen = [li for li, i in zip(items, blk.items) if i.section == s]
@@ -210,8 +222,14 @@ def to_markdown(blocks: Sequence) -> str:
     return "\n".join(out)
 
 
-def write_report(db: str | os.PathLike, out: str | os.PathLike, target: float = 0.9,
-                 shared_time_axis: bool = False, basis: str = "auto", workers: int = 1) -> dict[str, Path]:  # fmt: skip
+def write_report(
+    db: str | os.PathLike,
+    out: str | os.PathLike,
+    target: float = 0.9,
+    shared_time_axis: bool = False,
+    basis: str = "auto",
+    workers: int = 1,
+) -> dict[str, Path]:
     """Read a study store and write its whole report.
 
     Args:

@@ -222,9 +222,11 @@ def marginal_table(t: MarginalTable, fmt=num) -> Table:
 
 def _checklist_note(items: Sequence[ChecklistItem]) -> str:
     auto = sum(1 for i in items if i.status is not None)
-    return (f"After Lindauer and Hutter (2020), \"Best Practices for Scientific Research on Neural Architecture "
-            f"Search\", JMLR 21. {auto} of {len(items)} items are answered from the study's data; the unticked "
-            "rest is for the author.")  # fmt: skip
+    return (
+        f'After Lindauer and Hutter (2020), "Best Practices for Scientific Research on Neural Architecture '
+        f"Search\", JMLR 21. {auto} of {len(items)} items are answered from the study's data; the unticked "
+        "rest is for the author."
+    )
 
 
 def report_blocks(c: ReportContent, figures: Sequence[FigureFile], out_name: str = "") -> list:
@@ -244,9 +246,15 @@ def report_blocks(c: ReportContent, figures: Sequence[FigureFile], out_name: str
     for m in c.metrics:
         states[m.state] = states.get(m.state, 0) + 1
     b: list = [Heading(1, f"nasmix report: {', '.join(c.studies) or 'study'}")]
-    b.append(Para(f"Store {out_name or '-'}: {len(c.metrics)} cells ("
-                  + (", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "none") + "). "
-                  + device_line(c.devices) + "."))  # fmt: skip
+    b.append(
+        Para(
+            f"Store {out_name or '-'}: {len(c.metrics)} cells ("
+            + (", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "none")
+            + "). "
+            + device_line(c.devices)
+            + "."
+        )
+    )
     why = (
         "GPU seconds, recorded for every cell"
         if c.basis == "gpu"
@@ -301,8 +309,14 @@ def report_blocks(c: ReportContent, figures: Sequence[FigureFile], out_name: str
     ]
     b += [Heading(2, "Summary"), _summary_table(c)]
     b.append(Heading(2, "Accuracy over runtime, all cells"))
-    b += [Fig(f, "Spaces in rows, methods in columns; seeds overlaid. Gray line: end of search; stars: final "
-                 "test; dashed: projected.") for f in figs.get("grid", [])]  # fmt: skip
+    b += [
+        Fig(
+            f,
+            "Spaces in rows, methods in columns; seeds overlaid. Gray line: end of search; stars: final "
+            "test; dashed: projected.",
+        )
+        for f in figs.get("grid", [])
+    ]
     b.append(Heading(2, "Per module"))
     b += [
         Fig(f, "Each module value's top-1 at the common budget over all cells that use it.")
@@ -345,16 +359,40 @@ def report_blocks(c: ReportContent, figures: Sequence[FigureFile], out_name: str
     b.append(Table(("cost", "#", "cell on the front", "cost value", "top-1"), tuple(rows)))
     b.append(Heading(2, "Projected runtimes"))
     if c.projected:
-        b.append(Table(("cell", "measured h", "projected h", "epochs done", "top-1 so far"), tuple(
-            (r["label"], num(r["measured_h"]), num(r["projected_h"]), f"{r['epochs_done']}/{r['epochs'] or '?'}",
-             pct(r["top1"])) for r in c.projected)))  # fmt: skip
+        b.append(
+            Table(
+                ("cell", "measured h", "projected h", "epochs done", "top-1 so far"),
+                tuple(
+                    (
+                        r["label"],
+                        num(r["measured_h"]),
+                        num(r["projected_h"]),
+                        f"{r['epochs_done']}/{r['epochs'] or '?'}",
+                        pct(r["top1"]),
+                    )
+                    for r in c.projected
+                ),
+            )
+        )
     else:
         b.append(Para("No cell was stopped by a cap."))
     b.append(Heading(2, "Failed cells"))
     if c.failed:
-        b.append(Table(("cell", "phase", "reason", "peak GPU GB", "device"), tuple(
-            (r["label"], r["failed_in"] or "-", r["reason"], num(r["peak_gpu_gb"], 3), r["device"] or "-")
-            for r in c.failed)))  # fmt: skip
+        b.append(
+            Table(
+                ("cell", "phase", "reason", "peak GPU GB", "device"),
+                tuple(
+                    (
+                        r["label"],
+                        r["failed_in"] or "-",
+                        r["reason"],
+                        num(r["peak_gpu_gb"], 3),
+                        r["device"] or "-",
+                    )
+                    for r in c.failed
+                ),
+            )
+        )
     else:
         b.append(Para("No cell failed."))
     b.append(Heading(2, "Each cell"))
@@ -368,8 +406,12 @@ def report_blocks(c: ReportContent, figures: Sequence[FigureFile], out_name: str
     arch_figs = figs.get("arch", [])
     for i, a in enumerate(c.archs):
         b.append(Heading(3, f"Architecture {i + 1}"))
-        b.append(Para(f"Chosen by {', '.join(a.cells)}; {big(a.params)} parameters, "
-                      f"{num(a.flops / 1e6 if a.flops else None)} MFLOPs."))  # fmt: skip
+        b.append(
+            Para(
+                f"Chosen by {', '.join(a.cells)}; {big(a.params)} parameters, "
+                f"{num(a.flops / 1e6 if a.flops else None)} MFLOPs."
+            )
+        )
         if i < len(arch_figs):
             b.append(
                 Fig(arch_figs[i], f"Drawn from the space's {a.source}" if a.source else "No graph: its text")

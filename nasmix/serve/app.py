@@ -72,9 +72,7 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
 }
 SSE_POLL_S = 0.25  # how often a stream looks for a new snapshot
-SSE_KEEPALIVE_S = (
-    15.0  # a comment this often keeps tunnels and proxies from closing an idle stream
-)
+SSE_KEEPALIVE_S = 15.0  # a comment this often keeps tunnels and proxies from closing an idle stream
 
 
 def plotly_js() -> Path:
@@ -85,14 +83,8 @@ def plotly_js() -> Path:
     """
     spec = importlib.util.find_spec("plotly")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the plotly package is not installed: pip install 'nasmix[serve]'"
-        )
-    path = (
-        Path(next(iter(spec.submodule_search_locations)))
-        / "package_data"
-        / "plotly.min.js"
-    )
+        raise FileNotFoundError("the plotly package is not installed: pip install 'nasmix[serve]'")
+    path = Path(next(iter(spec.submodule_search_locations))) / "package_data" / "plotly.min.js"
     if not path.is_file():
         raise FileNotFoundError(f"the plotly package ships no {path}")
     return path
@@ -143,9 +135,7 @@ class _Guard:
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers") or [])
-                headers += [
-                    (k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
-                ]
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -271,9 +261,7 @@ class Dashboard:
         try:
             i = data.index(request.path_params["cell"])
         except KeyError:
-            return _json(
-                {"error": f"the store has no cell {request.path_params['cell']!r}"}, 404
-            )
+            return _json({"error": f"the store has no cell {request.path_params['cell']!r}"}, 404)
         rec = data.records[i]
 
         def build() -> dict:
@@ -288,9 +276,7 @@ class Dashboard:
         try:
             rec = snap.record(request.path_params["cell"])
         except KeyError:
-            return _json(
-                {"error": f"the store has no cell {request.path_params['cell']!r}"}, 404
-            )
+            return _json({"error": f"the store has no cell {request.path_params['cell']!r}"}, 404)
         try:
             since = int(request.query_params.get("since", 0))
             limit = int(request.query_params.get("limit", 10_000))
@@ -332,9 +318,7 @@ class Dashboard:
                 await asyncio.sleep(SSE_POLL_S)
 
         headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
-        return StreamingResponse(
-            updates(), media_type="text/event-stream", headers=headers
-        )
+        return StreamingResponse(updates(), media_type="text/event-stream", headers=headers)
 
 
 def create_app(

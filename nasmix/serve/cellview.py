@@ -93,15 +93,9 @@ def _numbers(data: dict, fields: Sequence[str]) -> dict:
 
 def _probs(rows) -> list[list[float]] | None:
     """An edges x ops matrix of probabilities, or None when the stored value is not one."""
-    if (
-        not isinstance(rows, list)
-        or not rows
-        or not all(isinstance(r, list) and r for r in rows)
-    ):
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, list) and r for r in rows):
         return None
-    if len({len(r) for r in rows}) != 1 or not all(
-        _num(p) is not None for r in rows for p in r
-    ):
+    if len({len(r) for r in rows}) != 1 or not all(_num(p) is not None for r in rows for p in r):
         return None
     return [[float(p) for p in r] for r in rows]
 
@@ -130,17 +124,11 @@ def heatmaps(epochs: Sequence[dict]) -> list[dict]:
             probs = _probs(rows)
             if probs is None:
                 continue
-            entry = out.setdefault(
-                group, {"group": group, "ops": None, "epochs": [], "probs": []}
-            )
+            entry = out.setdefault(group, {"group": group, "ops": None, "epochs": [], "probs": []})
             if entry["probs"] and len(entry["probs"][0]) != len(probs):
                 continue  # another shape than the group's first: not the same edges
             ops = names.get(group)
-            if (
-                isinstance(ops, list)
-                and len(ops) == len(probs[0])
-                and all(isinstance(o, str) for o in ops)
-            ):
+            if isinstance(ops, list) and len(ops) == len(probs[0]) and all(isinstance(o, str) for o in ops):
                 entry["ops"] = ops
             entry["epochs"].append(_num(data.get("epoch")))
             entry["probs"].append(probs)
@@ -153,11 +141,7 @@ def heatmaps(epochs: Sequence[dict]) -> list[dict]:
 def _extra(data: dict) -> dict:
     """A strategy's scalar extra fields of an epoch (tau, stage, subnet...)."""
     known = set(SEARCH_EPOCH_FIELDS) | set(SKIP_EXTRA)
-    return {
-        k: v
-        for k, v in data.items()
-        if k not in known and (isinstance(v, str) or _num(v) is not None)
-    }
+    return {k: v for k, v in data.items() if k not in known and (isinstance(v, str) or _num(v) is not None)}
 
 
 def _search(rec: CellRecord) -> dict:
@@ -219,9 +203,7 @@ def _resources(rec: CellRecord) -> dict:
     if search_s is None:  # still searching: what the events add up to so far
         search_s = _sum(_num(d.get("epoch_s")) for d in searched)
         if cands and search_s is None:
-            search_s = _num(cands[-1].get("elapsed_s")) or _num(
-                cands[-1].get("cumulative_cost_s")
-            )
+            search_s = _num(cands[-1].get("elapsed_s")) or _num(cands[-1].get("cumulative_cost_s"))
     search_gpu = _num(chosen.get("search_gpu_s"))
     if search_gpu is None:
         search_gpu = _sum(_num(d.get("gpu_s")) for d in searched + cands)
@@ -274,23 +256,13 @@ def _arch(rec: CellRecord) -> dict | None:
         epochs = rec.of_kind("search_epoch")
         cands = rec.of_kind("candidate")
         current = (
-            _text(epochs[-1].get("arch"))
-            if epochs
-            else _text(cands[-1].get("best_arch"))
-            if cands
-            else None
+            _text(epochs[-1].get("arch")) if epochs else _text(cands[-1].get("best_arch")) if cands else None
         )
         what = "preferred so far" if epochs else "best so far"
     if current is None:
         return None
-    options = (
-        (rec.settings.get("options") or {}).get("space")
-        if isinstance(rec.settings, dict)
-        else None
-    )
-    text, graphs, source = _describe(
-        rec.space, json.dumps(options or {}, sort_keys=True), current
-    )
+    options = (rec.settings.get("options") or {}).get("space") if isinstance(rec.settings, dict) else None
+    text, graphs, source = _describe(rec.space, json.dumps(options or {}, sort_keys=True), current)
     return {
         "arch": current,
         "what": what,
@@ -325,10 +297,7 @@ def cell_detail(rec: CellRecord) -> dict:
     ]
     for cap, e in zip(caps, (e for e in rec.events if e.kind == "capped")):
         cap["phase"] = e.phase
-    notes = [
-        _text(d.get("reason"))
-        for d in rec.of_kind("partial_fallback", "edge_norm_fallback")
-    ]
+    notes = [_text(d.get("reason")) for d in rec.of_kind("partial_fallback", "edge_norm_fallback")]
     return {
         "search": _search(rec),
         "eval": _eval(rec),

@@ -44,13 +44,9 @@ def missing_packages() -> list[str]:
 
 def _addresses(host: str, port: int) -> list[tuple]:
     try:
-        return socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as err:
-        raise NasmixError(
-            f"--host {host!r} is not an address this machine can bind: {err}"
-        ) from None
+        raise NasmixError(f"--host {host!r} is not an address this machine can bind: {err}") from None
 
 
 def is_loopback(host: str) -> bool:
@@ -59,9 +55,7 @@ def is_loopback(host: str) -> bool:
         found = _addresses(host, 0)
     except NasmixError:
         return False
-    return bool(found) and all(
-        ipaddress.ip_address(a[4][0].split("%")[0]).is_loopback for a in found
-    )
+    return bool(found) and all(ipaddress.ip_address(a[4][0].split("%")[0]).is_loopback for a in found)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -71,9 +65,7 @@ def bind(host: str, port: int) -> socket.socket:
         NasmixError: the port is taken, not allowed, or the host is not an address of this machine.
     """
     if not 0 <= port <= 65535:
-        raise NasmixError(
-            f"--port {port} is not a port number (0 to 65535; 0 picks a free one)"
-        )
+        raise NasmixError(f"--port {port} is not a port number (0 to 65535; 0 picks a free one)")
     family, kind, proto, _, address = _addresses(host, port)[0]
     sock = socket.socket(family, kind, proto)
     try:
@@ -83,13 +75,9 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as err:
         sock.close()
         taken = (
-            " (another program uses it: choose another with --port)"
-            if err.errno == errno.EADDRINUSE
-            else ""
+            " (another program uses it: choose another with --port)" if err.errno == errno.EADDRINUSE else ""
         )
-        raise NasmixError(
-            f"cannot listen on {host} port {port}: {err.strerror or err}{taken}"
-        ) from None
+        raise NasmixError(f"cannot listen on {host} port {port}: {err.strerror or err}{taken}") from None
     sock.set_inheritable(False)
     return sock
 
@@ -136,9 +124,7 @@ def serve(
     say = say or (lambda text: print(text, flush=True))
     missing = missing_packages()
     if missing:
-        raise NasmixError(
-            f"nasmix serve needs {', '.join(missing)}: pip install 'nasmix[serve]'"
-        )
+        raise NasmixError(f"nasmix serve needs {', '.join(missing)}: pip install 'nasmix[serve]'")
     if interval <= 0:
         raise NasmixError(f"--interval {interval} must be a positive number of seconds")
     live = LiveStudy(db, interval=interval)
@@ -153,9 +139,7 @@ def serve(
         quiet = {"log_level": "warning", "access_log": False, "lifespan": "off"}
         config = uvicorn.Config(app, timeout_graceful_shutdown=1, **quiet)
         cells = len(live.snapshot().records)
-        say(
-            f"nasmix serve: {url_of(sock)}  ({live.path}, {cells} cells, read-only; Ctrl+C stops)"
-        )
+        say(f"nasmix serve: {url_of(sock)}  ({live.path}, {cells} cells, read-only; Ctrl+C stops)")
         if not loopback:
             print(
                 exposure_warning(host, sock.getsockname()[1]),

@@ -91,9 +91,7 @@ def extend(rec: CellRecord, new: list[EventRecord]) -> CellRecord:
     """
     last = max((e.seq for e in rec.events), default=0)
     events = rec.events + tuple(e for e in new if e.seq > last)
-    end = next(
-        (e.kind for e in events if e.key == "end" and e.kind in END_STATES), None
-    )
+    end = next((e.kind for e in events if e.key == "end" and e.kind in END_STATES), None)
     state = cell_state(end, bool(events))
     return CellRecord(
         rec.id,
@@ -157,9 +155,7 @@ class LiveStudy:
         Raises:
             StoreError: the store is missing, not a store, corrupt or unreadable.
         """
-        self._thread = threading.Thread(
-            target=self._run, name="nasmix-serve-reader", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="nasmix-serve-reader", daemon=True)
         self._thread.start()
         self._started.wait()
         if self._failure is not None:
@@ -213,10 +209,7 @@ class LiveStudy:
     def _poll(self, store: Store) -> None:
         new = store.events_since(self._snapshot.seq)
         known = {r.id for r in self._snapshot.records}
-        if (
-            any(e.cell not in known for e in new)
-            or time.monotonic() - self._full_at >= self.full_every
-        ):
+        if any(e.cell not in known for e in new) or time.monotonic() - self._full_at >= self.full_every:
             self._reload(store)
             return
         if not new:
@@ -225,15 +218,10 @@ class LiveStudy:
         by_cell: dict[str, list[EventRecord]] = {}
         for e in new:
             by_cell.setdefault(e.cell, []).append(e)
-        records = tuple(
-            extend(r, by_cell[r.id]) if r.id in by_cell else r
-            for r in self._snapshot.records
-        )
+        records = tuple(extend(r, by_cell[r.id]) if r.id in by_cell else r for r in self._snapshot.records)
         self._publish(records=records, seq=new[-1].seq, changed=True)
 
-    def _publish(
-        self, records=None, seq=None, changed: bool = False, error: str | None = None
-    ) -> None:
+    def _publish(self, records=None, seq=None, changed: bool = False, error: str | None = None) -> None:
         old = self._snapshot
         bump = changed or error != old.error
         self._snapshot = Snapshot(
@@ -258,9 +246,7 @@ class LiveStudy:
         with self._changed:
             target = self._reads + 1
             self._wake.set()
-            self._changed.wait_for(
-                lambda: self._reads >= target or self._stopping.is_set(), timeout
-            )
+            self._changed.wait_for(lambda: self._reads >= target or self._stopping.is_set(), timeout)
         return self._snapshot
 
 

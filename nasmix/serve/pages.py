@@ -101,16 +101,10 @@ def study_page() -> str:
 
 def cell_page(cell: str) -> str:
     """A cell page's HTML (the id escaped; the script reads it from the body's data-cell)."""
-    return _HEAD.format(title="nasmix cell", script="cell.js") + _CELL_BODY.format(
-        cell=html.escape(cell)
-    )
+    return _HEAD.format(title="nasmix cell", script="cell.js") + _CELL_BODY.format(cell=html.escape(cell))
 
 
 def not_found_page(what: str) -> str:
     """A 404 page naming what was not found (escaped)."""
     body = f'<body><main><h1>Not found</h1><p>{html.escape(what)}</p><p><a href="/">the study</a></p></main>'
-    return (
-        _HEAD.format(title="nasmix: not found", script="common.js")
-        + body
-        + "</body></html>"
-    )
+    return _HEAD.format(title="nasmix: not found", script="common.js") + body + "</body></html>"

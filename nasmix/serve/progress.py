@@ -86,11 +86,7 @@ def _setting(rec: CellRecord, *path: str):
 
 
 def _number(value) -> float | None:
-    return (
-        float(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool)
-        else None
-    )
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _attempts(events: Sequence[EventRecord]) -> list[list[EventRecord]]:
@@ -130,11 +126,7 @@ def _eta(units: list[EventRecord], start: float, left: int, now: float) -> float
     if not units:
         return None
     times = [e.time for e in units]
-    pace = (
-        (times[-1] - times[0]) / (len(times) - 1)
-        if len(times) > 1
-        else times[0] - start
-    )
+    pace = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else times[0] - start
     if pace <= 0:
         return None
     return max(0.0, left * pace - max(0.0, now - times[-1]))
@@ -160,29 +152,17 @@ def cell_progress(rec: CellRecord, now: float) -> CellProgress:
     evals = [e for e in events if e.kind == "eval_epoch"]
     e_done = max((int(_number(e.data.get("epoch")) or 0) for e in evals), default=0)
     end = rec.event("end") or {}
-    e_total = _number(end.get("epochs")) or _number(
-        _setting(rec, "eval", "train", "epochs")
-    )
+    e_total = _number(end.get("epochs")) or _number(_setting(rec, "eval", "train", "epochs"))
     e_total = int(e_total) if e_total else None
     ended = rec.state in END_STATES
     chosen = next((e for e in events if e.key == "arch_chosen"), None)
-    phase = (
-        "ended"
-        if ended
-        else "pending"
-        if not events
-        else "eval"
-        if chosen
-        else "search"
-    )
+    phase = "ended" if ended else "pending" if not events else "eval" if chosen else "search"
     runs = _attempts(events)
     elapsed = None
     if runs:
         elapsed = 0.0
         for i, run in enumerate(runs):
-            stop = (
-                now if (i == len(runs) - 1 and not ended) else max(e.time for e in run)
-            )
+            stop = now if (i == len(runs) - 1 and not ended) else max(e.time for e in run)
             elapsed += max(0.0, stop - run[0].time)
     eta = None
     if phase in ("search", "eval"):
@@ -210,6 +190,4 @@ def cell_progress(rec: CellRecord, now: float) -> CellProgress:
     attempts = sum(1 for e in events if e.kind == "attempt")
     eta_phase = phase if eta is not None else None
     done = (s_done, s_total, e_done, e_total)
-    return CellProgress(
-        phase, unit, *done, elapsed, eta, eta_phase, last_event, attempts
-    )
+    return CellProgress(phase, unit, *done, elapsed, eta, eta_phase, last_event, attempts)

@@ -185,7 +185,8 @@ def _group_json(group: str, ms: Sequence[CellMetrics]) -> dict:
     ]
     front = sorted(
         # Pareto layers are given to costed cells only: cost_h is a float here
-        (r for r in rows if r["pareto_layer"] == 1), key=lambda r: cast(float, r["cost_h"])
+        (r for r in rows if r["pareto_layer"] == 1),
+        key=lambda r: cast(float, r["cost_h"]),
     )
     return {
         "group": group,
@@ -223,9 +224,6 @@ def study_view(data: StudyData, now: float) -> dict:
             "counts": counts,
             "cost_basis": data.metrics[0].cost_basis if data.metrics else "wall",
             "cells": cells,
-            "groups": [
-                _group_json(g, [m for m in data.metrics if m.group == g])
-                for g in groups
-            ],
+            "groups": [_group_json(g, [m for m in data.metrics if m.group == g]) for g in groups],
         }
     )

@@ -41,8 +41,10 @@ def format_cells(cells: Sequence[tuple[str, Sequence[Sequence[Term]]]]) -> str:
     Returns:
         e.g. `normal=a~0+b~1|c~0+d~2;reduce=...`.
     """
-    return ";".join(f"{name}=" + "|".join("+".join(f"{op}~{i}" for op, i in node) for node in nodes)
-                    for name, nodes in cells)  # fmt: skip
+    return ";".join(
+        f"{name}=" + "|".join("+".join(f"{op}~{i}" for op, i in node) for node in nodes)
+        for name, nodes in cells
+    )
 
 
 def parse_cells(text: str, names: Sequence[str], ops: Sequence[str]) -> dict[str, list[list[Term]]]:
@@ -78,9 +80,13 @@ def parse_cells(text: str, names: Sequence[str], ops: Sequence[str]) -> dict[str
             for term in node.split("+"):
                 match = _TERM.match(term)
                 if match is None:
-                    raise ConfigError(f"bad edge {term!r} in cell {name!r}: expected op~input, e.g. sep_conv_3x3~0")
+                    raise ConfigError(
+                        f"bad edge {term!r} in cell {name!r}: expected op~input, e.g. sep_conv_3x3~0"
+                    )
                 if match.group(1) not in ops:
-                    raise ConfigError(f"unknown op {match.group(1)!r} in cell {name!r}; valid: {', '.join(ops)}")
+                    raise ConfigError(
+                        f"unknown op {match.group(1)!r} in cell {name!r}; valid: {', '.join(ops)}"
+                    )
                 terms.append((match.group(1), int(match.group(2))))
             nodes.append(terms)
         cells[name] = nodes
@@ -94,7 +100,9 @@ def _shape(names: Sequence[str]) -> str:
     return ";".join(f"{n}=op~input+op~input|..." for n in names)
 
 
-def node_sum(ctx: EdgeContext, group: str, terms: Sequence[tuple[int, nn.Module, torch.Tensor]]) -> torch.Tensor:
+def node_sum(
+    ctx: EdgeContext, group: str, terms: Sequence[tuple[int, nn.Module, torch.Tensor]]
+) -> torch.Tensor:
     """The sum of the mixed edges entering one node.
 
     Edges that `ctx.active` switches off (an empty op list) are not called at
@@ -132,8 +140,10 @@ def drop_path(x: torch.Tensor, prob: float) -> torch.Tensor:
 def check_partial(partial: int, channels: Sequence[int], space: str) -> int:
     """`partial` (PC-DARTS's K) if it divides every mixed edge's channels, else a ConfigError."""
     if not isinstance(partial, int) or partial < 1 or any(c % partial for c in channels):
-        raise ConfigError(f"space {space!r}: partial channels K={partial!r} must be a positive integer "
-                          f"dividing the edge channels {sorted(set(channels))}")  # fmt: skip
+        raise ConfigError(
+            f"space {space!r}: partial channels K={partial!r} must be a positive integer "
+            f"dividing the edge channels {sorted(set(channels))}"
+        )
     return partial
 
 
@@ -142,10 +152,13 @@ def check_weights(weights, shapes: dict[str, tuple[int, int]], space: str) -> di
     out = {}
     for group, shape in shapes.items():
         if group not in weights:
-            raise ConfigError(f"space {space!r}: arch weights lack group {group!r}; expected {sorted(shapes)}")
+            raise ConfigError(
+                f"space {space!r}: arch weights lack group {group!r}; expected {sorted(shapes)}"
+            )
         w = torch.as_tensor(weights[group]).detach().float().cpu()
         if tuple(w.shape) != tuple(shape):
-            raise ConfigError(f"space {space!r}: weights of group {group!r} have shape {tuple(w.shape)}, "
-                              f"expected {shape}")  # fmt: skip
+            raise ConfigError(
+                f"space {space!r}: weights of group {group!r} have shape {tuple(w.shape)}, expected {shape}"
+            )
         out[group] = w
     return out

@@ -36,11 +36,15 @@ from nasmix.spaces.supernet import EdgeContext, Supernet, channel_shuffle
 CHAIN_OPS = ("conv3x3", "conv5x5", "sep3x3", "dil3x3", "maxpool3x3", "skip")
 
 
-def _conv(c_in: int, c_out: int, kernel: int, stride: int, dilation: int, separable: bool, affine: bool) -> nn.Module:
+def _conv(
+    c_in: int, c_out: int, kernel: int, stride: int, dilation: int, separable: bool, affine: bool
+) -> nn.Module:
     pad = dilation * (kernel // 2)
     if separable:  # depthwise then pointwise (one separable convolution, not DARTS's two)
-        convs = [nn.Conv2d(c_in, c_in, kernel, stride, pad, dilation, groups=c_in, bias=False),
-                 nn.Conv2d(c_in, c_out, 1, bias=False)]  # fmt: skip
+        convs = [
+            nn.Conv2d(c_in, c_in, kernel, stride, pad, dilation, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_out, 1, bias=False),
+        ]
     else:
         convs = [nn.Conv2d(c_in, c_out, kernel, stride, pad, bias=False)]
     return nn.Sequential(*convs, nn.BatchNorm2d(c_out, affine=affine), nn.ReLU())
@@ -139,7 +143,11 @@ class Chain(SearchSpace):
         def __post_init__(self) -> None:
             if self.layers < 3:
                 raise ConfigError(f"layers must be >= 3 (two of them downsample), got {self.layers}")
-            if not self.widths or any(int(w) < 1 for w in self.widths) or len(set(self.widths)) != len(self.widths):
+            if (
+                not self.widths
+                or any(int(w) < 1 for w in self.widths)
+                or len(set(self.widths)) != len(self.widths)
+            ):
                 raise ConfigError(f"widths must be distinct positive integers, got {self.widths}")
             unknown = [op for op in self.ops if op not in CHAIN_OPS]
             if not self.ops or unknown or len(set(self.ops)) != len(self.ops):
@@ -162,17 +170,23 @@ class Chain(SearchSpace):
     def choices(self) -> tuple[Choice, ...]:
         out = []
         for i in range(self.config.layers):
-            out += [Choice(f"layer{i}.op", self.config.ops), Choice(f"layer{i}.width", tuple(map(str, self.widths)))]
+            out += [
+                Choice(f"layer{i}.op", self.config.ops),
+                Choice(f"layer{i}.width", tuple(map(str, self.widths))),
+            ]
         return tuple(out)
 
     def from_choices(self, values: Sequence[int]) -> Arch:
         n_ops, n_widths = len(self.config.ops), len(self.widths)
         ok = len(values) == 2 * self.config.layers and all(
-            0 <= int(o) < n_ops and 0 <= int(w) < n_widths for o, w in zip(values[::2], values[1::2]))  # fmt: skip
+            0 <= int(o) < n_ops and 0 <= int(w) < n_widths for o, w in zip(values[::2], values[1::2])
+        )
         if not ok:
             n = 2 * self.config.layers
             raise ConfigError(f"chain needs {n} indices (op, width per layer), got {tuple(values)}")
-        genotype = tuple((self.config.ops[int(o)], self.widths[int(w)]) for o, w in zip(values[::2], values[1::2]))
+        genotype = tuple(
+            (self.config.ops[int(o)], self.widths[int(w)]) for o, w in zip(values[::2], values[1::2])
+        )
         return self.arch(genotype)
 
     def to_choices(self, arch: Arch) -> tuple[int, ...]:
@@ -199,11 +213,13 @@ class Chain(SearchSpace):
             if op not in self.config.ops or not width.isdigit() or int(width) not in self.widths:
                 raise ConfigError(
                     f"chain arch {text!r}: layer {entry!r} must be 'op-width' with op one of "
-                    f"{', '.join(self.config.ops)} and width one of {', '.join(map(str, self.widths))}")  # fmt: skip
+                    f"{', '.join(self.config.ops)} and width one of {', '.join(map(str, self.widths))}"
+                )
             genotype.append((op, int(width)))
         if len(genotype) != self.config.layers:
             raise ConfigError(
-                f"chain arch {text!r} has {len(genotype)} layers; this space has layers={self.config.layers}")
+                f"chain arch {text!r} has {len(genotype)} layers; this space has layers={self.config.layers}"
+            )
         return self.arch(tuple(genotype))
 
     def describe(self, arch: Arch) -> str:
@@ -214,7 +230,9 @@ class Chain(SearchSpace):
 
     # ---- networks ---------------------------------------------------------
     def _scale(self, size: str) -> float:
-        return {"tiny": self.config.tiny_scale, "search": 1.0, "eval": self.config.eval_scale}[check_size(size)]
+        return {"tiny": self.config.tiny_scale, "search": 1.0, "eval": self.config.eval_scale}[
+            check_size(size)
+        ]
 
     def build(self, arch: Arch, task: Task, size: str = "search") -> nn.Module:
         """The chain network of an arch.
@@ -251,7 +269,9 @@ class Chain(SearchSpace):
         """
         s = self._scale(size)
         widths = tuple(_scaled(w, s) for w in self.widths)
-        return ChainSupernet(task, self.config.ops, widths, self.strides(), _scaled(self.config.stem, s), partial)
+        return ChainSupernet(
+            task, self.config.ops, widths, self.strides(), _scaled(self.config.stem, s), partial
+        )
 
     def arch_weights(self, arch: Arch) -> dict[str, torch.Tensor]:
         values = self.to_choices(arch)
@@ -271,10 +291,15 @@ class Chain(SearchSpace):
         Returns:
             The arch.
         """
-        shapes = {"op": (self.config.layers, len(self.config.ops)), "width": (self.config.layers, len(self.widths))}
+        shapes = {
+            "op": (self.config.layers, len(self.config.ops)),
+            "width": (self.config.layers, len(self.widths)),
+        }
         for group, shape in shapes.items():
             if tuple(weights[group].shape) != shape:
-                raise ConfigError(f"chain weights {group!r} must have shape {shape}, got {tuple(weights[group].shape)}")
+                raise ConfigError(
+                    f"chain weights {group!r} must have shape {shape}, got {tuple(weights[group].shape)}"
+                )
         ops = weights["op"].detach().argmax(dim=1).tolist()
         widths = weights["width"].detach().argmax(dim=1).tolist()
         return self.from_choices([v for pair in zip(ops, widths) for v in pair])
@@ -289,7 +314,9 @@ class MixedLayer(nn.Module):
         if partial < 1 or c % partial:
             raise ValueError(f"partial channels K={partial} must divide the {c} channels")
         self.stride, self.partial = stride, partial
-        self.ops = nn.ModuleList(make_chain_op(n, c // partial, c // partial, stride, affine=False) for n in op_names)
+        self.ops = nn.ModuleList(
+            make_chain_op(n, c // partial, c // partial, stride, affine=False) for n in op_names
+        )
         self.bypass_pool = nn.MaxPool2d(2, 2) if (partial > 1 and stride == 2) else None
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, ops: Sequence[int] | None = None) -> torch.Tensor:
@@ -347,15 +374,24 @@ class ChainSupernet(Supernet):
         partial: PC-DARTS's K.
     """
 
-    def __init__(self, task: Task, op_names: Sequence[str], widths: Sequence[int], strides: Sequence[int],
-                 stem: int, partial: int = 1):  # fmt: skip
+    def __init__(
+        self,
+        task: Task,
+        op_names: Sequence[str],
+        widths: Sequence[int],
+        strides: Sequence[int],
+        stem: int,
+        partial: int = 1,
+    ):
         super().__init__()
         c = max(max(widths), stem)
         self.arch_shapes = {"op": (len(strides), len(op_names)), "width": (len(strides), len(widths))}
         self.op_names = {"op": tuple(op_names), "width": tuple(map(str, widths))}
         self.edge_nodes = {g: tuple(range(len(strides))) for g in self.op_names}  # one choice per layer
         self.pad = c - stem
-        self.stem = nn.Sequential(nn.Conv2d(task.shape[0], stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(task.shape[0], stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU()
+        )
         self.layers = nn.ModuleList(MixedLayer(c, s, op_names, partial) for s in strides)
         self.masks = nn.ModuleList(WidthMask(widths, c) for _ in strides)
         self.classifier = nn.Linear(c, task.num_classes)

@@ -71,22 +71,28 @@ def edge_index(node: int, source: int) -> int:
     return node * (node + 3) // 2 + source
 
 
-DARTS_V2 = ("normal=sep_conv_3x3~0+sep_conv_3x3~1|sep_conv_3x3~0+sep_conv_3x3~1|"
-            "skip_connect~0+sep_conv_3x3~1|skip_connect~0+dil_conv_3x3~2;"
-            "reduce=max_pool_3x3~0+max_pool_3x3~1|max_pool_3x3~1+skip_connect~2|"
-            "max_pool_3x3~0+skip_connect~2|max_pool_3x3~1+skip_connect~2")  # fmt: skip
+DARTS_V2 = (
+    "normal=sep_conv_3x3~0+sep_conv_3x3~1|sep_conv_3x3~0+sep_conv_3x3~1|"
+    "skip_connect~0+sep_conv_3x3~1|skip_connect~0+dil_conv_3x3~2;"
+    "reduce=max_pool_3x3~0+max_pool_3x3~1|max_pool_3x3~1+skip_connect~2|"
+    "max_pool_3x3~0+skip_connect~2|max_pool_3x3~1+skip_connect~2"
+)
 """DARTS V2 (second-order DARTS, Liu et al. 2019, CIFAR-10), as published in the DARTS code."""
 
-PC_DARTS = ("normal=skip_connect~0+sep_conv_3x3~1|sep_conv_3x3~0+dil_conv_3x3~1|"
-            "sep_conv_5x5~0+sep_conv_3x3~1|avg_pool_3x3~0+dil_conv_3x3~1;"
-            "reduce=max_pool_3x3~0+sep_conv_5x5~1|sep_conv_5x5~1+sep_conv_5x5~2|"
-            "sep_conv_3x3~0+sep_conv_3x3~3|sep_conv_3x3~1+sep_conv_3x3~2")  # fmt: skip
+PC_DARTS = (
+    "normal=skip_connect~0+sep_conv_3x3~1|sep_conv_3x3~0+dil_conv_3x3~1|"
+    "sep_conv_5x5~0+sep_conv_3x3~1|avg_pool_3x3~0+dil_conv_3x3~1;"
+    "reduce=max_pool_3x3~0+sep_conv_5x5~1|sep_conv_5x5~1+sep_conv_5x5~2|"
+    "sep_conv_3x3~0+sep_conv_3x3~3|sep_conv_3x3~1+sep_conv_3x3~2"
+)
 """PC-DARTS (Xu et al. 2020), CIFAR-10 cell from its code (`PC_DARTS_cifar`)."""
 
-GDAS = ("normal=skip_connect~0+skip_connect~1|skip_connect~0+sep_conv_5x5~2|"
-        "skip_connect~0+sep_conv_3x3~3|sep_conv_3x3~3+sep_conv_5x5~4;"
-        "reduce=sep_conv_5x5~0+sep_conv_3x3~1|sep_conv_5x5~1+sep_conv_5x5~2|"
-        "sep_conv_3x3~1+dil_conv_5x5~2|sep_conv_5x5~0+sep_conv_5x5~1")  # fmt: skip
+GDAS = (
+    "normal=skip_connect~0+skip_connect~1|skip_connect~0+sep_conv_5x5~2|"
+    "skip_connect~0+sep_conv_3x3~3|sep_conv_3x3~3+sep_conv_5x5~4;"
+    "reduce=sep_conv_5x5~0+sep_conv_3x3~1|sep_conv_5x5~1+sep_conv_5x5~2|"
+    "sep_conv_3x3~1+dil_conv_5x5~2|sep_conv_5x5~0+sep_conv_5x5~1"
+)
 """GDAS (Dong and Yang 2019), `GDAS_V1` of the authors' AutoDL-Projects code."""
 
 
@@ -97,10 +103,15 @@ class AuxiliaryHead(nn.Module):
     def __init__(self, c: int, num_classes: int):
         super().__init__()
         self.features = nn.Sequential(
-            nn.ReLU(), nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),
-            nn.Conv2d(c, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(),
-            nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU(),
-        )  # fmt: skip
+            nn.ReLU(),
+            nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),
+            nn.Conv2d(c, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(),
+        )
         self.classifier = nn.Linear(768, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,7 +119,9 @@ class AuxiliaryHead(nn.Module):
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
 
 
-def _preprocess(c_pp: int, c_p: int, c: int, reduction_prev: bool, affine: bool) -> tuple[nn.Module, nn.Module]:
+def _preprocess(
+    c_pp: int, c_p: int, c: int, reduction_prev: bool, affine: bool
+) -> tuple[nn.Module, nn.Module]:
     pre0 = FactorizedReduce(c_pp, c, affine) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, affine)
     return pre0, ReLUConvBN(c_p, c, 1, 1, 0, affine)
 
@@ -131,7 +144,9 @@ class _Cell(nn.Module):
         super().__init__()
         self.pre0, self.pre1 = _preprocess(c_pp, c_p, c, reduction_prev, True)
         self.inputs = [i for node in nodes for _, i in node]
-        self.ops = nn.ModuleList(make_op(op, c, 2 if reduction and i < 2 else 1) for node in nodes for op, i in node)
+        self.ops = nn.ModuleList(
+            make_op(op, c, 2 if reduction and i < 2 else 1) for node in nodes for op, i in node
+        )
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
@@ -160,7 +175,9 @@ class DartsNetwork(nn.Module):
     def __init__(self, genotype: tuple, task: Task, cells: int, c: int, auxiliary: bool):
         super().__init__()
         self.drop_path_prob = 0.0
-        self.stem = nn.Sequential(nn.Conv2d(task.shape[0], 3 * c, 3, padding=1, bias=False), nn.BatchNorm2d(3 * c))
+        self.stem = nn.Sequential(
+            nn.Conv2d(task.shape[0], 3 * c, 3, padding=1, bias=False), nn.BatchNorm2d(3 * c)
+        )
         layout = _layout(cells, c)
         self.cells = nn.ModuleList(_Cell(genotype[1 if lay[3] else 0], *lay) for lay in layout)
         self.aux_at = 2 * cells // 3
@@ -188,13 +205,18 @@ class _SearchCell(nn.Module):
         super().__init__()
         self.pre0, self.pre1 = _preprocess(c_pp, c_p, c, reduction_prev, False)
         self.group = "reduce" if reduction else "normal"
-        self.edges = nn.ModuleList(MixedEdge(c, 2 if reduction and j < 2 else 1, DARTS_OPS, partial)
-                                   for i in range(NODES) for j in range(i + 2))  # fmt: skip
+        self.edges = nn.ModuleList(
+            MixedEdge(c, 2 if reduction and j < 2 else 1, DARTS_OPS, partial)
+            for i in range(NODES)
+            for j in range(i + 2)
+        )
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, ctx: EdgeContext) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
         if ctx.together(self.group):  # every edge leaving a node at once, as soon as the node is known
-            into: list[list[torch.Tensor]] = [[] for _ in range(NODES)]  # per node, its edges' outputs by source
+            into: list[list[torch.Tensor]] = [
+                [] for _ in range(NODES)
+            ]  # per node, its edges' outputs by source
             for j in range(NODES + 1):
                 if j >= 2:
                     states.append(_total(into[j - 2]))
@@ -220,7 +242,9 @@ def _total(terms: list[torch.Tensor]) -> torch.Tensor:
 
 
 class DartsSupernet(Supernet):
-    """The DARTS search network (Network of model_search.py): weight groups normal and reduce, each (14, 8)."""
+    """The DARTS search network (Network of model_search.py).
+
+    Weight groups normal and reduce, each (14, 8)."""
 
     def __init__(self, task: Task, cells: int, c: int, partial: int):
         super().__init__()
@@ -228,7 +252,9 @@ class DartsSupernet(Supernet):
         self.op_names = {g: DARTS_OPS for g in CELLS}
         nodes = tuple(n for n in range(NODES) for _ in range(n + 2))  # edge_index order: node by node
         self.edge_nodes = {g: nodes for g in CELLS}
-        self.stem = nn.Sequential(nn.Conv2d(task.shape[0], 3 * c, 3, padding=1, bias=False), nn.BatchNorm2d(3 * c))
+        self.stem = nn.Sequential(
+            nn.Conv2d(task.shape[0], 3 * c, 3, padding=1, bias=False), nn.BatchNorm2d(3 * c)
+        )
         self.cells = nn.ModuleList(_SearchCell(*lay, partial) for lay in _layout(cells, c))
         self.classifier = nn.Linear(NODES * _layout(cells, c)[-1][2], task.num_classes)
 
@@ -395,8 +421,9 @@ class DartsSpace(SearchSpace):
             The arch; ConfigError when the genotype is not in this space.
 
         Example:
-            >>> get_space("darts").from_pairs([("sep_conv_3x3", 0), ("sep_conv_3x3", 1)] * 4,
-            ...                               [("max_pool_3x3", 0), ("max_pool_3x3", 1)] * 4)  # doctest: +SKIP
+            >>> normal = [("sep_conv_3x3", 0), ("sep_conv_3x3", 1)] * 4
+            >>> reduce = [("max_pool_3x3", 0), ("max_pool_3x3", 1)] * 4
+            >>> get_space("darts").from_pairs(normal, reduce)  # doctest: +SKIP
         """
         cells = []
         for name, pairs in (("normal", normal), ("reduce", reduce)):
@@ -430,7 +457,11 @@ class DartsSpace(SearchSpace):
     def _size(self, size: str) -> tuple[int, int]:
         check_size(size)
         cfg = self.config
-        return {"tiny": (4, 8), "search": (cfg.cells, cfg.channels), "eval": (cfg.eval_cells, cfg.eval_channels)}[size]
+        return {
+            "tiny": (4, 8),
+            "search": (cfg.cells, cfg.channels),
+            "eval": (cfg.eval_cells, cfg.eval_channels),
+        }[size]
 
     def build(self, arch: Arch, task: Task, size: str = "search") -> nn.Module:
         """The standalone network; the auxiliary head exists at tiny and eval size.
@@ -470,7 +501,9 @@ class DartsSpace(SearchSpace):
             for n in range(NODES):
                 rows = [edge_index(n, j) for j in range(n + 2)]
                 strength = [float(w[r].max()) for r in rows]
-                keep = sorted(range(n + 2), key=lambda j: -strength[j])[:2]  # stable: ties keep the lower input
+                keep = sorted(range(n + 2), key=lambda j: -strength[j])[
+                    :2
+                ]  # stable: ties keep the lower input
                 nodes.append([(DARTS_OPS[int(torch.argmax(w[rows[j]]))], j) for j in keep])
             cells.append(nodes)
         return self._make(cells)
@@ -480,7 +513,11 @@ class DartsSpace(SearchSpace):
         """The cells edge by edge (as NASLib prints a final architecture), with the arch string."""
         lines = ["darts architecture (DARTS cells, Liu et al. 2019)", f"  {self.check(arch).to_str()}"]
         for name, nodes in zip(CELLS, arch.genotype):
-            title = "normal cell" if name == "normal" else "reduction cell (stride 2 on edges from inputs 0 and 1)"
+            title = (
+                "normal cell"
+                if name == "normal"
+                else "reduction cell (stride 2 on edges from inputs 0 and 1)"
+            )
             lines.append(f"Graph {title}: inputs 0 = c[k-2], 1 = c[k-1]; output = concat(2, 3, 4, 5)")
             for n, node in enumerate(nodes):
                 for op, i in node:

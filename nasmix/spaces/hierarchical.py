@@ -99,7 +99,9 @@ def _format_dag(nodes: int, codes: Sequence[str]) -> str:
 def _parse_dag(text: str, nodes: int, where: str) -> list[str]:
     groups = text.split("+")
     if len(groups) != nodes - 1:
-        raise ConfigError(f"{where}: expected {nodes - 1} nodes separated by '+', got {len(groups)} in {text!r}")
+        raise ConfigError(
+            f"{where}: expected {nodes - 1} nodes separated by '+', got {len(groups)} in {text!r}"
+        )
     codes = []
     for i, group in enumerate(groups, start=1):
         inputs = group.split(".")
@@ -145,7 +147,9 @@ class Hierarchical(SearchSpace):
         (the Config's `motifs = None` stands for the variant's count, so the base rule,
         which compares with the field's default, would always name it)."""
         cfg = self.config
-        key: dict[str, str | int | None] = {"variant": cfg.variant} if cfg.variant != self.Config.variant else {}
+        key: dict[str, str | int | None] = (
+            {"variant": cfg.variant} if cfg.variant != self.Config.variant else {}
+        )
         if cfg.motifs != DESIGNS[cfg.variant].motifs:
             key["motifs"] = cfg.motifs
         return tuple(sorted(key.items()))
@@ -223,7 +227,9 @@ class Hierarchical(SearchSpace):
         names = []
         for v, c in zip(values, choices):
             if not 0 <= int(v) < len(c.options):
-                raise ConfigError(f"hierarchical: choice {c.name!r} has {len(c.options)} options, got index {v}")
+                raise ConfigError(
+                    f"hierarchical: choice {c.name!r} has {len(c.options)} options, got index {v}"
+                )
             names.append(c.options[int(v)])
         e = len(dag_edges(MOTIF_NODES))
         motifs = tuple(tuple(names[m * e : (m + 1) * e]) for m in range(self.n_motifs))
@@ -367,7 +373,9 @@ class Hierarchical(SearchSpace):
             )
         macro, cfg = self.macro(size), self.config
         if partial < 1 or macro.channels % partial:
-            raise ConfigError(f"partial channels K={partial} must divide the {macro.channels} channels of size {size!r}")
+            raise ConfigError(
+                f"partial channels K={partial} must divide the {macro.channels} channels of size {size!r}"
+            )
         design, motifs = self.design, self.n_motifs
         return HierarchicalSupernet(task, macro, design, motifs, partial, cfg.checkpoint, cfg.memory_gib)
 
@@ -395,7 +403,9 @@ class Hierarchical(SearchSpace):
             edges = len(dag_edges(CELL_NODES if group == "cell" else MOTIF_NODES))
             if w is None or tuple(w.shape) != (edges, len(options)):
                 got = None if w is None else tuple(w.shape)
-                raise ConfigError(f"hierarchical decode: group {group!r} needs shape {(edges, len(options))}, got {got}")
+                raise ConfigError(
+                    f"hierarchical decode: group {group!r} needs shape {(edges, len(options))}, got {got}"
+                )
             picks[group] = tuple(options[int(i)] for i in w.detach().float().argmax(dim=1))
         motifs = tuple(picks[f"motif{m}"] for m in range(self.n_motifs))
         return self.arch((motifs, picks["cell"]))
@@ -422,6 +432,8 @@ class Hierarchical(SearchSpace):
 def _describe_dag(nodes: int, codes: Sequence[str]) -> str:
     nodes_text = []
     for i in range(1, nodes):
-        inputs = [f"{j}:{codes[k]}" for k, (j, t) in enumerate(dag_edges(nodes)) if t == i and codes[k] != "x"]
+        inputs = [
+            f"{j}:{codes[k]}" for k, (j, t) in enumerate(dag_edges(nodes)) if t == i and codes[k] != "x"
+        ]
         nodes_text.append(f"{i} <- " + (", ".join(inputs) if inputs else "zero"))
     return " | ".join(nodes_text)

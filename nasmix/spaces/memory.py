@@ -126,7 +126,7 @@ def saved_bytes(net: Supernet, shape: tuple[int, ...], batch: int, autocast=None
     net._saved_counter = counter
     try:
         hooks = torch.autograd.graph.saved_tensors_hooks(counter.pack, lambda t: t)
-        with hooks, (autocast or contextlib.nullcontext()):
+        with hooks, autocast or contextlib.nullcontext():
             net(x, weights)
     finally:
         net._saved_counter = previous

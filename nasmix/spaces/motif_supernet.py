@@ -169,7 +169,9 @@ class HierarchicalSupernet(Supernet):
         memory_gib: the memory the plan may fill (None: a share of the device's free memory).
     """
 
-    own_memory_plan = True  # its MemoryPlanner, not the search's nasmix.spaces.memory (see the module docstring)
+    own_memory_plan = (
+        True  # its MemoryPlanner, not the search's nasmix.spaces.memory (see the module docstring)
+    )
 
     def __init__(
         self,

@@ -133,7 +133,9 @@ class NB201(SearchSpace):
 
     def from_choices(self, values: Sequence[int]) -> Arch:
         if len(values) != len(EDGES) or any(not 0 <= int(v) < len(OPS) for v in values):
-            raise ConfigError(f"nb201 needs {len(EDGES)} op indices in 0..{len(OPS) - 1}, got {tuple(values)}")
+            raise ConfigError(
+                f"nb201 needs {len(EDGES)} op indices in 0..{len(OPS) - 1}, got {tuple(values)}"
+            )
         return Arch(self.registry_name, tuple(OPS[int(v)] for v in values))
 
     def to_choices(self, arch: Arch) -> tuple[int, ...]:
@@ -165,7 +167,8 @@ class NB201(SearchSpace):
                     if op not in OPS or src != str(j):
                         raise ConfigError(
                             f"nb201 arch {text!r}: edge {token!r} of node {node} must be 'op~{j}' "
-                            f"with op one of {', '.join(OPS)}")  # fmt: skip
+                            f"with op one of {', '.join(OPS)}"
+                        )
                     ops_found.append(op)
         if len(ops_found) != len(EDGES):
             raise ConfigError(f"nb201 arch {text!r} must look like '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'")
@@ -201,7 +204,8 @@ class NB201(SearchSpace):
 
         Example:
             >>> space = NB201()
-            >>> a = space.parse("|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|nor_conv_3x3~0|none~1|none~2|")
+            >>> text = "|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|nor_conv_3x3~0|none~1|none~2|"
+            >>> a = space.parse(text)
             >>> space.format(space.canonical(a).genotype)
             '|none~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|'
         """
@@ -372,7 +376,11 @@ class _SearchCell(nn.Module):
                     into[EDGES[e][0]].append(y)
             return sum(into[3][1:], into[3][0])
         for node in (1, 2, 3):
-            terms = [ctx.edge("cell", e, self.edges[e], nodes[src]) for e, (to, src) in enumerate(EDGES) if to == node]
+            terms = [
+                ctx.edge("cell", e, self.edges[e], nodes[src])
+                for e, (to, src) in enumerate(EDGES)
+                if to == node
+            ]
             nodes.append(sum(terms[1:], terms[0]))
         return nodes[3]
 

@@ -116,7 +116,16 @@ class DilConv(nn.Module):
 
     fast_backward = False
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True):
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int,
+        stride: int,
+        padding: int,
+        dilation: int,
+        affine: bool = True,
+    ):
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
@@ -172,7 +181,10 @@ class ConvBNReLU(nn.Module):
         elif kind == "depthwise":
             convs = [nn.Conv2d(c, c, kernel, stride, pad, groups=c, bias=False)]
         else:  # separable: depthwise then pointwise
-            convs = [nn.Conv2d(c, c, kernel, stride, pad, groups=c, bias=False), nn.Conv2d(c, c, 1, bias=False)]
+            convs = [
+                nn.Conv2d(c, c, kernel, stride, pad, groups=c, bias=False),
+                nn.Conv2d(c, c, 1, bias=False),
+            ]
         self.op = nn.Sequential(*convs, nn.BatchNorm2d(c, affine=affine), nn.ReLU(inplace=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -205,10 +217,26 @@ OPS: dict[str, OpFactory] = {
     "sep_conv_3x3_h": lambda c, s, a: ConvBNReLU(c, 3, s, "separable", a),
 }
 
-DARTS_OPS = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
-             "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")  # fmt: skip
+DARTS_OPS = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-HIERARCHICAL_OPS = ("none", "conv_1x1", "dw_conv_3x3", "sep_conv_3x3_h", "max_pool_3x3", "avg_pool_3x3", "identity")
+HIERARCHICAL_OPS = (
+    "none",
+    "conv_1x1",
+    "dw_conv_3x3",
+    "sep_conv_3x3_h",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "identity",
+)
 
 
 def make_op(name: str, c: int, stride: int = 1, affine: bool = True) -> nn.Module:

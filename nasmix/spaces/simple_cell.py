@@ -54,8 +54,10 @@ OPS = ("none", "skip_connect", "max_pool_3x3", "sep_conv_3x3", "dil_conv_3x3")
 EDGES = ((1, 3), (1, 4), (2, 3), (2, 4), (3, 4))  # NASLib's edge order (the weight rows)
 NODE_EDGES = {3: (0, 2), 4: (1, 3, 4)}  # node -> its incoming edges (indices into EDGES)
 
-SEED = ("normal=max_pool_3x3~1+sep_conv_3x3~2|dil_conv_3x3~1+dil_conv_3x3~2+skip_connect~3;"
-        "reduce=none~1+none~2|dil_conv_3x3~1+sep_conv_3x3~2+dil_conv_3x3~3")  # fmt: skip
+SEED = (
+    "normal=max_pool_3x3~1+sep_conv_3x3~2|dil_conv_3x3~1+dil_conv_3x3~2+skip_connect~3;"
+    "reduce=none~1+none~2|dil_conv_3x3~1+sep_conv_3x3~2+dil_conv_3x3~3"
+)
 """The architecture the seed study's DrNAS search found (its Appendix B.A)."""
 
 
@@ -67,8 +69,11 @@ def wide_op(name: str, c_in: int, c_out: int, stride: int, affine: bool) -> nn.M
     if name == "skip_connect":
         return ops.FactorizedReduce(c_in, c_out, affine)
     if name == "max_pool_3x3":
-        return nn.Sequential(nn.MaxPool2d(3, stride, 1), nn.Conv2d(c_in, c_out, 1, bias=False),
-                             nn.BatchNorm2d(c_out, affine=affine))  # fmt: skip
+        return nn.Sequential(
+            nn.MaxPool2d(3, stride, 1),
+            nn.Conv2d(c_in, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
     if name == "sep_conv_3x3":
         return ops.SepConv(c_in, c_out, 3, stride, 1, affine)
     return ops.DilConv(c_in, c_out, 3, stride, 2, 2, affine)
@@ -275,7 +280,9 @@ class SimpleCellSpace(SearchSpace):
         values = [int(v) for v in values]
         n = len(EDGES)
         if len(values) != len(CELLS) * n or not all(0 <= v < len(OPS) for v in values):
-            raise ConfigError(f"simple_cell needs {len(CELLS) * n} op indices in 0..{len(OPS) - 1}, got {values}")
+            raise ConfigError(
+                f"simple_cell needs {len(CELLS) * n} op indices in 0..{len(OPS) - 1}, got {values}"
+            )
         genotype = tuple(tuple(OPS[v] for v in values[i * n : (i + 1) * n]) for i in range(len(CELLS)))
         return Arch(self.registry_name, genotype)
 
@@ -304,8 +311,10 @@ class SimpleCellSpace(SearchSpace):
         return encode_paths(cells, inputs=2, ops=OPS[1:], max_length=2)
 
     def format(self, genotype: tuple) -> str:
-        cells = [(name, [[(ops_[e], EDGES[e][0]) for e in NODE_EDGES[node]] for node in (3, 4)])
-                 for name, ops_ in zip(CELLS, genotype)]  # fmt: skip
+        cells = [
+            (name, [[(ops_[e], EDGES[e][0]) for e in NODE_EDGES[node]] for node in (3, 4)])
+            for name, ops_ in zip(CELLS, genotype)
+        ]
         return format_cells(cells)
 
     def parse(self, text: str) -> Arch:
@@ -319,8 +328,10 @@ class SimpleCellSpace(SearchSpace):
             for node, terms in zip((3, 4), nodes):
                 sources = {EDGES[e][0]: e for e in NODE_EDGES[node]}
                 if sorted(i for _, i in terms) != sorted(sources):
-                    raise ConfigError(f"cell {name!r} node {node} needs one edge from each of inputs "
-                                      f"{sorted(sources)}, got {[i for _, i in terms]}")  # fmt: skip
+                    raise ConfigError(
+                        f"cell {name!r} node {node} needs one edge from each of inputs "
+                        f"{sorted(sources)}, got {[i for _, i in terms]}"
+                    )
                 for op, i in terms:
                     chosen[sources[i]] = op
             genotype.append(tuple(chosen))
@@ -358,13 +369,18 @@ class SimpleCellSpace(SearchSpace):
     def describe(self, arch: Arch) -> str:
         """The cells edge by edge (as NASLib prints a final architecture), with the arch string."""
         c = self.config.channels
-        lines = ["simple_cell architecture (NASLib Simple Cell)", f"  {self.check(arch).to_str()}",
-                 f"Graph makrograph: stem conv3x3 3->{c} + BN | normal cell ({c}) | reduction cell ({c}->{2 * c}) "
-                 f"| normal cell ({2 * c}) | global average pool | linear"]  # fmt: skip
+        lines = [
+            "simple_cell architecture (NASLib Simple Cell)",
+            f"  {self.check(arch).to_str()}",
+            f"Graph makrograph: stem conv3x3 3->{c} + BN | normal cell ({c}) | reduction cell ({c}->{2 * c}) "
+            f"| normal cell ({2 * c}) | global average pool | linear",
+        ]
         for name, cell in zip(CELLS, arch.genotype):
             graph = "normal_cell" if name == "normal" else "reduction_cell"
             note = "" if name == "normal" else " (stride 2 on edges from 1 and 2)"
-            lines.append(f"Graph {graph}{note}: inputs 1, 2; node 3 = (1,3) + (2,3); node 4 = (1,4) + (2,4) + (3,4); "
-                         f"node 5 = conv1x1 + BN of concat(3, 4)")  # fmt: skip
+            lines.append(
+                f"Graph {graph}{note}: inputs 1, 2; node 3 = (1,3) + (2,3); node 4 = (1,4) + (2,4) + (3,4); "
+                f"node 5 = conv1x1 + BN of concat(3, 4)"
+            )
             lines += [f"  ({graph}-edge({u},{v})): {op}" for (u, v), op in zip(EDGES, cell)]
         return "\n".join(lines)

@@ -198,15 +198,23 @@ class Supernet(nn.Module, ABC):
     op_names: dict[str, tuple[str, ...]]
     edge_nodes: dict[str, tuple[int, ...]]
     grouped_convs: bool = False  # set by the search (nasmix.accel.Accel): grouped convolutions on a GPU
-    checkpoint_cells: bool = False  # set by the memory plan (nasmix.spaces.memory): cells recomputed in backward
-    # True: the supernet plans its own recomputation (the hierarchical space's motifs, nasmix.spaces.motif_memory),
-    # and the search's plan (nasmix.spaces.memory) leaves it alone: one plan per space.
+    # Set by the memory plan (nasmix.spaces.memory): cells recomputed in backward.
+    checkpoint_cells: bool = False
+    # True: the supernet plans its own recomputation (the hierarchical space's motifs,
+    # nasmix.spaces.motif_memory), and the search's plan (nasmix.spaces.memory) leaves it
+    # alone: one plan per space.
     own_memory_plan: bool = False
     _saved_counter: _CellCounter | None = None  # the memory plan's probe, while it measures
 
-    def forward(self, x: torch.Tensor, weights: Weights, active: Active | None = None,
-                edge_weights: Weights | None = None, add_unsampled: bool = False,
-                unit_weights: bool = False) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self,
+        x: torch.Tensor,
+        weights: Weights,
+        active: Active | None = None,
+        edge_weights: Weights | None = None,
+        add_unsampled: bool = False,
+        unit_weights: bool = False,
+    ) -> torch.Tensor:
         """Logits for a batch under the given architecture weights (see the module docstring)."""
         ctx = EdgeContext(weights, active, edge_weights, self.grouped_convs, add_unsampled, unit_weights)
         return self.run(x, ctx)

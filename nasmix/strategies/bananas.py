@@ -161,8 +161,10 @@ class Bananas(AskTell):
             return [sample_unseen(self.space, rng, self.seen)]
         X = np.stack([self.space.encode(a, c.encoding) for a, _ in known])
         y = np.array([s for _, s in known])
-        model = MLPEnsemble(MLPEnsemble.Config(c.members, c.layers, c.width, c.epochs, 32, c.lr),
-                            seed=int(rng.integers(2**31)))  # fmt: skip
+        model = MLPEnsemble(
+            MLPEnsemble.Config(c.members, c.layers, c.width, c.epochs, 32, c.lr),
+            seed=int(rng.integers(2**31)),
+        )
         model.fit(X, y)
         self.fits += 1
         pool = self._candidates(rng, known)

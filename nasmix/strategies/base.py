@@ -57,8 +57,15 @@ class Strategy(ABC):
     registry_name: str = "?"
 
     @abstractmethod
-    def search(self, space: SearchSpace, estimator: Estimator | None, data: SearchData, budget: Budget,
-               log: Log, rng: np.random.Generator) -> Arch:  # fmt: skip
+    def search(
+        self,
+        space: SearchSpace,
+        estimator: Estimator | None,
+        data: SearchData,
+        budget: Budget,
+        log: Log,
+        rng: np.random.Generator,
+    ) -> Arch:
         """Search the space and return the chosen arch."""
 
 
@@ -87,8 +94,15 @@ class AskTell(Strategy):
         """The arch this one was derived from, if any (weight inheritance uses it)."""
         return None
 
-    def search(self, space: SearchSpace, estimator: Estimator | None, data: SearchData, budget: Budget,
-               log: Log, rng: np.random.Generator) -> Arch:  # fmt: skip
+    def search(
+        self,
+        space: SearchSpace,
+        estimator: Estimator | None,
+        data: SearchData,
+        budget: Budget,
+        log: Log,
+        rng: np.random.Generator,
+    ) -> Arch:
         if estimator is None:
             raise ConfigError(f"strategy {self.registry_name!r} needs an estimator")
         clock = budget.clock(data.timer, total=budget.candidates)
@@ -107,13 +121,30 @@ class AskTell(Strategy):
             if best is None or est.score > best[0]:
                 best = (est.score, arch)
             # the estimator's JSON scalars (its gpu_s a float, its device a string, when it gives them)
-            extra: dict[str, Any] = {k: v for k, v in est.extra.items() if isinstance(v, (int, float, bool, str))}
+            extra: dict[str, Any] = {
+                k: v for k, v in est.extra.items() if isinstance(v, (int, float, bool, str))
+            }
             gpu_s, device = extra.pop("gpu_s", None), extra.pop("device", None)
             # An estimator's own "index" (a benchmark row) must not overwrite the candidate's.
             extra = {f"estimate_{k}" if k in CANDIDATE_FIELDS else k: v for k, v in extra.items()}
             clock.tick(gpu_s=gpu_s)
-            log(Candidate(i + 1, arch.to_str(), est.score, est.cost_s, spent, best[0], best[1].to_str(),
-                          est.fidelity, est.simulated, gpu_s, device, clock.elapsed_s(), extra=extra))
+            log(
+                Candidate(
+                    i + 1,
+                    arch.to_str(),
+                    est.score,
+                    est.cost_s,
+                    spent,
+                    best[0],
+                    best[1].to_str(),
+                    est.fidelity,
+                    est.simulated,
+                    gpu_s,
+                    device,
+                    clock.elapsed_s(),
+                    extra=extra,
+                )
+            )
         assert best is not None  # a clock never stops a loop before its first unit
         log(SearchDone(best[1].to_str(), best[0]))
         return best[1]

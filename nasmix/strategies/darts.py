@@ -31,13 +31,23 @@ Hyper = tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]  # (architecture g
 
 def check_bilevel(config: BilevelConfig) -> None:
     """ConfigError unless the shared bilevel options are possible."""
-    bad = [name for name, ok in (("lr", config.lr > 0 and 0 <= config.lr_min <= config.lr),
-                                 ("momentum", 0 <= config.momentum < 1), ("weight_decay", config.weight_decay >= 0),
-                                 ("grad_clip", config.grad_clip >= 0), ("arch_lr", config.arch_lr > 0),
-                                 ("arch_beta1", 0 <= config.arch_beta1 < 1),
-                                 ("arch_weight_decay", config.arch_weight_decay >= 0)) if not ok]  # fmt: skip
+    bad = [
+        name
+        for name, ok in (
+            ("lr", config.lr > 0 and 0 <= config.lr_min <= config.lr),
+            ("momentum", 0 <= config.momentum < 1),
+            ("weight_decay", config.weight_decay >= 0),
+            ("grad_clip", config.grad_clip >= 0),
+            ("arch_lr", config.arch_lr > 0),
+            ("arch_beta1", 0 <= config.arch_beta1 < 1),
+            ("arch_weight_decay", config.arch_weight_decay >= 0),
+        )
+        if not ok
+    ]
     if bad:
-        raise ConfigError(f"impossible search values: {', '.join(f'{k}={getattr(config, k)!r}' for k in bad)}")
+        raise ConfigError(
+            f"impossible search values: {', '.join(f'{k}={getattr(config, k)!r}' for k in bad)}"
+        )
 
 
 def softmax_weights(state: SearchState, for_arch: bool) -> dict[str, torch.Tensor]:
@@ -50,8 +60,11 @@ def softmax_weights(state: SearchState, for_arch: bool) -> dict[str, torch.Tenso
 def ieee_fp32() -> Iterator[None]:
     """Full fp32 in convolutions and matrix products inside the block (no TF32, which
     cuDNN convolutions use by default on Ampere and later); the settings are restored after."""
-    new_api = [k for k in (getattr(torch.backends.cudnn, "conv", None), getattr(torch.backends.cuda, "matmul", None))
-               if k is not None and hasattr(k, "fp32_precision")]  # fmt: skip
+    new_api = [
+        k
+        for k in (getattr(torch.backends.cudnn, "conv", None), getattr(torch.backends.cuda, "matmul", None))
+        if k is not None and hasattr(k, "fp32_precision")
+    ]
     if new_api:  # torch >= 2.9; reading the legacy flags as well would raise once these are set
         saved = [k.fp32_precision for k in new_api]
         for k in new_api:
@@ -70,10 +83,19 @@ def ieee_fp32() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = legacy
 
 
-def darts_hypergradient(loss_fn: LossFn, arch_params: Sequence[torch.Tensor], weight_params: Sequence[torch.Tensor],
-                        train: tuple, valid: tuple, xi: float, scale: float = 0.01, amp: bool = False,
-                        momentum_buffers: Sequence[torch.Tensor | None] | None = None, momentum: float = 0.0,
-                        weight_decay: float = 0.0) -> Hyper:  # fmt: skip
+def darts_hypergradient(
+    loss_fn: LossFn,
+    arch_params: Sequence[torch.Tensor],
+    weight_params: Sequence[torch.Tensor],
+    train: tuple,
+    valid: tuple,
+    xi: float,
+    scale: float = 0.01,
+    amp: bool = False,
+    momentum_buffers: Sequence[torch.Tensor | None] | None = None,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+) -> Hyper:
     """DARTS's second-order architecture gradient (its equations 6-8).
 
     The virtual step is the weight optimizer's next SGD step, as DARTS's
@@ -105,7 +127,8 @@ def darts_hypergradient(loss_fn: LossFn, arch_params: Sequence[torch.Tensor], we
     Example:
         >>> w = torch.tensor([1.0], requires_grad=True); a = torch.tensor([0.5], requires_grad=True)
         >>> fn = lambda batch, amp: (((w * a - batch[0]) ** 2).sum(), w * a)
-        >>> g, loss, _ = darts_hypergradient(fn, [a], [w], (torch.tensor([0.0]),), (torch.tensor([1.0]),), 0.1)
+        >>> xs, ys = (torch.tensor([0.0]),), (torch.tensor([1.0]),)
+        >>> g, loss, _ = darts_hypergradient(fn, [a], [w], xs, ys, 0.1)
         >>> round(float(g[0]), 4)
         -0.8925
     """
@@ -130,7 +153,10 @@ def darts_hypergradient(loss_fn: LossFn, arch_params: Sequence[torch.Tensor], we
     loss_v, logits_v = loss_fn(valid, amp)
     grads = torch.autograd.grad(loss_v, arch_params + weight_params, allow_unused=True)
     d_arch = [torch.zeros_like(a) if g is None else g for a, g in zip(arch_params, grads[: len(arch_params)])]
-    v = [torch.zeros_like(p) if g is None else g.to(p.dtype) for p, g in zip(weight_params, grads[len(arch_params) :])]
+    v = [
+        torch.zeros_like(p) if g is None else g.to(p.dtype)
+        for p, g in zip(weight_params, grads[len(arch_params) :])
+    ]
     eps = scale / torch.linalg.vector_norm(torch.stack(torch._foreach_norm(v))).clamp_min(1e-12)
     sides = []
     with ieee_fp32():
@@ -214,9 +240,18 @@ class Darts(OneShot):
 
         params, weights, c = state.arch_params(), state.weight_params(), self.config
         buffers = [state.w_opt.state.get(w, {}).get("momentum_buffer") for w in weights]
-        hyper, loss, logits = darts_hypergradient(loss_fn, params, weights, train, valid, state.lr, amp=c.amp,
-                                                  momentum_buffers=buffers, momentum=c.momentum,
-                                                  weight_decay=c.weight_decay)  # fmt: skip
+        hyper, loss, logits = darts_hypergradient(
+            loss_fn,
+            params,
+            weights,
+            train,
+            valid,
+            state.lr,
+            amp=c.amp,
+            momentum_buffers=buffers,
+            momentum=c.momentum,
+            weight_decay=c.weight_decay,
+        )
         for p, g in zip(params, hyper):
             p.grad = g
         state.a_opt.step()

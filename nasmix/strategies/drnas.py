@@ -61,8 +61,9 @@ def dirichlet_sample(alpha: torch.Tensor, keep: torch.Tensor | None = None) -> t
     return w
 
 
-def _carry_momentum(old_net: nn.Module, old_opt: torch.optim.Optimizer, net: nn.Module,
-                    opt: torch.optim.Optimizer) -> None:  # fmt: skip
+def _carry_momentum(
+    old_net: nn.Module, old_opt: torch.optim.Optimizer, net: nn.Module, opt: torch.optim.Optimizer
+) -> None:
     """Give the widened network's parameters the momentum of their predecessors (same name),
     in the leading slice; the new channels start at 0, which SGD's first step treats as a fresh buffer."""
     previous = dict(old_net.named_parameters())
@@ -227,8 +228,12 @@ class Drnas(OneShot):
 
         def __post_init__(self) -> None:
             filled = {f.name: getattr(self, f.name) for f in dataclasses.fields(BilevelConfig)}
-            for name, stand_in in (("lr", max(0.025, self.lr_min or 0.0)), ("lr_min", 0.0), ("arch_lr", 3e-4),
-                                   ("arch_weight_decay", 0.0)):
+            for name, stand_in in (
+                ("lr", max(0.025, self.lr_min or 0.0)),
+                ("lr_min", 0.0),
+                ("arch_lr", 3e-4),
+                ("arch_weight_decay", 0.0),
+            ):
                 if filled[name] is None:
                     filled[name] = stand_in  # checked again once the recipe has filled it in
             check_bilevel(BilevelConfig(**filled))
@@ -262,8 +267,16 @@ class Drnas(OneShot):
         """
         c, r = self.asked, self.recipe(space_name)
         rates = {"lr": r.lr, "lr_min": r.lr_min, "arch_lr": r.arch_lr} if c.progressive else PLAIN
-        names = ("lr", "lr_min", "arch_lr", "stage_partial", "keep", "arch_warmup", "drop_none",
-                 "arch_weight_decay")
+        names = (
+            "lr",
+            "lr_min",
+            "arch_lr",
+            "stage_partial",
+            "keep",
+            "arch_warmup",
+            "drop_none",
+            "arch_weight_decay",
+        )
         defaults: dict[str, Any] = {
             **rates,
             "stage_partial": r.stage_partial,
@@ -277,8 +290,9 @@ class Drnas(OneShot):
         check_bilevel(out)
         return out
 
-    def prepare(self, space, data: SearchData, budget: Budget, rng: np.random.Generator, log: Log,
-                total_epochs: int) -> SearchState:
+    def prepare(
+        self, space, data: SearchData, budget: Budget, rng: np.random.Generator, log: Log, total_epochs: int
+    ) -> SearchState:
         config = self.resolved(space.registry_name)
         if config.progressive:
             ks = self._stage_ks(space, data, _filled(config.stage_partial, "stage_partial"), log)
@@ -305,8 +319,10 @@ class Drnas(OneShot):
             used = next(k for k in range(k2, 0, -1) if divides(k))
         stage2 = k2 if k2 < used else max(used - 1, 1)  # build_supernet lowers it further if it must
         if used != k1:
-            why = (f"progressive stage 1: K={k1} does not divide the channels of size {data.size!r}, "
-                   f"or does not exceed stage 2's K={k2}; stage 2 asks for K={stage2}")
+            why = (
+                f"progressive stage 1: K={k1} does not divide the channels of size {data.size!r}, "
+                f"or does not exceed stage 2's K={k2}; stage 2 asks for K={stage2}"
+            )
             log(PartialFallback(k1, used, space.registry_name, why))
         return used, stage2
 
@@ -317,7 +333,9 @@ class Drnas(OneShot):
 
     def init_extra(self, state: SearchState) -> None:
         state.extra["stage"] = 1
-        ops: dict[str, torch.Tensor] | None = None  # group -> (edges, ops) bool mask of the ops searched (None: all)
+        ops: dict[str, torch.Tensor] | None = (
+            None  # group -> (edges, ops) bool mask of the ops searched (None: all)
+        )
         if self.config.drop_none:
             ops = {}
             for g, (edges, _) in state.net.arch_shapes.items():
@@ -358,7 +376,9 @@ class Drnas(OneShot):
                 mask = torch.zeros_like(p, dtype=torch.bool)
                 mask.scatter_(1, p.topk(k, dim=1).indices, True)
                 keep[g] = mask
-                state.alphas[g].masked_fill_(~mask, 0.0)  # as DrNAS's prune(): the KL still sees these entries
+                state.alphas[g].masked_fill_(
+                    ~mask, 0.0
+                )  # as DrNAS's prune(): the KL still sees these entries
         old_net, old_opt = state.net, state.w_opt
         old = old_net.state_dict()
         stage2, batch = _filled(self.config.stage_partial, "stage_partial")[1], state.budget.batch_size
@@ -374,8 +394,11 @@ class Drnas(OneShot):
                     region = tuple(slice(0, min(a, b)) for a, b in zip(src.shape, t.shape))
                     t[region].copy_(src[region])
         state.net, state.partial = net, k
-        state.extra.update(stage=2, keep=keep, active={g: [m.nonzero().flatten().tolist() for m in mask.cpu()]
-                                                        for g, mask in keep.items()})  # fmt: skip
+        state.extra.update(
+            stage=2,
+            keep=keep,
+            active={g: [m.nonzero().flatten().tolist() for m in mask.cpu()] for g, mask in keep.items()},
+        )
         a_state = state.a_opt.state_dict()
         self.make_optimizers(state)
         state.a_opt.load_state_dict(a_state)  # the architecture parameters and Adam's state carry on
@@ -395,7 +418,9 @@ class Drnas(OneShot):
             for a in state.arch_params():
                 a.grad = None
         with torch.set_grad_enabled(graph):
-            weights = {g: dirichlet_sample(a, None if keep is None else keep[g]) for g, a in state.alphas.items()}
+            weights = {
+                g: dirichlet_sample(a, None if keep is None else keep[g]) for g, a in state.alphas.items()
+            }
         return Drive(weights, state.extra.get("active") if keep is not None else None)
 
     def probs(self, state: SearchState) -> dict[str, torch.Tensor]:
@@ -417,7 +442,9 @@ class Drnas(OneShot):
             conc = concentration(a.float())
             if ops is not None:  # the KL of the ops searched (DrNAS's 7 in the DARTS space)
                 conc = conc[ops[g]].view(conc.shape[0], -1)
-            kl = kl_divergence(Dirichlet(conc, validate_args=False),
-                               Dirichlet(torch.full_like(conc, self.config.prior), validate_args=False)).sum()  # fmt: skip
+            kl = kl_divergence(
+                Dirichlet(conc, validate_args=False),
+                Dirichlet(torch.full_like(conc, self.config.prior), validate_args=False),
+            ).sum()
             total = kl if total is None else total + kl
         return None if total is None else self.config.reg_scale * total

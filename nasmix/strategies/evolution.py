@@ -84,7 +84,9 @@ class Evolution(AskTell):
             object.__setattr__(self, "population", population)
             object.__setattr__(self, "sample", sample)
             if population < 1 or not 1 <= sample <= population:
-                raise ConfigError(f"evolution needs population >= 1 and 1 <= sample <= population, got {self}")
+                raise ConfigError(
+                    f"evolution needs population >= 1 and 1 <= sample <= population, got {self}"
+                )
 
     def __init__(self, config: Config = Config()):
         self.config = config

@@ -137,8 +137,10 @@ class Fewshot(Strategy):
             if self.mode not in MODES:
                 raise ConfigError(f"fewshot mode must be one of {', '.join(MODES)}, got {self.mode!r}")
             if not 0 <= self.warmup < 1 or self.score_batches < 0:
-                raise ConfigError(f"fewshot needs 0 <= warmup < 1 and score_batches >= 0, got {self.warmup}, "
-                                  f"{self.score_batches}")  # fmt: skip
+                raise ConfigError(
+                    f"fewshot needs 0 <= warmup < 1 and score_batches >= 0, got {self.warmup}, "
+                    f"{self.score_batches}"
+                )
             if self.base_options:
                 parse_options(self.base_options)
 
@@ -151,16 +153,20 @@ class Fewshot(Strategy):
         text = self.PAPER_BASE_OPTIONS.get(c.base, "") if c.base_options is None else c.base_options
         base = registry.create("strategy", c.base, **parse_options(text))
         if not isinstance(base, OneShot):
-            valid = [e.name for e in registry.entries("strategy") if getattr(e.obj, "kind", "") == "oneshot"
-                     and e.name != "fewshot"]  # fmt: skip
+            valid = [
+                e.name
+                for e in registry.entries("strategy")
+                if getattr(e.obj, "kind", "") == "oneshot" and e.name != "fewshot"
+            ]
             raise ConfigError(
                 f"fewshot base {c.base!r} is not a one-shot strategy; valid: {', '.join(valid)}"
             )
         base.progress = self.progress
         return base
 
-    def search(self, space, estimator, data: SearchData, budget: Budget, log: Log,
-               rng: np.random.Generator) -> Arch:  # fmt: skip
+    def search(
+        self, space, estimator, data: SearchData, budget: Budget, log: Log, rng: np.random.Generator
+    ) -> Arch:
         c, base = self.config, self.base()
         epochs = budget.epochs
         warm = 0 if c.mode == "scratch" else min(round(c.warmup * epochs), epochs - 1)
@@ -193,7 +199,9 @@ class Fewshot(Strategy):
             capped = base.train_epochs(sub, warm + 1, epochs, clock, log, number=number)
             arch, _ = base.finish(sub, log, rng)
             loss, top1 = shared_weight_scores(sub, [arch], batches=c.score_batches or None)[0].tolist()
-            subnets.append({"index": k, "op": name, "arch": arch.to_str(), "valid_loss": loss, "valid_top1": top1})
+            subnets.append(
+                {"index": k, "op": name, "arch": arch.to_str(), "valid_loss": loss, "valid_top1": top1}
+            )
             log(Subnet(**subnets[-1]))
             if best is None or (top1, -loss) > best[0]:
                 best = ((top1, -loss), arch, top1)

@@ -128,11 +128,16 @@ class Gdas(OneShot):
             idx = state.extra["picks"][g][which]
             active[g] = [[i] for i in idx]
             if for_arch:
-                probs = ((a.float().log_softmax(-1) + state.extra["noise"][g][0]) / state.extra["tau"]).softmax(-1)
-                # The one-hot of the computed op: argmax of p itself can differ where two logits tie after the softmax.
+                probs = (
+                    (a.float().log_softmax(-1) + state.extra["noise"][g][0]) / state.extra["tau"]
+                ).softmax(-1)
+                # The one-hot of the computed op: argmax of p itself can differ where two logits tie
+                # after the softmax.
                 hard = nn.functional.one_hot(state.extra["pick_tensors"][g][0], a.shape[1]).to(probs.dtype)
                 weights[g] = hard - probs.detach() + probs  # straight-through: forward h, gradient of p
             else:
                 weights[g] = nn.functional.one_hot(state.extra["pick_tensors"][g][1], a.shape[1]).float()
         add = state.space.registry_name in self.unsampled_spaces
-        return Drive(weights, active, add_unsampled=add, unit_weights=not for_arch)  # weight step: exact one-hots
+        return Drive(
+            weights, active, add_unsampled=add, unit_weights=not for_arch
+        )  # weight step: exact one-hots

@@ -99,7 +99,9 @@ class Drive:
     active: dict[str, list] | None = None
     edge_weights: dict[str, torch.Tensor] | None = None
     add_unsampled: bool = False  # GDAS on NAS-Bench-201: see nasmix.spaces.supernet
-    unit_weights: bool = False  # one-hot weights without gradient (GDAS's weight step): see nasmix.spaces.supernet
+    unit_weights: bool = (
+        False  # one-hot weights without gradient (GDAS's weight step): see nasmix.spaces.supernet
+    )
 
 
 @dataclass
@@ -181,8 +183,14 @@ def build_supernet(
             reason = str(err)
             continue
         if k != partial:
-            log(PartialFallback(partial, k, space.registry_name,
-                                f"K={partial} does not divide the channels of size {data.size!r}: {reason}"))
+            log(
+                PartialFallback(
+                    partial,
+                    k,
+                    space.registry_name,
+                    f"K={partial} does not divide the channels of size {data.size!r}: {reason}",
+                )
+            )
         net.to(data.device)
         accel = accel or Accel.auto(data.device)
         if accel.channels_last:
@@ -243,7 +251,9 @@ class OneShot(Strategy):
         """PC-DARTS's K of the supernet this strategy builds (1: all channels)."""
         return 1
 
-    def init_alphas(self, shapes: dict[str, tuple[int, int]], device: torch.device) -> dict[str, torch.Tensor]:
+    def init_alphas(
+        self, shapes: dict[str, tuple[int, int]], device: torch.device
+    ) -> dict[str, torch.Tensor]:
         """Initial architecture parameters: 1e-3 x N(0, 1), as DARTS."""
         return {g: (1e-3 * torch.randn(s)).to(device).requires_grad_() for g, s in shapes.items()}
 
@@ -287,8 +297,9 @@ class OneShot(Strategy):
         return self.decode(state), {}
 
     # ---- the loop ---------------------------------------------------------
-    def search(self, space, estimator, data: SearchData, budget: Budget, log: Log,
-               rng: np.random.Generator) -> Arch:  # fmt: skip
+    def search(
+        self, space, estimator, data: SearchData, budget: Budget, log: Log, rng: np.random.Generator
+    ) -> Arch:
         clock = budget.clock(data.timer, total=budget.epochs)
         state = self.prepare(space, data, budget, rng, log, total_epochs=budget.epochs)
         if self.train_epochs(state, 1, budget.epochs, clock, log):
@@ -297,17 +308,41 @@ class OneShot(Strategy):
         log(SearchDone(arch.to_str(), extra=summary))
         return arch
 
-    def prepare(self, space, data: SearchData, budget: Budget, rng: np.random.Generator, log: Log,
-                total_epochs: int) -> SearchState:  # fmt: skip
+    def prepare(
+        self, space, data: SearchData, budget: Budget, rng: np.random.Generator, log: Log, total_epochs: int
+    ) -> SearchState:
         """A fresh search: supernet, architecture parameters, optimizers, loaders."""
         seed = int(rng.integers(2**31 - 1))
         accel = self.accel or Accel.auto(data.device, self.config.amp)
         net, k = build_supernet(space, data, self.partial_channels(), seed, log, accel, budget.batch_size)
         alphas = self.init_alphas(net.arch_shapes, data.device)
-        loaders = [DeviceLoader(half, data.task, budget.batch_size, data.device, Augment(), shuffle=True,
-                                channels_last=accel.channels_last) for half in (data.train, data.valid)]  # fmt: skip
-        state = SearchState(space, net, alphas, None, None, loaders[0], loaders[1], data, seed,  # type: ignore[arg-type]
-                            total_epochs, budget, partial=k, accel=accel)  # fmt: skip
+        loaders = [
+            DeviceLoader(
+                half,
+                data.task,
+                budget.batch_size,
+                data.device,
+                Augment(),
+                shuffle=True,
+                channels_last=accel.channels_last,
+            )
+            for half in (data.train, data.valid)
+        ]
+        state = SearchState(
+            space,
+            net,
+            alphas,
+            None,  # type: ignore[arg-type]  # the optimizers are made just below, from the state
+            None,  # type: ignore[arg-type]
+            loaders[0],
+            loaders[1],
+            data,
+            seed,
+            total_epochs,
+            budget,
+            partial=k,
+            accel=accel,
+        )
         self.init_extra(state)
         self.make_optimizers(state)
         return state
@@ -380,7 +415,9 @@ class OneShot(Strategy):
 
     def decode(self, state: SearchState) -> Arch:
         """The arch the current architecture parameters prefer."""
-        return state.space.decode({g: w.cpu() for g, w in self.restricted(state, self.decode_weights(state)).items()})
+        return state.space.decode(
+            {g: w.cpu() for g, w in self.restricted(state, self.decode_weights(state)).items()}
+        )
 
     def _forward(self, state: SearchState, x: torch.Tensor, d: Drive) -> torch.Tensor:
         if d.add_unsampled or d.unit_weights:
@@ -408,7 +445,9 @@ class OneShot(Strategy):
         state.a_opt.step()
         return loss.detach(), logits.detach()
 
-    def weight_step(self, state: SearchState, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def weight_step(
+        self, state: SearchState, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One SGD step of the supernet's weights on the train batch."""
         d = self.forward_args(state, for_arch=False)
         with state.accel.autocast(state.device):
@@ -421,7 +460,9 @@ class OneShot(Strategy):
         state.w_opt.step()
         return loss.detach(), logits.detach()
 
-    def step(self, state: SearchState, train: tuple, valid: tuple, arch_on: bool = True) -> tuple[Pair, Pair | None]:
+    def step(
+        self, state: SearchState, train: tuple, valid: tuple, arch_on: bool = True
+    ) -> tuple[Pair, Pair | None]:
         """One search step: `begin_step`, then the architecture step on the valid batch
         (when `arch_on`) and the weight step on the train batch, in the method's order
         (`weights_first`). The search loop and bench/search.py both run this.
@@ -441,8 +482,15 @@ class OneShot(Strategy):
     def steps_per_epoch(self, state: SearchState) -> int:
         return min(len(state.train), len(state.valid))
 
-    def train_epochs(self, state: SearchState, first: int, last: int, clock: Clock, log: Log,
-                     number: Callable[[int], int] | None = None) -> bool:  # fmt: skip
+    def train_epochs(
+        self,
+        state: SearchState,
+        first: int,
+        last: int,
+        clock: Clock,
+        log: Log,
+        number: Callable[[int], int] | None = None,
+    ) -> bool:
         """Run epochs first..last of the schedule (1-based, of `state.total_epochs`),
         ticking `clock` once per epoch and stopping early when it says so.
 
@@ -465,14 +513,18 @@ class OneShot(Strategy):
             extra = self.begin_epoch(state, epoch, log)
             arch_on = self.updates_arch(state, epoch)
             torch.manual_seed(epoch_seed(state.seed, epoch) + 1)
-            sums = torch.zeros(4, device=state.device, dtype=torch.float64)  # train loss, correct; valid loss, correct
+            sums = torch.zeros(
+                4, device=state.device, dtype=torch.float64
+            )  # train loss, correct; valid loss, correct
             seen = [0, 0]
             i = 0
             timer = state.data.timer
             assert timer is not None  # SearchData.__post_init__ sets it
             with timer.measure() as m:
-                batches = zip(state.train.batches(epoch_seed(state.seed, epoch)),
-                              state.valid.batches(epoch_seed(state.seed, epoch) + 7))  # fmt: skip
+                batches = zip(
+                    state.train.batches(epoch_seed(state.seed, epoch)),
+                    state.valid.batches(epoch_seed(state.seed, epoch) + 7),
+                )
                 for i, (train, valid) in enumerate(batches, start=1):
                     (loss, logits), arch = self.step(state, train, valid, arch_on)
                     sums[:2] += torch.stack(
@@ -503,8 +555,25 @@ class OneShot(Strategy):
         arch = self.decode(state).to_str()
         n = number(epoch) if number else epoch
         extra = {**tags, **extra, **arch_weights_extra(probs, getattr(state.net, "op_names", {}))}
-        log(SearchEpoch(
-            n, epochs, train[0], train[1], valid[0], valid[1], arch, entropy(probs),
-            m.wall_s, m.gpu_s, m.peak_gpu_bytes, m.peak_host_bytes, m.device,
-            steps_done, state.lr, state.partial, clock.elapsed_s(), extra=extra,
-        ))
+        log(
+            SearchEpoch(
+                n,
+                epochs,
+                train[0],
+                train[1],
+                valid[0],
+                valid[1],
+                arch,
+                entropy(probs),
+                m.wall_s,
+                m.gpu_s,
+                m.peak_gpu_bytes,
+                m.peak_host_bytes,
+                m.device,
+                steps_done,
+                state.lr,
+                state.partial,
+                clock.elapsed_s(),
+                extra=extra,
+            )
+        )

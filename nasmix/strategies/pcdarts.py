@@ -93,7 +93,9 @@ class Pcdarts(OneShot):
         def __post_init__(self) -> None:
             check_bilevel(self)
             if self.partial < 1 or not 0 <= self.warmup < 1:
-                raise ConfigError(f"pcdarts needs partial >= 1 and 0 <= warmup < 1, got {self.partial}, {self.warmup}")
+                raise ConfigError(
+                    f"pcdarts needs partial >= 1 and 0 <= warmup < 1, got {self.partial}, {self.warmup}"
+                )
 
     def partial_channels(self) -> int:
         return self.config.partial
@@ -102,11 +104,14 @@ class Pcdarts(OneShot):
         if not self.config.edge_norm:
             return
         groups = list(state.net.arch_shapes)
-        state.extra_params = [(1e-3 * torch.randn(state.net.arch_shapes[g][0])).to(state.device).requires_grad_()
-                              for g in groups]  # fmt: skip
+        state.extra_params = [
+            (1e-3 * torch.randn(state.net.arch_shapes[g][0])).to(state.device).requires_grad_()
+            for g in groups
+        ]
         state.extra["beta_groups"] = groups  # the group of each extra parameter, in order
-        state.extra["node_groups"] = {g: [torch.tensor(e, device=state.device) for e in node_groups(state.net, g)]
-                                      for g in groups}  # fmt: skip
+        state.extra["node_groups"] = {
+            g: [torch.tensor(e, device=state.device) for e in node_groups(state.net, g)] for g in groups
+        }
         if not hasattr(state.net, "edge_nodes"):
             state.extra["edge_norm_note"] = True
 

@@ -76,7 +76,9 @@ class Reinforce(AskTell):
             if self.lr <= 0 or not 0 <= self.baseline_decay < 1:
                 raise ConfigError(f"reinforce needs lr > 0 and 0 <= baseline_decay < 1, got {self}")
             if self.baseline not in ("corrected", "lagged"):
-                raise ConfigError(f"reinforce baseline must be 'corrected' or 'lagged', got {self.baseline!r}")
+                raise ConfigError(
+                    f"reinforce baseline must be 'corrected' or 'lagged', got {self.baseline!r}"
+                )
             if self.optimizer not in ("adam", "sgd"):
                 raise ConfigError(f"reinforce optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
 

@@ -7,8 +7,9 @@ Example:
     >>> from nasmix.strategies.base import Budget
     >>> from nasmix.testing import tiny_search_data
     >>> events = []
-    >>> arch = registry.create("strategy", "rsws", candidates=20).search(registry.create("space", "nb201"),
-    ...     None, tiny_search_data(), Budget(epochs=1, batch_size=16), events.append, np.random.default_rng(0))
+    >>> rsws, nb201 = registry.create("strategy", "rsws", candidates=20), registry.create("space", "nb201")
+    >>> budget = Budget(epochs=1, batch_size=16)
+    >>> arch = rsws.search(nb201, None, tiny_search_data(), budget, events.append, np.random.default_rng(0))
     >>> events[-1].extra["ranked"]
     20
 """
@@ -32,8 +33,9 @@ from nasmix.train import accuracy_counts, epoch_seed
 
 
 @torch.no_grad()
-def shared_weight_scores(state: SearchState, archs: list[Arch], batches: int | None = None,
-                         stream: int = 0) -> torch.Tensor:  # fmt: skip
+def shared_weight_scores(
+    state: SearchState, archs: list[Arch], batches: int | None = None, stream: int = 0
+) -> torch.Tensor:
     """Validation loss and top-1 of archs with the supernet's shared weights, on the device.
 
     Each arch runs only its own ops (`space.active`). Batch normalisation uses
@@ -51,8 +53,13 @@ def shared_weight_scores(state: SearchState, archs: list[Arch], batches: int | N
     """
     space, net, device = state.space, state.net, state.device
     if "score_loader" not in state.extra:
-        state.extra["score_loader"] = DeviceLoader(state.data.valid, state.data.task, state.train.batch_size, device,
-                                                   channels_last=state.accel.channels_last)  # fmt: skip
+        state.extra["score_loader"] = DeviceLoader(
+            state.data.valid,
+            state.data.task,
+            state.train.batch_size,
+            device,
+            channels_last=state.accel.channels_last,
+        )
     loader: DeviceLoader = state.extra["score_loader"]
     out = torch.zeros(len(archs), 2, device=device, dtype=torch.float64)
     seen = np.zeros(len(archs))
@@ -125,9 +132,15 @@ class Rsws(OneShot):
 
         def __post_init__(self) -> None:
             check_bilevel(self)
-            if (self.candidates is not None and self.candidates < 1) or self.finalists < 1 or self.first_batches < 1:
-                raise ConfigError(f"rsws needs candidates, first_batches and finalists >= 1, got {self.candidates}, "
-                                  f"{self.first_batches}, {self.finalists}")  # fmt: skip
+            if (
+                (self.candidates is not None and self.candidates < 1)
+                or self.finalists < 1
+                or self.first_batches < 1
+            ):
+                raise ConfigError(
+                    f"rsws needs candidates, first_batches and finalists >= 1, got {self.candidates}, "
+                    f"{self.first_batches}, {self.finalists}"
+                )
 
     def updates_arch(self, state: SearchState, epoch: int) -> bool:
         return False
@@ -139,8 +152,12 @@ class Rsws(OneShot):
     def drive(self, state: SearchState, for_arch: bool) -> Drive:
         rng = state.extra.setdefault("path_rng", np.random.default_rng(state.seed))
         arch = state.space.sample(rng)
-        weights = {g: w.to(state.device, non_blocking=True) for g, w in state.space.arch_weights(arch).items()}
-        return Drive(weights, state.space.active(arch), unit_weights=True)  # one-hot path weights, no gradient
+        weights = {
+            g: w.to(state.device, non_blocking=True) for g, w in state.space.arch_weights(arch).items()
+        }
+        return Drive(
+            weights, state.space.active(arch), unit_weights=True
+        )  # one-hot path weights, no gradient
 
     def probs(self, state: SearchState) -> dict[str, torch.Tensor]:
         return {g: torch.full_like(a.detach(), 1.0 / a.shape[1]) for g, a in state.alphas.items()}
@@ -161,6 +178,11 @@ class Rsws(OneShot):
         finalists = [archs[i] for i in ranked[: c.finalists]]
         final = shared_weight_scores(state, finalists).tolist()
         best = min(range(len(finalists)), key=lambda i: (-final[i][1], final[i][0], i))
-        return finalists[best], {"valid_loss": final[best][0], "valid_top1": final[best][1], "ranked": len(archs),
-                                 "finalists": [{"arch": a.to_str(), "valid_loss": s[0], "valid_top1": s[1]}
-                                               for a, s in zip(finalists, final)]}  # fmt: skip
+        return finalists[best], {
+            "valid_loss": final[best][0],
+            "valid_top1": final[best][1],
+            "ranked": len(archs),
+            "finalists": [
+                {"arch": a.to_str(), "valid_loss": s[0], "valid_top1": s[1]} for a, s in zip(finalists, final)
+            ],
+        }

@@ -99,8 +99,11 @@ class TPE(AskTell):
         self.sizes = [len(c.options) for c in space.choices()]
         with _quiet(optuna):
             sampler = optuna.samplers.TPESampler(
-                seed=int(rng.integers(2**31)), n_startup_trials=self.config.n_startup_trials,
-                n_ei_candidates=self.config.n_ei_candidates, multivariate=self.config.multivariate)  # fmt: skip
+                seed=int(rng.integers(2**31)),
+                n_startup_trials=self.config.n_startup_trials,
+                n_ei_candidates=self.config.n_ei_candidates,
+                multivariate=self.config.multivariate,
+            )
             self.study = optuna.create_study(direction="maximize", sampler=sampler)
         self.pending: dict[Arch, list] = {}
 

@@ -173,8 +173,12 @@ class LocalProcesses(Backend):
             devices.put(g)
         error = None
         try:
-            with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(events, devices, max(1, (os.cpu_count() or 1) // self.workers))) as pool:  # fmt: skip
+            with ProcessPoolExecutor(
+                self.workers,
+                mp_context=ctx,
+                initializer=_init_worker,
+                initargs=(events, devices, max(1, (os.cpu_count() or 1) // self.workers)),
+            ) as pool:
                 running: dict = {}
                 while True:
                     while error is None and len(running) < self.workers and (job := jobs.next()) is not None:

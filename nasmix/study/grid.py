@@ -53,8 +53,19 @@ def cell_spec(
     options = ModuleOptions(
         cfg.module_options("space", space), cfg.module_options("strategy", strategy), estimator_options
     )
-    return CellSpec(space, strategy, estimator, dataset, seed, cfg.name, cfg.search, cfg.eval,
-                    dataclasses.replace(cfg.data, path=None), options, cfg.device)
+    return CellSpec(
+        space,
+        strategy,
+        estimator,
+        dataset,
+        seed,
+        cfg.name,
+        cfg.search,
+        cfg.eval,
+        dataclasses.replace(cfg.data, path=None),
+        options,
+        cfg.device,
+    )
 
 
 def expand(cfg: StudyConfig) -> tuple[list[CellSpec], list[str]]:

@@ -72,8 +72,14 @@ def _oom(err: BaseException) -> bool:
     return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
 
 
-def run_cell(cell: CellSpec, files: Path, emit: Emit, resume: Resume = Resume(), data_path: str | None = None,
-             progress: Progress | None = None) -> str:  # fmt: skip
+def run_cell(
+    cell: CellSpec,
+    files: Path,
+    emit: Emit,
+    resume: Resume = Resume(),
+    data_path: str | None = None,
+    progress: Progress | None = None,
+) -> str:
     """Run (or resume) one cell; returns its end state.
 
     Args:
@@ -93,7 +99,9 @@ def run_cell(cell: CellSpec, files: Path, emit: Emit, resume: Resume = Resume(),
         data = prepare_data(cell, data_path)
         space = registry.create("space", cell.space, **cell.options.space)
         if resume.arch is None or resume.chosen is None:
-            arch, chosen = _search(cell, space, data, device, timer, emit, progress, peak, resume.search_capped)
+            arch, chosen = _search(
+                cell, space, data, device, timer, emit, progress, peak, resume.search_capped
+            )
         else:
             arch, chosen = Arch.from_str(resume.arch, space), resume.chosen
         prior = resume.eval_history
@@ -102,8 +110,10 @@ def run_cell(cell: CellSpec, files: Path, emit: Emit, resume: Resume = Resume(),
         raise  # interrupted, the user's input is wrong, or a checkpoint could not be written: resumable
     except Exception as err:  # a failure stays local to its cell, unless the disk is full
         if _disk_full(err):
-            raise NasmixError(f"disk full while running cell {cell.id} ({err}); free space and run the same "
-                              "command again: the study resumes where it stopped") from None  # fmt: skip
+            raise NasmixError(
+                f"disk full while running cell {cell.id} ({err}); free space and run the same "
+                "command again: the study resumes where it stopped"
+            ) from None
         return _fail(emit, device, peak, err)
 
 
@@ -254,7 +264,11 @@ def _evaluate(
     def on_event(event: dict) -> None:
         if event["event"] == "step":
             if progress:
-                progress("eval", (event["epoch"] - 1) * event["steps"] + event["step"], config.epochs * event["steps"])
+                progress(
+                    "eval",
+                    (event["epoch"] - 1) * event["steps"] + event["step"],
+                    config.epochs * event["steps"],
+                )
             return
         epoch = EvalEpoch.from_json({k: v for k, v in event.items() if k != "event"})
         emit(epoch.key(), epoch)
@@ -263,13 +277,30 @@ def _evaluate(
         as_stored(epoch.epoch)  # train() polls the clock after this callback
 
     # Killed before `end` with every epoch up to the last or to a cap stored: nothing to train again.
-    stop = next((k for k in sorted(history) if set(range(1, k + 1)) <= history.keys()
-                 and (k == config.epochs or as_stored(k).stop_reason() is not None)), None)  # fmt: skip
+    stop = next(
+        (
+            k
+            for k in sorted(history)
+            if set(range(1, k + 1)) <= history.keys()
+            and (k == config.epochs or as_stored(k).stop_reason() is not None)
+        ),
+        None,
+    )
     if stop is not None:
         reason = as_stored(stop).stop_reason()
     else:
-        result = train(net, data.train, data.task, config, timer.device, test=data.test,
-                       checkpoint_dir=checkpoints, callback=on_event, timer=timer, clock=clock)  # fmt: skip
+        result = train(
+            net,
+            data.train,
+            data.task,
+            config,
+            timer.device,
+            test=data.test,
+            checkpoint_dir=checkpoints,
+            callback=on_event,
+            timer=timer,
+            clock=clock,
+        )
         stop, reason = max(history), result.stopped
     epochs = [history[k] for k in sorted(history) if k <= stop]
     done = epochs[-1].epoch

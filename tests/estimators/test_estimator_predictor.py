@@ -31,7 +31,14 @@ def test_first_n_trained_then_predicted(model):
 
 def test_retrain_every_m_trains_again():
     _, out = _run(6, model="gp", initial=2, retrain_every=1)
-    assert [e.fidelity["source"] for e in out] == ["trained", "trained", "predicted", "trained", "predicted", "trained"]
+    assert [e.fidelity["source"] for e in out] == [
+        "trained",
+        "trained",
+        "predicted",
+        "trained",
+        "predicted",
+        "trained",
+    ]
     assert out[4].fidelity["fitted_on"] == 3 and out[4].extra["refit"]
 
 

@@ -20,8 +20,21 @@ _CIFAR_TASK = Task("cifar10", 10, (3, 32, 32))
 SPACE = registry.create("space", "nb201")
 ARCH = SPACE.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|")
 DEAD = SPACE.parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
-PROXIES = ("synflow", "snip", "grasp", "grad_norm", "fisher", "jacov", "nwot", "zen", "epe_nas", "l2_norm",
-           "plain", "params", "flops")  # fmt: skip
+PROXIES = (
+    "synflow",
+    "snip",
+    "grasp",
+    "grad_norm",
+    "fisher",
+    "jacov",
+    "nwot",
+    "zen",
+    "epe_nas",
+    "l2_norm",
+    "plain",
+    "params",
+    "flops",
+)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +103,9 @@ def test_saliency_signs(batch):
 def test_input_blind_network_scores_lowest(batch):
     # every cell outputs zeros: the logits do not depend on the input at all
     for name in ("jacov", "epe_nas"):
-        assert math.isfinite(_score(name, DEAD, batch)) and _score(name, DEAD, batch) < _score(name, ARCH, batch)
+        assert math.isfinite(_score(name, DEAD, batch)) and _score(name, DEAD, batch) < _score(
+            name, ARCH, batch
+        )
     for name in ("nwot", "zen"):  # log(det 0) and log(0): the zero_cost estimator clips them to -1e30
         assert _score(name, DEAD, batch) == -math.inf, name
 
@@ -103,7 +118,9 @@ def test_corrcoef_treats_constant_rows_as_fully_correlated():
 
 
 def test_synflow_ignores_batch_norm_and_the_data():
-    net = nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.BatchNorm2d(1), nn.Flatten(), nn.Linear(1, 1, bias=False))
+    net = nn.Sequential(
+        nn.Conv2d(1, 1, 1, bias=False), nn.BatchNorm2d(1), nn.Flatten(), nn.Linear(1, 1, bias=False)
+    )
     with torch.no_grad():
         net[0].weight.fill_(-2.0)
         net[3].weight.fill_(3.0)

@@ -21,7 +21,11 @@ ARCHS = [
     "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_3x3~1|+|nor_conv_3x3~0|none~1|avg_pool_3x3~2|",
 ]
 SEEDS = {"cifar10-valid": [777, 888], "cifar10": [777], "cifar100": [777]}
-SETS = {"cifar10-valid": ["x-valid", "ori-test"], "cifar10": ["ori-test"], "cifar100": ["x-valid", "x-test", "ori-test"]}
+SETS = {
+    "cifar10-valid": ["x-valid", "ori-test"],
+    "cifar10": ["ori-test"],
+    "cifar100": ["x-valid", "x-test", "ori-test"],
+}
 
 
 def acc(index, dataset, seed, eval_set, epoch, epochs):
@@ -36,17 +40,34 @@ def run_state(index, dataset, seed, epochs):
         for e in range(epochs):
             accs[f"{s}@{e}"] = acc(index, dataset, seed, s, e, epochs)
             times[f"{s}@{e}"] = 0.5 + index
-    return {"name": dataset, "seed": seed, "epochs": epochs, "net_state_dict": None, "params": 0.1, "flop": 10.0,
-            "train_acc1es": {e: 50.0 for e in range(epochs)}, "train_losses": {e: 1.0 for e in range(epochs)},
-            "train_times": {e: 2.0 + index + (seed - 777) / 111 for e in range(epochs)}, "eval_names": SETS[dataset],
-            "eval_acc1es": accs, "eval_times": times, "eval_losses": {k: 1.0 for k in accs}, "latency": [0.01]}
+    return {
+        "name": dataset,
+        "seed": seed,
+        "epochs": epochs,
+        "net_state_dict": None,
+        "params": 0.1,
+        "flop": 10.0,
+        "train_acc1es": {e: 50.0 for e in range(epochs)},
+        "train_losses": {e: 1.0 for e in range(epochs)},
+        "train_times": {e: 2.0 + index + (seed - 777) / 111 for e in range(epochs)},
+        "eval_names": SETS[dataset],
+        "eval_acc1es": accs,
+        "eval_times": times,
+        "eval_losses": {k: 1.0 for k in accs},
+        "latency": [0.01],
+    }
 
 
 def arch_results(index, epochs):
     """An ArchResults state dict: every (dataset, seed) run of one arch at one schedule."""
     runs = {(d, s): run_state(index, d, s, epochs) for d, seeds in SEEDS.items() for s in seeds}
-    return {"arch_index": index, "arch_str": ARCHS[index], "all_results": runs, "dataset_seed": SEEDS,
-            "clear_net_done": True}
+    return {
+        "arch_index": index,
+        "arch_str": ARCHS[index],
+        "all_results": runs,
+        "dataset_seed": SEEDS,
+        "clear_net_done": True,
+    }
 
 
 def write_nb201(path):
@@ -94,8 +115,12 @@ def test_schedules_datasets_and_metrics_map_like_the_benchmark_api(bench):
     e = _estimate(bench, ARCHS[0], epochs=12, dataset="cifar100", metric="test")
     assert e.score == pytest.approx(acc(0, "cifar100", 777, "x-test", 11, 12) / 100)
     assert e.cost_s == pytest.approx(12 * 2.0 + 0.5)
-    e = _estimate(bench, ARCHS[1], dataset="cifar10", metric="valid")  # cifar10's valid is cifar10-valid's x-valid
-    assert e.score == pytest.approx(np.mean([acc(1, "cifar10-valid", s, "x-valid", 199, 200) for s in (777, 888)]) / 100)
+    e = _estimate(
+        bench, ARCHS[1], dataset="cifar10", metric="valid"
+    )  # cifar10's valid is cifar10-valid's x-valid
+    assert e.score == pytest.approx(
+        np.mean([acc(1, "cifar10-valid", s, "x-valid", 199, 200) for s in (777, 888)]) / 100
+    )
     assert e.extra["true_score"] == pytest.approx(acc(1, "cifar10", 777, "ori-test", 199, 200) / 100)
 
 
@@ -115,7 +140,9 @@ def test_a_search_over_the_benchmark_logs_simulated_candidates(bench):
 
     events = []
     est = registry.create("estimator", "tabular", path=str(bench))
-    best = Cycle().search(SPACE, est, tiny_search_data(), Budget(candidates=3), events.append, np.random.default_rng(0))
+    best = Cycle().search(
+        SPACE, est, tiny_search_data(), Budget(candidates=3), events.append, np.random.default_rng(0)
+    )
     assert best == SPACE.parse(ARCHS[2])
     cands = [e for e in events if isinstance(e, Candidate)]
     assert all(c.simulated and "true_score" in c.extra for c in cands)

@@ -13,7 +13,9 @@ from nasmix.strategies.base import Budget
 from nasmix.testing import tiny_search_data
 
 SPACE = registry.create("space", "nb201")
-GOOD = SPACE.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+GOOD = SPACE.parse(
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+)
 DEAD = SPACE.parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
 
 
@@ -111,7 +113,9 @@ def test_early_stopping_lets_a_strong_candidate_finish(data):
 def test_inherit_copies_tensors_whose_name_and_shape_match():
     task = tiny_search_data().task
     parent = build_seeded(SPACE, GOOD, task, "tiny", 1)
-    child_arch = SPACE.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|")
+    child_arch = SPACE.parse(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    )
     child = build_seeded(SPACE, child_arch, task, "tiny", 2)
     before = {k: v.clone() for k, v in child.state_dict().items()}
     state = parent.state_dict()
@@ -135,6 +139,8 @@ def test_inheritance_trains_children_from_cached_parents(data):
     second = est.estimate(SPACE, child, data, parent=GOOD)
     assert second.fidelity["epochs"] == 1 and second.fidelity["parent"] == GOOD.to_str()
     assert second.fidelity["inherited"] > 0
-    orphan = est.estimate(SPACE, DEAD, data, parent=SPACE.parse("|none~0|+|none~0|none~1|+|none~0|none~1|avg_pool_3x3~2|"))
+    orphan = est.estimate(
+        SPACE, DEAD, data, parent=SPACE.parse("|none~0|+|none~0|none~1|+|none~0|none~1|avg_pool_3x3~2|")
+    )
     assert orphan.fidelity["epochs"] == 2 and orphan.fidelity["inherited"] == 0  # parent never trained
     assert len(est.cache) == 2 and (GOOD, "tiny") not in est.cache  # bounded: the oldest went

@@ -31,7 +31,9 @@ def test_score_many_matches_one_at_a_time_and_reports_a_rate():
     many = est.score_many(SPACE, archs, data)
     one = [est.estimate(SPACE, a, data) for a in archs]
     assert [e.score for e in many] == pytest.approx([e.score for e in one])
-    assert all(e.cost_s > 0 and e.extra["candidates_per_s"] > 0 and e.extra["batch_candidates"] == 4 for e in many)
+    assert all(
+        e.cost_s > 0 and e.extra["candidates_per_s"] > 0 and e.extra["batch_candidates"] == 4 for e in many
+    )
     assert many[0].cost_s == pytest.approx(many[1].cost_s)
     assert many[0].fidelity == {"proxy": "snip", "batch_size": 16, "augment": True, "size": "tiny"}
     x, _ = est.batch(data)
@@ -52,7 +54,9 @@ def test_params_estimator_ranks_bigger_networks_higher():
     data = tiny_search_data()
     est = registry.create("estimator", "zero_cost", proxy="params")
     small = SPACE.parse("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
-    big = SPACE.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    big = SPACE.parse(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    )
     a, b = est.score_many(SPACE, [small, big], data)
     assert b.score > a.score
 

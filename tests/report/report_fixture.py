@@ -39,8 +39,9 @@ def arch_of(space: str, seed: int) -> str:
 
 def cell(space, strategy, seed, estimator=ONESHOT_ESTIMATOR, study="fixture") -> CellSpec:
     options = ModuleOptions(estimator=None if estimator == ONESHOT_ESTIMATOR else {})
-    return CellSpec(space, strategy, estimator, "synthetic", seed, study, SEARCH, EVAL, options=options,
-                    device="cuda")
+    return CellSpec(
+        space, strategy, estimator, "synthetic", seed, study, SEARCH, EVAL, options=options, device="cuda"
+    )
 
 
 def _append(store: Store, c: CellSpec, key: str, kind: str, phase: str, data: dict) -> None:
@@ -53,14 +54,23 @@ def write_cell(
     """Append a cell's events the way run_cell emits them."""
     store.append(c.id, "attempt/1", Attempt(DEVICE))
     for kind, data in search:
-        key = f"search/epoch/{data['epoch']}" if kind == "search_epoch" else f"search/candidate/{data['index']}"
+        key = (
+            f"search/epoch/{data['epoch']}" if kind == "search_epoch" else f"search/candidate/{data['index']}"
+        )
         _append(store, c, key, kind, "search", {"device": DEVICE, **data})
     if chosen is not None:
         chosen = {"device": DEVICE, "peak_gpu_bytes": 2e9, **chosen}
         _append(store, c, "arch_chosen", "arch_chosen", "search", chosen)
     for e in epochs:
-        body = {"lr": 0.01, "train_loss": 1.0, "train_top1": 0.5, "eval_s": 10.0, "peak_gpu_bytes": 3e9,
-                "device": DEVICE, **e}  # fmt: skip
+        body = {
+            "lr": 0.01,
+            "train_loss": 1.0,
+            "train_top1": 0.5,
+            "eval_s": 10.0,
+            "peak_gpu_bytes": 3e9,
+            "device": DEVICE,
+            **e,
+        }
         _append(store, c, f"eval/epoch/{e['epoch']}", "eval_epoch", "eval", body)
     kind, data = end
     _append(store, c, "end", kind, "end", data)
@@ -69,53 +79,187 @@ def write_cell(
 def build_fixture(path) -> dict[str, CellSpec]:
     """The five cells above in a new store at `path`; returns them by letter."""
     store = Store(path)
-    cells = {"A": cell("nb201", "gdas", 0), "B": cell("nb201", "gdas", 1), "C": cell("nb201", "random", 0, "train"),
-             "D": cell("simple_cell", "gdas", 0), "E": cell("simple_cell", "random", 0, "train")}  # fmt: skip
+    cells = {
+        "A": cell("nb201", "gdas", 0),
+        "B": cell("nb201", "gdas", 1),
+        "C": cell("nb201", "random", 0, "train"),
+        "D": cell("simple_cell", "gdas", 0),
+        "E": cell("simple_cell", "random", 0, "train"),
+    }
     store.add_cells(cells.values())
     a, b, c, e = arch_of("nb201", 1), arch_of("nb201", 2), arch_of("nb201", 3), arch_of("simple_cell", 4)
-    write_cell(store, cells["A"],
-               [("search_epoch", {"epoch": i, "epoch_s": 1800.0, "gpu_s": 1500.0, "valid_top1": v, "arch": a})
-                for i, v in ((1, 0.3), (2, 0.5))],
-               {"arch": a, "search_s": 3600.0, "search_gpu_s": 3000.0, "energy_j": 1e6, "params": 1000,
-                "flops": 2_000_000, "kind": "oneshot", "search_projected_s": None},
-               [{"epoch": i, "train_s": 1800.0, "train_gpu_s": 1800.0, "energy_j": 1e5,
-                 **({"test_top1": t1, "test_top5": t5, "checkpoint": f"ck{i}"} if t1 else {})}
-                for i, t1, t5 in ((1, None, None), (2, 0.6, 0.9), (3, None, None), (4, 0.8, 0.95))],
-               ("finished", {"arch": a, "epochs_done": 4, "epochs": 4, "test_top1": 0.8, "test_top5": 0.95,
-                             "eval_train_s": 7200.0, "eval_train_gpu_s": 7200.0, "search_s": 3600.0,
-                             "search_gpu_s": 3000.0, "params": 1000, "flops": 2_000_000}))  # fmt: skip
-    write_cell(store, cells["B"],
-               [("search_epoch", {"epoch": 1, "epoch_s": 3600.0, "valid_top1": 0.4, "arch": b})],
-               {"arch": b, "search_s": 3600.0, "search_gpu_s": 3600.0, "params": 1200, "flops": 3_000_000,
-                "kind": "oneshot"},
-               [{"epoch": 1, "train_s": 3600.0, "train_gpu_s": 3600.0, "test_top1": 0.5, "test_top5": 0.8},
-                {"epoch": 2, "train_s": 3600.0, "train_gpu_s": 3600.0, "test_top1": 0.7, "test_top5": 0.9}],
-               ("finished", {"arch": b, "epochs_done": 2, "epochs": 2, "test_top1": 0.7, "test_top5": 0.9,
-                             "eval_train_s": 7200.0, "params": 1200, "flops": 3_000_000}))  # fmt: skip
-    write_cell(store, cells["C"],
-               [("candidate", {"index": i, "arch": c, "score": s, "cost_s": 600.0, "cumulative_cost_s": 600.0 * i,
-                               "best_score": s, "best_arch": c, "simulated": False})
-                for i, s in ((1, 0.4), (2, 0.45))],
-               {"arch": c, "search_s": 1800.0, "search_gpu_s": 1800.0, "params": 500, "flops": 1_000_000,
-                "kind": "discrete"},
-               [{"epoch": 1, "train_s": 900.0, "train_gpu_s": 900.0, "test_top1": 0.3, "test_top5": 0.6},
-                {"epoch": 2, "train_s": 900.0, "train_gpu_s": 900.0, "test_top1": 0.5, "test_top5": 0.8}],
-               ("projected", {"arch": c, "epochs_done": 2, "epochs": 10, "test_top1": 0.5, "test_top5": 0.8,
-                              "eval_train_s": 1800.0, "eval_projected_s": 9000.0, "params": 500,
-                              "flops": 1_000_000}))  # fmt: skip
+    write_cell(
+        store,
+        cells["A"],
+        [
+            ("search_epoch", {"epoch": i, "epoch_s": 1800.0, "gpu_s": 1500.0, "valid_top1": v, "arch": a})
+            for i, v in ((1, 0.3), (2, 0.5))
+        ],
+        {
+            "arch": a,
+            "search_s": 3600.0,
+            "search_gpu_s": 3000.0,
+            "energy_j": 1e6,
+            "params": 1000,
+            "flops": 2_000_000,
+            "kind": "oneshot",
+            "search_projected_s": None,
+        },
+        [
+            {
+                "epoch": i,
+                "train_s": 1800.0,
+                "train_gpu_s": 1800.0,
+                "energy_j": 1e5,
+                **({"test_top1": t1, "test_top5": t5, "checkpoint": f"ck{i}"} if t1 else {}),
+            }
+            for i, t1, t5 in ((1, None, None), (2, 0.6, 0.9), (3, None, None), (4, 0.8, 0.95))
+        ],
+        (
+            "finished",
+            {
+                "arch": a,
+                "epochs_done": 4,
+                "epochs": 4,
+                "test_top1": 0.8,
+                "test_top5": 0.95,
+                "eval_train_s": 7200.0,
+                "eval_train_gpu_s": 7200.0,
+                "search_s": 3600.0,
+                "search_gpu_s": 3000.0,
+                "params": 1000,
+                "flops": 2_000_000,
+            },
+        ),
+    )
+    write_cell(
+        store,
+        cells["B"],
+        [("search_epoch", {"epoch": 1, "epoch_s": 3600.0, "valid_top1": 0.4, "arch": b})],
+        {
+            "arch": b,
+            "search_s": 3600.0,
+            "search_gpu_s": 3600.0,
+            "params": 1200,
+            "flops": 3_000_000,
+            "kind": "oneshot",
+        },
+        [
+            {"epoch": 1, "train_s": 3600.0, "train_gpu_s": 3600.0, "test_top1": 0.5, "test_top5": 0.8},
+            {"epoch": 2, "train_s": 3600.0, "train_gpu_s": 3600.0, "test_top1": 0.7, "test_top5": 0.9},
+        ],
+        (
+            "finished",
+            {
+                "arch": b,
+                "epochs_done": 2,
+                "epochs": 2,
+                "test_top1": 0.7,
+                "test_top5": 0.9,
+                "eval_train_s": 7200.0,
+                "params": 1200,
+                "flops": 3_000_000,
+            },
+        ),
+    )
+    write_cell(
+        store,
+        cells["C"],
+        [
+            (
+                "candidate",
+                {
+                    "index": i,
+                    "arch": c,
+                    "score": s,
+                    "cost_s": 600.0,
+                    "cumulative_cost_s": 600.0 * i,
+                    "best_score": s,
+                    "best_arch": c,
+                    "simulated": False,
+                },
+            )
+            for i, s in ((1, 0.4), (2, 0.45))
+        ],
+        {
+            "arch": c,
+            "search_s": 1800.0,
+            "search_gpu_s": 1800.0,
+            "params": 500,
+            "flops": 1_000_000,
+            "kind": "discrete",
+        },
+        [
+            {"epoch": 1, "train_s": 900.0, "train_gpu_s": 900.0, "test_top1": 0.3, "test_top5": 0.6},
+            {"epoch": 2, "train_s": 900.0, "train_gpu_s": 900.0, "test_top1": 0.5, "test_top5": 0.8},
+        ],
+        (
+            "projected",
+            {
+                "arch": c,
+                "epochs_done": 2,
+                "epochs": 10,
+                "test_top1": 0.5,
+                "test_top5": 0.8,
+                "eval_train_s": 1800.0,
+                "eval_projected_s": 9000.0,
+                "params": 500,
+                "flops": 1_000_000,
+            },
+        ),
+    )
     capped = {"done": 2, "total": 10, "elapsed_s": 1800.0, "projected_s": 9000.0}
     _append(store, cells["C"], "eval/capped", "capped", "eval", capped)
-    write_cell(store, cells["D"], [("search_epoch", {"epoch": 1, "epoch_s": 600.0, "valid_top1": 0.2, "arch": e})],
-               None, [], ("failed", {"reason": "out of GPU memory", "error": "CUDA out of memory",
-                                     "peak_gpu_bytes": 15.9e9}))  # fmt: skip
-    write_cell(store, cells["E"],
-               [("candidate", {"index": i, "arch": e, "score": 0.5, "cost_s": 5000.0, "cumulative_cost_s": 5000.0 * i,
-                               "best_score": 0.5, "best_arch": e, "simulated": True}) for i in (1, 2, 3)],
-               {"arch": e, "search_s": 3000.0, "search_gpu_s": 2400.0, "params": 800, "flops": 1_500_000,
-                "kind": "discrete"},
-               [{"epoch": 1, "train_s": 600.0, "train_gpu_s": 600.0, "test_top1": 0.6, "test_top5": 0.9}],
-               ("finished", {"arch": e, "epochs_done": 1, "epochs": 1, "test_top1": 0.6, "test_top5": 0.9,
-                             "eval_train_s": 600.0, "params": 800, "flops": 1_500_000}))  # fmt: skip
+    write_cell(
+        store,
+        cells["D"],
+        [("search_epoch", {"epoch": 1, "epoch_s": 600.0, "valid_top1": 0.2, "arch": e})],
+        None,
+        [],
+        ("failed", {"reason": "out of GPU memory", "error": "CUDA out of memory", "peak_gpu_bytes": 15.9e9}),
+    )
+    write_cell(
+        store,
+        cells["E"],
+        [
+            (
+                "candidate",
+                {
+                    "index": i,
+                    "arch": e,
+                    "score": 0.5,
+                    "cost_s": 5000.0,
+                    "cumulative_cost_s": 5000.0 * i,
+                    "best_score": 0.5,
+                    "best_arch": e,
+                    "simulated": True,
+                },
+            )
+            for i in (1, 2, 3)
+        ],
+        {
+            "arch": e,
+            "search_s": 3000.0,
+            "search_gpu_s": 2400.0,
+            "params": 800,
+            "flops": 1_500_000,
+            "kind": "discrete",
+        },
+        [{"epoch": 1, "train_s": 600.0, "train_gpu_s": 600.0, "test_top1": 0.6, "test_top5": 0.9}],
+        (
+            "finished",
+            {
+                "arch": e,
+                "epochs_done": 1,
+                "epochs": 1,
+                "test_top1": 0.6,
+                "test_top5": 0.9,
+                "eval_train_s": 600.0,
+                "params": 800,
+                "flops": 1_500_000,
+            },
+        ),
+    )
     store.close()
     return cells
 
@@ -123,23 +267,67 @@ def build_fixture(path) -> dict[str, CellSpec]:
 def build_nine(path, search_epochs: int = 50, eval_epochs: int = 100, eval_every: int = 10) -> list[CellSpec]:
     """A study of 9 finished cells (3 spaces x 3 one-shot strategies), sized like a real run."""
     store = Store(path)
-    cells = [cell(s, t, 0, study="nine") for s in ("simple_cell", "darts", "hierarchical")
-             for t in ("darts", "gdas", "drnas")]  # fmt: skip
+    cells = [
+        cell(s, t, 0, study="nine")
+        for s in ("simple_cell", "darts", "hierarchical")
+        for t in ("darts", "gdas", "drnas")
+    ]
     store.add_cells(cells)
     for k, c in enumerate(cells):
         arch = arch_of(c.space, k)
-        search = [("search_epoch", {"epoch": i, "epoch_s": 60.0 * (k + 1), "gpu_s": 55.0 * (k + 1),
-                                    "valid_top1": 0.1 + 0.8 * i / search_epochs, "arch": arch})
-                  for i in range(1, search_epochs + 1)]  # fmt: skip
-        epochs = [{"epoch": i, "train_s": 30.0, "train_gpu_s": 29.0, "energy_j": 9000.0,
-                   **({"test_top1": 0.5 + 0.4 * i / eval_epochs, "test_top5": 0.9, "checkpoint": "x"}
-                      if i % eval_every == 0 else {})} for i in range(1, eval_epochs + 1)]  # fmt: skip
+        search = [
+            (
+                "search_epoch",
+                {
+                    "epoch": i,
+                    "epoch_s": 60.0 * (k + 1),
+                    "gpu_s": 55.0 * (k + 1),
+                    "valid_top1": 0.1 + 0.8 * i / search_epochs,
+                    "arch": arch,
+                },
+            )
+            for i in range(1, search_epochs + 1)
+        ]
+        epochs = [
+            {
+                "epoch": i,
+                "train_s": 30.0,
+                "train_gpu_s": 29.0,
+                "energy_j": 9000.0,
+                **(
+                    {"test_top1": 0.5 + 0.4 * i / eval_epochs, "test_top5": 0.9, "checkpoint": "x"}
+                    if i % eval_every == 0
+                    else {}
+                ),
+            }
+            for i in range(1, eval_epochs + 1)
+        ]
         search_s = 60.0 * (k + 1) * search_epochs
         gpu_s = 55.0 * (k + 1) * search_epochs
-        write_cell(store, c, search, {"arch": arch, "search_s": search_s, "search_gpu_s": gpu_s,
-                                      "params": 10_000 * (k + 1), "flops": 10**7 * (k + 1), "kind": "oneshot"},
-                   epochs, ("finished", {"arch": arch, "epochs_done": eval_epochs, "epochs": eval_epochs,
-                                         "test_top1": 0.9, "test_top5": 0.99}))  # fmt: skip
+        write_cell(
+            store,
+            c,
+            search,
+            {
+                "arch": arch,
+                "search_s": search_s,
+                "search_gpu_s": gpu_s,
+                "params": 10_000 * (k + 1),
+                "flops": 10**7 * (k + 1),
+                "kind": "oneshot",
+            },
+            epochs,
+            (
+                "finished",
+                {
+                    "arch": arch,
+                    "epochs_done": eval_epochs,
+                    "epochs": eval_epochs,
+                    "test_top1": 0.9,
+                    "test_top5": 0.99,
+                },
+            ),
+        )
     store.close()
     return cells
 

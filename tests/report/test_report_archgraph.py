@@ -16,10 +16,16 @@ from nasmix.report.plots_arch import arch_figure
 from nasmix.spaces.base import get_space
 
 
-@pytest.mark.parametrize(("space", "groups"), [("nb201", ["cell"]), ("darts", ["normal", "reduce"]),
-                                                ("simple_cell", ["normal_cell", "reduction_cell"]),
-                                                ("hierarchical", ["m0", "m1", "m2", "m3", "m4", "m5", "cell"]),
-                                                ("chain", ["network"])])  # fmt: skip
+@pytest.mark.parametrize(
+    ("space", "groups"),
+    [
+        ("nb201", ["cell"]),
+        ("darts", ["normal", "reduce"]),
+        ("simple_cell", ["normal_cell", "reduction_cell"]),
+        ("hierarchical", ["m0", "m1", "m2", "m3", "m4", "m5", "cell"]),
+        ("chain", ["network"]),
+    ],
+)
 def test_builtin_spaces_draw_as_graphs(space, groups):
     s = get_space(space)
     arch = s.sample(np.random.default_rng(0))
@@ -63,6 +69,8 @@ def test_graph_convention_and_fallbacks():
     assert arch_graphs(TextOnly(), None) == ([], "")
     g = graphs_from_choices(["motif0 0->1", "motif0 1->2", "depth"], ["conv", "none", "3"])
     assert g == [ArchGraph("motif0", ("0", "1", "2"), (("0", "1", "conv"),))]
-    assert graphs_from_describe("  layer 0: conv3x3, 16 channels")[0].edges == (("in", "1", "conv3x3, 16 ch"),)
+    assert graphs_from_describe("  layer 0: conv3x3, 16 channels")[0].edges == (
+        ("in", "1", "conv3x3, 16 ch"),
+    )
     fig = arch_figure([], "text only", text="a network\n  width: 64")
     assert fig.texts  # drawn as text

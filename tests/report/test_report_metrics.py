@@ -25,8 +25,13 @@ def study(fixture_db):
 
 def test_states_and_curves(study):
     rec, _, _ = study
-    assert {k: r.state for k, r in rec.items()} == {"A": "finished", "B": "finished", "C": "projected",
-                                                    "D": "failed", "E": "finished"}  # fmt: skip
+    assert {k: r.state for k, r in rec.items()} == {
+        "A": "finished",
+        "B": "finished",
+        "C": "projected",
+        "D": "failed",
+        "E": "finished",
+    }
     a = metrics.runtime_curve(rec["A"])
     assert a.search == ((0.5, 0.3), (1.0, 0.5)) and a.search_end_h == 1.0
     assert [(p.x_h, p.top1, p.top5, p.epoch) for p in a.points] == [(2.0, 0.6, 0.9, 2), (3.0, 0.8, 0.95, 4)]

@@ -40,9 +40,7 @@ def _needs():
         if not (os.path.exists(path) or shutil.which(os.path.basename(path))):
             pytest.skip(f"no {path} (Debian: apt-get install chromium chromium-driver)")
     for name in ("selenium", "starlette", "uvicorn", "plotly"):
-        pytest.importorskip(
-            name, reason=f"{name} is not installed: pip install 'nasmix[serve]'"
-        )
+        pytest.importorskip(name, reason=f"{name} is not installed: pip install 'nasmix[serve]'")
 
 
 @pytest.fixture
@@ -62,14 +60,10 @@ def server(store_db):
         "--interval",
         "0.2",
     ]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()  # "nasmix serve: http://127.0.0.1:PORT/  (...)"
-        assert "http://127.0.0.1:" in line, (
-            line + proc.stderr.read() if proc.poll() is not None else line
-        )
+        assert "http://127.0.0.1:" in line, line + proc.stderr.read() if proc.poll() is not None else line
         url = line.split()[2]
         yield url, path, cells
     finally:
@@ -87,15 +81,11 @@ def browser(tmp_path):
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = (
-        CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
-    )
+    options.binary_location = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
-    service = Service(
-        DRIVER if os.path.exists(DRIVER) else shutil.which("chromedriver")
-    )
+    service = Service(DRIVER if os.path.exists(DRIVER) else shutil.which("chromedriver"))
     driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(60)
     try:
@@ -108,9 +98,7 @@ def wait_for(driver, script: str, timeout: float = 30.0):
     """Poll a JavaScript expression until it is truthy; its value."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(
-        lambda d: d.execute_script(script)
-    )
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: d.execute_script(script))
 
 
 def shot(driver, tmp_path, name: str) -> Path:
@@ -152,15 +140,11 @@ def test_dashboard_in_headless_chromium(server, browser, tmp_path):
     shot(browser, tmp_path, "study")
 
     browser.execute_script("window.__notReloaded = true")
-    add_eval_epoch(
-        path, cells["running"], 2, 0.55
-    )  # a worker writes while the page is open
+    add_eval_epoch(path, cells["running"], 2, 0.55)  # a worker writes while the page is open
     wait_for(browser, f"return {curve}.getAttribute('data-points') === '{points + 1}'")
     drawn = browser.execute_script(f"return {curve}.data[{curve}.data.length - 1].y")
     assert drawn == [0.4, 0.55]  # Plotly's own data: the new point is drawn
-    assert browser.execute_script(
-        "return window.__notReloaded === true"
-    )  # no reload happened
+    assert browser.execute_script("return window.__notReloaded === true")  # no reload happened
     shot(browser, tmp_path, "study-updated")
 
     browser.get(url + f"cell/{run}")
@@ -185,9 +169,7 @@ def test_dashboard_in_headless_chromium(server, browser, tmp_path):
 
     browser.get(url + f"cell/{cells['failed'].id}")
     wait_for(browser, "return !document.getElementById('failure').hidden")
-    assert REASON in browser.execute_script(
-        "return document.getElementById('failure').innerText"
-    )
+    assert REASON in browser.execute_script("return document.getElementById('failure').innerText")
     assert browser.execute_script(
         "return window.__pwned === undefined && window.__nasmixViolations.length === 0"
     )

@@ -47,9 +47,7 @@ def test_corrupt_and_foreign_stores_are_refused(tmp_path, capsys):
     with sqlite3.connect(foreign) as db:
         db.execute("CREATE TABLE t (x)")
     assert "store" in refused(capsys, foreign)
-    assert (
-        text.read_text() == "not a database at all\n" * 50
-    )  # read-only: never written
+    assert text.read_text() == "not a database at all\n" * 50  # read-only: never written
 
 
 def test_the_cli_exits_2_in_a_real_process(tmp_path):
@@ -63,22 +61,12 @@ def test_the_cli_exits_2_in_a_real_process(tmp_path):
         "--port",
         "0",
     ]
-    run = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=120, env=env, check=False
-    )
-    assert (
-        run.returncode == 2
-        and "does not exist" in run.stderr
-        and "Traceback" not in run.stderr
-    )
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert run.returncode == 2 and "does not exist" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_binding(tmp_path):
-    assert (
-        is_loopback("127.0.0.1")
-        and is_loopback("localhost")
-        and not is_loopback("0.0.0.0")
-    )
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and not is_loopback("0.0.0.0")
     sock = bind("127.0.0.1", 0)
     try:
         port = sock.getsockname()[1]

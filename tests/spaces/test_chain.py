@@ -32,13 +32,16 @@ def test_readable_string_round_trips(space):
     assert "layer 2: skip, 64 channels, stride 2" in space.describe(arch)
 
 
-@pytest.mark.parametrize("bad", [
-    "conv3x3-16/sep3x3-32",  # too few layers
-    TEXT + "/skip-16",  # too many
-    TEXT.replace("sep3x3", "sep7x7"),  # unknown op
-    TEXT.replace("-32", "-48", 1),  # width outside the space
-    TEXT.replace("/", ",", 1),  # bad separator
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "conv3x3-16/sep3x3-32",  # too few layers
+        TEXT + "/skip-16",  # too many
+        TEXT.replace("sep3x3", "sep7x7"),  # unknown op
+        TEXT.replace("-32", "-48", 1),  # width outside the space
+        TEXT.replace("/", ",", 1),  # bad separator
+    ],
+)
 def test_parse_rejects(space, bad):
     with pytest.raises(ConfigError):
         space.parse(bad)
@@ -65,7 +68,9 @@ def test_sample_mutate_neighbors_decode(space):
     assert space.decode(space.arch_weights(arch)) == arch
     w = {"op": torch.randn(6, 6), "width": torch.randn(6, 3)}
     values = space.to_choices(space.decode(w))
-    assert values[::2] == tuple(w["op"].argmax(1).tolist()) and values[1::2] == tuple(w["width"].argmax(1).tolist())
+    assert values[::2] == tuple(w["op"].argmax(1).tolist()) and values[1::2] == tuple(
+        w["width"].argmax(1).tolist()
+    )
 
 
 def test_network_shapes_and_projections(space):
@@ -77,7 +82,16 @@ def test_network_shapes_and_projections(space):
         if x.ndim == 4:
             sizes.append(tuple(x.shape[1:]))
     # stem 4 channels, then the widths scaled by 1/4; stride 2 at layers 2 and 4
-    assert sizes == [(4, 16, 16), (4, 16, 16), (8, 16, 16), (16, 8, 8), (16, 8, 8), (4, 4, 4), (8, 4, 4), (8, 1, 1)]
+    assert sizes == [
+        (4, 16, 16),
+        (4, 16, 16),
+        (8, 16, 16),
+        (16, 8, 8),
+        (16, 8, 8),
+        (4, 4, 4),
+        (8, 4, 4),
+        (8, 1, 1),
+    ]
     assert x.shape == (2, 10)
     assert isinstance(make_chain_op("skip", 8, 8, 1), nn.Identity)
     for c_out, stride in ((16, 1), (8, 2)):

@@ -19,11 +19,27 @@ TASK = Task("synthetic", 10, (3, 32, 32))
 
 # DARTS V2 exactly as the DARTS code publishes it (genotypes.py).
 DARTS_V2_PAIRS = (
-    [("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
-     ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2)],
-    [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
-     ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)],
-)  # fmt: skip
+    [
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 1),
+        ("skip_connect", 0),
+        ("skip_connect", 0),
+        ("dil_conv_3x3", 2),
+    ],
+    [
+        ("max_pool_3x3", 0),
+        ("max_pool_3x3", 1),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 1),
+        ("max_pool_3x3", 0),
+        ("skip_connect", 2),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 1),
+    ],
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +65,10 @@ def test_darts_v2_round_trip(space):
     assert space.from_choices(space.to_choices(arch)) == arch
     assert space.decode(space.arch_weights(arch)) == arch
     # the published order of a node's two edges is accepted and canonicalised
-    assert space.parse(DARTS_V2.replace("skip_connect~0+sep_conv_3x3~1", "sep_conv_3x3~1+skip_connect~0")) == arch
+    assert (
+        space.parse(DARTS_V2.replace("skip_connect~0+sep_conv_3x3~1", "sep_conv_3x3~1+skip_connect~0"))
+        == arch
+    )
     assert "(normal-edge(2,5)): dil_conv_3x3" in space.describe(arch)
 
 
@@ -65,14 +84,19 @@ def test_published_cells_and_their_sizes(space):
     assert count_params(space.supernet(TASK, "search")) == 1_930_618
 
 
-@pytest.mark.parametrize("bad", [
-    DARTS_V2.replace("sep_conv_3x3~0+sep_conv_3x3~1", "sep_conv_3x3~1+sep_conv_3x3~1", 1),  # same input twice
-    DARTS_V2.replace("sep_conv_3x3~0", "none~0", 1),                                           # none kept
-    DARTS_V2.replace("dil_conv_3x3~2", "dil_conv_3x3~5"),                                       # later node
-    DARTS_V2.replace("sep_conv_3x3~0", "conv_9x9~0", 1),                                        # unknown op
-    DARTS_V2.split(";")[0],                                                                     # no reduce cell
-    DARTS_V2.replace("|skip_connect~0+dil_conv_3x3~2", ""),                                     # three nodes
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        DARTS_V2.replace(
+            "sep_conv_3x3~0+sep_conv_3x3~1", "sep_conv_3x3~1+sep_conv_3x3~1", 1
+        ),  # same input twice
+        DARTS_V2.replace("sep_conv_3x3~0", "none~0", 1),  # none kept
+        DARTS_V2.replace("dil_conv_3x3~2", "dil_conv_3x3~5"),  # later node
+        DARTS_V2.replace("sep_conv_3x3~0", "conv_9x9~0", 1),  # unknown op
+        DARTS_V2.split(";")[0],  # no reduce cell
+        DARTS_V2.replace("|skip_connect~0+dil_conv_3x3~2", ""),  # three nodes
+    ],
+)
 def test_parse_refuses(space, bad):
     with pytest.raises(ConfigError):
         space.parse(bad)
@@ -137,7 +161,9 @@ def test_sampled_ops_compute_only_the_chosen_ops(space):
     w = {g: v.requires_grad_() for g, v in space.arch_weights(arch).items()}
     sn(torch.randn(2, 3, 32, 32), w, active=space.active(arch)).sum().backward()
     cell = sn.cells[0]
-    used = {edge_index(n, i): DARTS_OPS.index(op) for n, node in enumerate(arch.genotype[0]) for op, i in node}
+    used = {
+        edge_index(n, i): DARTS_OPS.index(op) for n, node in enumerate(arch.genotype[0]) for op, i in node
+    }
     for e, edge in enumerate(cell.edges):
         for k, op in enumerate(edge.ops):
             grads = [p.grad is not None for p in op.parameters()]
@@ -154,5 +180,7 @@ def test_partial_channels_and_moves(space):
         space.supernet(TASK, "tiny", partial=3)
     arch = space.parse(DARTS_V2)
     nbrs = space.neighbors(arch)
-    assert len(nbrs) == len(set(nbrs)) == 2 * (4 * 2 * 6 + 2 * (0 + 1 + 2 + 3))  # one op or one input of one edge
+    assert (
+        len(nbrs) == len(set(nbrs)) == 2 * (4 * 2 * 6 + 2 * (0 + 1 + 2 + 3))
+    )  # one op or one input of one edge
     assert len(space.encode(arch)) == 2 * ((1 + 3 + 6 + 10) + 4 * 2 * 7)

@@ -335,8 +335,9 @@ def _weighted_step(space: Hierarchical):
 @pytest.mark.parametrize("variant", ["naslib", "light"])
 def test_checkpoint_keeps_gradients_and_bn_stats(variant):
     # a budget of almost nothing makes the automatic plan recompute
-    (net_a, grads_a), (net_b, grads_b) = (_weighted_step(_small(variant, **cfg)) for cfg in
-                                          ({"memory_gib": 1e-6}, {"checkpoint": False}))
+    (net_a, grads_a), (net_b, grads_b) = (
+        _weighted_step(_small(variant, **cfg)) for cfg in ({"memory_gib": 1e-6}, {"checkpoint": False})
+    )
     assert net_a.last_plan == (True,) and net_b.last_plan == (False,)
     for k in grads_a:
         assert torch.allclose(grads_a[k], grads_b[k], atol=1e-5), k

@@ -53,16 +53,19 @@ def test_notation_round_trips_exactly(space):
     assert all(space.parse(space.format(a.genotype)) == a for a in space.all_archs())
 
 
-@pytest.mark.parametrize("bad", [
-    # edge order
-    "|nor_conv_3x3~0|+|nor_conv_3x3~1|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
-    # unknown op
-    "|conv~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|",  # too few nodes
-    # bars
-    "nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",  # edge missing
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        # edge order
+        "|nor_conv_3x3~0|+|nor_conv_3x3~1|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+        # unknown op
+        "|conv~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|",  # too few nodes
+        # bars
+        "nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",  # edge missing
+    ],
+)
 def test_parse_rejects_other_forms(space, bad):
     with pytest.raises(ConfigError):
         space.parse(bad)
@@ -104,7 +107,9 @@ def test_canonical_classes(space):
     # 4,930 under this rule (NB201's own to_unique_str(consider_zero=True) gives 6,466; see the docs).
     assert len(reps) == 4930
     for rep in reps:
-        assert space.canonical(rep) == rep and expression(rep.genotype) == expression(space.canonical(rep).genotype)
+        assert space.canonical(rep) == rep and expression(rep.genotype) == expression(
+            space.canonical(rep).genotype
+        )
     # the representative has no dead edges: the fewest non-none edges of its class
     best = space.parse(BEST)
     assert space.canonical(best) == best
@@ -113,7 +118,9 @@ def test_canonical_classes(space):
 
 
 def test_path_encoding_by_hand(space):
-    arch = space.parse("|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|")
+    arch = space.parse(
+        "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+    )
     enc = space.encode(arch, "path")
     assert enc.shape == (PATH_FEATURES,) == (84,) and enc.dtype == np.float32
     # PATH_OPS = skip, conv1x1, conv3x3, avgpool = 0..3; length-2 paths start at 4, length-3 at 20.
@@ -121,7 +128,11 @@ def test_path_encoding_by_hand(space):
     # 0->1->2->3 cut by none.
     assert np.flatnonzero(enc).tolist() == [3, 6, 13]
     full = space.encode(space.parse(FULL), "path")
-    assert np.flatnonzero(full).tolist() == [2, 14, 20 + 2 * 16 + 2 * 4 + 2]  # two length-2 paths share a label
+    assert np.flatnonzero(full).tolist() == [
+        2,
+        14,
+        20 + 2 * 16 + 2 * 4 + 2,
+    ]  # two length-2 paths share a label
     assert not space.encode(arch_of(*("none",) * 6), "path").any()
     assert space.encode(arch).shape == (30,)
 

@@ -31,7 +31,11 @@ def test_search_network_weights_against_naslib(space):
     for c_in, c_out in ((16, 16), (16, 32), (32, 32)):
         for u, _ in EDGES:
             for op in OPS[1:]:
-                m = wide_op(op, c_in, c_out, 2, True) if (c_in != c_out and u < 3) else ops.make_op(op, c_out, 1, True)
+                m = (
+                    wide_op(op, c_in, c_out, 2, True)
+                    if (c_in != c_out and u < 3)
+                    else ops.make_op(op, c_out, 1, True)
+                )
                 affine += sum(p.numel() for p in m.parameters())
         affine += 2 * c_out * c_out + 2 * c_out  # node 5: 1x1 conv + BN
     assert affine == 48_906
@@ -40,8 +44,10 @@ def test_search_network_weights_against_naslib(space):
 def test_seed_architecture(space):
     arch = space.parse(SEED)
     assert arch.to_str() == "simple_cell:" + SEED
-    assert arch.genotype == (("max_pool_3x3", "dil_conv_3x3", "sep_conv_3x3", "dil_conv_3x3", "skip_connect"),
-                             ("none", "dil_conv_3x3", "none", "sep_conv_3x3", "dil_conv_3x3"))  # fmt: skip
+    assert arch.genotype == (
+        ("max_pool_3x3", "dil_conv_3x3", "sep_conv_3x3", "dil_conv_3x3", "skip_connect"),
+        ("none", "dil_conv_3x3", "none", "sep_conv_3x3", "dil_conv_3x3"),
+    )
     assert space.decode(space.arch_weights(arch)) == arch
     text = space.describe(arch)
     assert "(reduction_cell-edge(1,3)): none" in text and "(normal_cell-edge(3,4)): skip_connect" in text
@@ -51,13 +57,16 @@ def test_seed_architecture(space):
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)  # node 3 of the reduction cell is all zeros
 
 
-@pytest.mark.parametrize("bad", [
-    SEED.replace("max_pool_3x3~1", "max_pool_3x3~2"),     # input 2 twice into node 3
-    SEED.replace("+skip_connect~3", ""),                  # node 4 lacks its edge from node 3
-    SEED.replace("none~1", "avg_pool_3x3~1"),             # not one of the five ops
-    SEED.split(";")[1],                                   # no normal cell
-    SEED + ";reduce=" + SEED.split("reduce=")[1],         # a cell twice
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        SEED.replace("max_pool_3x3~1", "max_pool_3x3~2"),  # input 2 twice into node 3
+        SEED.replace("+skip_connect~3", ""),  # node 4 lacks its edge from node 3
+        SEED.replace("none~1", "avg_pool_3x3~1"),  # not one of the five ops
+        SEED.split(";")[1],  # no normal cell
+        SEED + ";reduce=" + SEED.split("reduce=")[1],  # a cell twice
+    ],
+)
 def test_parse_refuses(space, bad):
     with pytest.raises(ConfigError):
         space.parse(bad)

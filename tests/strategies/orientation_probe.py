@@ -63,8 +63,13 @@ def orientation_data(n: int = 256, side: int = 8, seed: int = 0) -> SearchData:
     """A CPU search split of `n` + `n` orientation images of `side` x `side` pixels."""
     rng = np.random.default_rng(seed)
     task = Task("orientation", 2, (3, side, side), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-    return SearchData(orientation_images(n, side, rng), orientation_images(n, side, rng), task,
-                      torch.device("cpu"), size="tiny")
+    return SearchData(
+        orientation_images(n, side, rng),
+        orientation_images(n, side, rng),
+        task,
+        torch.device("cpu"),
+        size="tiny",
+    )
 
 
 class ProbeSupernet(Supernet):

@@ -64,8 +64,12 @@ def _cuda_like_search(name: str, accel: Accel, epochs: int = 2, **cfg):
 
 @pytest.mark.parametrize(
     "name, cfg",
-    [("gdas", {}), ("rsws", {}), ("fewshot", {"base": "gdas", "warmup": 0.5}),
-     ("drnas", {"progressive": True})],
+    [
+        ("gdas", {}),
+        ("rsws", {}),
+        ("fewshot", {"base": "gdas", "warmup": 0.5}),
+        ("drnas", {"progressive": True}),
+    ],
 )
 def test_searches_that_leave_ops_without_gradients_run_the_cuda_configuration(name, cfg):
     """GDAS, RS-WS, few-shot and progressive DrNAS under CUDA's settings (fused SGD and Adam,

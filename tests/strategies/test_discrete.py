@@ -78,8 +78,9 @@ def test_registered_discrete_and_searches(name, nb201):
     cfg = SMALL_BANANAS if name == "bananas" else {}
     events = []
     est = ToyEstimator()
-    arch = registry.create("strategy", name, **cfg).search(nb201, est, tiny_search_data(), Budget(candidates=25),
-                                                           events.append, np.random.default_rng(0))  # fmt: skip
+    arch = registry.create("strategy", name, **cfg).search(
+        nb201, est, tiny_search_data(), Budget(candidates=25), events.append, np.random.default_rng(0)
+    )
     cands = [e for e in events if isinstance(e, Candidate)]
     assert len(cands) == 25 and cands[-1].cumulative_cost_s == 25.0
     assert events[-1] == SearchDone(arch.to_str(), max(c.score for c in cands))
@@ -90,8 +91,12 @@ def test_registered_discrete_and_searches(name, nb201):
 def test_past_the_random_start_on_every_space(name, space_name):
     """Beyond the contract's 4 candidates: the model-based and climbing parts run on every space."""
     space = get_space(space_name)
-    cfg = {"bananas": dict(num_init=4, k=3, **SMALL_BANANAS), "local": dict(num_init=2),
-           "evolution": dict(population=4, sample=2), "tpe": dict(n_startup_trials=3)}.get(name, {})  # fmt: skip
+    cfg = {
+        "bananas": dict(num_init=4, k=3, **SMALL_BANANAS),
+        "local": dict(num_init=2),
+        "evolution": dict(population=4, sample=2),
+        "tpe": dict(n_startup_trials=3),
+    }.get(name, {})
     score = lambda a: float(np.sin(np.arange(len(space.encode(a))) @ space.encode(a)))  # noqa: E731
     archs = drive(registry.create("strategy", name, **cfg), space, 12, score=score)
     assert all(a.space == space_name for a in archs)
@@ -100,9 +105,15 @@ def test_past_the_random_start_on_every_space(name, space_name):
 
 
 def test_config_errors():
-    for name, bad in [("random", {"tries": 0}), ("local", {"num_init": 0}), ("evolution", {"sample": 30}),
-                      ("reinforce", {"optimizer": "rmsprop"}), ("bananas", {"encoding": "adjacency"}),
-                      ("tpe", {"n_ei_candidates": 0}), ("evolution", {"mutation_rate": 1.0})]:  # fmt: skip
+    for name, bad in [
+        ("random", {"tries": 0}),
+        ("local", {"num_init": 0}),
+        ("evolution", {"sample": 30}),
+        ("reinforce", {"optimizer": "rmsprop"}),
+        ("bananas", {"encoding": "adjacency"}),
+        ("tpe", {"n_ei_candidates": 0}),
+        ("evolution", {"mutation_rate": 1.0}),
+    ]:
         with pytest.raises(ConfigError):
             registry.create("strategy", name, **bad)
 
@@ -130,7 +141,9 @@ def test_local_search_climbs_and_restarts(nb201):
     ls = Local()
     archs = drive(ls, nb201, 200)
     assert len({nb201.canonical(a) for a in archs}) == 200  # nothing is evaluated twice
-    assert ls.moves >= 3 and ls.restarts >= 1  # the toy objective has one optimum: it climbs there, then restarts
+    assert (
+        ls.moves >= 3 and ls.restarts >= 1
+    )  # the toy objective has one optimum: it climbs there, then restarts
     best = max(archs, key=toy_score)
     assert best.genotype == ("nor_conv_3x3",) * 6
 
@@ -184,7 +197,9 @@ def test_evolution_population_and_ageing(nb201):
     assert evo.parent_of(child) == expected
     assert child in nb201.neighbors(expected)  # one mutation
     evo.tell(child, 0.0)
-    assert len(evo.population) == 5 and initial[0] not in [a for _, a in evo.population]  # aged out, though best
+    assert len(evo.population) == 5 and initial[0] not in [
+        a for _, a in evo.population
+    ]  # aged out, though best
     expected = _expected_parent(evo, rng)
     assert evo.parent_of(evo.ask(rng)) == expected
 
@@ -213,7 +228,9 @@ def test_evolution_presets():
 
 def test_evolution_passes_parents_to_the_estimator(nb201):
     est = ToyEstimator()
-    Evolution().search(nb201, est, tiny_search_data(), Budget(candidates=40), lambda e: None, np.random.default_rng(0))
+    Evolution().search(
+        nb201, est, tiny_search_data(), Budget(candidates=40), lambda e: None, np.random.default_rng(0)
+    )
     assert all(p is None for _, p in est.parents[:20])
     assert all(p is not None and a in nb201.neighbors(p) for a, p in est.parents[20:])
 
@@ -283,8 +300,12 @@ def test_bananas_uses_the_darts_path_encoding(encoding, width, monkeypatch):
     monkeypatch.setattr(MLPEnsemble, "fit", lambda self, X, y: widths.append(X.shape[1]) or fit(self, X, y))
     darts = get_space("darts")
     cfg = dict(members=2, layers=2, epochs=5)
-    archs = drive(Bananas(Bananas.Config(num_init=3, k=2, pool=10, encoding=encoding, **cfg)), darts, 5,
-                  score=lambda a: float(sum(op == "sep_conv_3x3" for cell in a.genotype for n in cell for op, _ in n)))
+    archs = drive(
+        Bananas(Bananas.Config(num_init=3, k=2, pool=10, encoding=encoding, **cfg)),
+        darts,
+        5,
+        score=lambda a: float(sum(op == "sep_conv_3x3" for cell in a.genotype for n in cell for op, _ in n)),
+    )
     assert len(set(archs)) == 5 and widths and set(widths) == {width}
 
 
@@ -335,7 +356,10 @@ def test_evolution_and_bananas_beat_random_search(nb201, capsys):
     runs = {"random": {}, "evolution": {}, "bananas": SMALL_BANANAS, "local": {}, "reinforce": {}}
     table = {}
     for name, cfg in runs.items():
-        q = [queries_to_optimum(registry.create("strategy", name, **cfg), nb201, optimum, s, cap) for s in seeds]
+        q = [
+            queries_to_optimum(registry.create("strategy", name, **cfg), nb201, optimum, s, cap)
+            for s in seeds
+        ]
         table[name] = (float(np.mean(q)), float(np.median(q)), sum(v < cap for v in q))
     with capsys.disabled():
         print(f"\nqueries to the optimum of the toy objective on nb201 (20 seeds, cap {cap} counts as {cap})")

@@ -17,19 +17,32 @@ from nasmix.strategies.drnas import dirichlet_sample
 from nasmix.testing import TINY_TASK, tiny_search_data
 
 
-def _search(name: str, space: str = "nb201", epochs: int = 1, seed: int = 3, budget: Budget | None = None, **cfg):
+def _search(
+    name: str, space: str = "nb201", epochs: int = 1, seed: int = 3, budget: Budget | None = None, **cfg
+):
     events: list = []
     strategy = registry.create("strategy", name, **cfg)
-    arch = strategy.search(registry.create("space", space), None, tiny_search_data(),
-                           budget or Budget(epochs=epochs, candidates=4, batch_size=16), events.append,
-                           np.random.default_rng(seed))  # fmt: skip
+    arch = strategy.search(
+        registry.create("space", space),
+        None,
+        tiny_search_data(),
+        budget or Budget(epochs=epochs, candidates=4, batch_size=16),
+        events.append,
+        np.random.default_rng(seed),
+    )
     return arch, events
 
 
 def _prepared(name: str, **cfg):
     strategy = registry.create("strategy", name, **cfg)
-    state = strategy.prepare(registry.create("space", "nb201"), tiny_search_data(), Budget(epochs=1, batch_size=16),
-                             np.random.default_rng(0), lambda e: None, total_epochs=1)  # fmt: skip
+    state = strategy.prepare(
+        registry.create("space", "nb201"),
+        tiny_search_data(),
+        Budget(epochs=1, batch_size=16),
+        np.random.default_rng(0),
+        lambda e: None,
+        total_epochs=1,
+    )
     strategy.begin_epoch(state, 1, lambda e: None)
     return strategy, state
 
@@ -97,8 +110,14 @@ def test_darts_second_order_matches_finite_differences():
     params = list(net.parameters())
     alpha = (0.5 * torch.randn(3, 4, dtype=torch.float64)).requires_grad_()
     gen = torch.Generator().manual_seed(1)
-    train = (torch.randn(8, 3, 6, 6, generator=gen, dtype=torch.float64), torch.randint(0, 3, (8,), generator=gen))
-    valid = (torch.randn(8, 3, 6, 6, generator=gen, dtype=torch.float64), torch.randint(0, 3, (8,), generator=gen))
+    train = (
+        torch.randn(8, 3, 6, 6, generator=gen, dtype=torch.float64),
+        torch.randint(0, 3, (8,), generator=gen),
+    )
+    valid = (
+        torch.randn(8, 3, 6, 6, generator=gen, dtype=torch.float64),
+        torch.randint(0, 3, (8,), generator=gen),
+    )
     xi = 0.1
 
     def loss_fn(batch, amp, a=alpha):
@@ -176,8 +195,19 @@ def test_search_epoch_events_carry_the_vocabulary():
     _, events = _search("gdas", epochs=2)
     epochs = [e for e in events if isinstance(e, SearchEpoch)]
     assert [e.epoch for e in epochs] == [1, 2] and [e.extra["tau"] for e in epochs] == [10.0, 0.1]
-    for key in ("train_loss", "train_top1", "valid_loss", "valid_top1", "arch", "entropy", "epoch_s", "gpu_s",
-                "peak_gpu_bytes", "peak_host_bytes", "device"):  # fmt: skip
+    for key in (
+        "train_loss",
+        "train_top1",
+        "valid_loss",
+        "valid_top1",
+        "arch",
+        "entropy",
+        "epoch_s",
+        "gpu_s",
+        "peak_gpu_bytes",
+        "peak_host_bytes",
+        "device",
+    ):
         assert key in epochs[0].to_json(), key
     assert 0 <= epochs[0].entropy <= np.log(5) + 1e-6
 
@@ -209,8 +239,12 @@ def test_branch_copies_architecture_parameters_and_keeps_them_live():
     sub = strategy.branch(state, {"cell": {0: 2}}, seed=5)
     assert all(torch.equal(a, b) and a is not b for a, b in zip(state.arch_params(), sub.arch_params()))
     with torch.no_grad():
-        sub.extra_params[0][1] += 1.0  # what the sub-supernet's optimizer would do (edge 1 vs edge 2 of node 2)
-    assert not torch.allclose(strategy.edge_weights(sub, False)["cell"], strategy.edge_weights(state, False)["cell"])
+        sub.extra_params[0][1] += (
+            1.0  # what the sub-supernet's optimizer would do (edge 1 vs edge 2 of node 2)
+        )
+    assert not torch.allclose(
+        strategy.edge_weights(sub, False)["cell"], strategy.edge_weights(state, False)["cell"]
+    )
     d = strategy.forward_args(sub, for_arch=False)
     assert d.active["cell"][0] == [2] and torch.equal(d.weights["cell"][0], torch.eye(5)[2])
     assert sub.w_opt.param_groups[0]["params"][0] is not state.w_opt.param_groups[0]["params"][0]
@@ -248,7 +282,11 @@ def test_fewshot_cap_stops_between_epochs_of_its_one_clock(mode):
     ops = len(registry.create("space", "nb201").choices()[0].options)
     capped = [e for e in events if isinstance(e, Capped)]
     total = 2 * ops if mode == "scratch" else 1 + ops  # every sub-supernet's epochs, in one account
-    assert len(capped) == 1 and (capped[0].done, capped[0].total, capped[0].reason) == (1, total, "max_seconds")
+    assert len(capped) == 1 and (capped[0].done, capped[0].total, capped[0].reason) == (
+        1,
+        total,
+        "max_seconds",
+    )
     assert len([e for e in events if isinstance(e, SearchEpoch)]) == 1
     subnets = [e for e in events if isinstance(e, Subnet)]
     assert len(subnets) == (1 if mode == "scratch" else 0)  # inherit: the cap stopped the warm-up
@@ -279,8 +317,14 @@ def test_gdas_steps_weights_before_architecture():
         arch_step, weight_step = strategy.arch_step, strategy.weight_step
         strategy.arch_step = lambda *a, f=arch_step, o=order: (o.append("arch"), f(*a))[1]
         strategy.weight_step = lambda *a, f=weight_step, o=order: (o.append("weight"), f(*a))[1]
-        strategy.search(registry.create("space", "nb201"), None, tiny_search_data(), Budget(epochs=1, batch_size=16),
-                        lambda e: None, np.random.default_rng(0))  # fmt: skip
+        strategy.search(
+            registry.create("space", "nb201"),
+            None,
+            tiny_search_data(),
+            Budget(epochs=1, batch_size=16),
+            lambda e: None,
+            np.random.default_rng(0),
+        )
         orders[name] = order[:4]
     assert orders["gdas"] == ["weight", "arch", "weight", "arch"]
     assert orders["darts"] == ["arch", "weight", "arch", "weight"]  # DARTS's train(): architect.step first
@@ -315,7 +359,9 @@ def test_drnas_kl_option_has_no_adam_weight_decay():
     assert all(group["weight_decay"] == 0 for group in state.a_opt.param_groups)
     strategy, state = _prepared("drnas")  # "l2", the default of both of DrNAS's scripts
     assert strategy.regulariser(state) is None
-    assert all(group["weight_decay"] == strategy.config.reg_scale == 1e-3 for group in state.a_opt.param_groups)
+    assert all(
+        group["weight_decay"] == strategy.config.reg_scale == 1e-3 for group in state.a_opt.param_groups
+    )
 
 
 def test_drnas_pruning_zeroes_pruned_alphas_and_keeps_momentum():
@@ -323,11 +369,20 @@ def test_drnas_pruning_zeroes_pruned_alphas_and_keeps_momentum():
     over."""
     strategy = registry.create("strategy", "drnas", progressive=True, keep=3)
     budget = Budget(epochs=2, batch_size=16)
-    state = strategy.prepare(registry.create("space", "nb201"), tiny_search_data(), budget, np.random.default_rng(0),
-                             lambda e: None, total_epochs=2)  # fmt: skip
+    state = strategy.prepare(
+        registry.create("space", "nb201"),
+        tiny_search_data(),
+        budget,
+        np.random.default_rng(0),
+        lambda e: None,
+        total_epochs=2,
+    )
     strategy.train_epochs(state, 1, 1, budget.clock(timer=None, total=2), lambda e: None)
-    momentum = {n: state.w_opt.state[p]["momentum_buffer"].clone() for n, p in state.net.named_parameters()
-                if "momentum_buffer" in state.w_opt.state.get(p, {})}  # fmt: skip
+    momentum = {
+        n: state.w_opt.state[p]["momentum_buffer"].clone()
+        for n, p in state.net.named_parameters()
+        if "momentum_buffer" in state.w_opt.state.get(p, {})
+    }
     assert momentum
     strategy.begin_epoch(state, 2, lambda e: None)  # stage 2: prune and widen
     keep = state.extra["keep"]["cell"]
@@ -347,8 +402,14 @@ def test_rsws_ranks_on_ten_batches_then_the_top_ten():
     stream, then the best 10 on the whole validation split."""
     strategy = registry.create("strategy", "rsws", candidates=3)
     assert strategy.config.finalists == 10 and strategy.config.first_batches == 10
-    state = strategy.prepare(registry.create("space", "nb201"), tiny_search_data(), Budget(epochs=1, batch_size=16),
-                             np.random.default_rng(0), lambda e: None, total_epochs=1)  # fmt: skip
+    state = strategy.prepare(
+        registry.create("space", "nb201"),
+        tiny_search_data(),
+        Budget(epochs=1, batch_size=16),
+        np.random.default_rng(0),
+        lambda e: None,
+        total_epochs=1,
+    )
     calls = []
     state.net.register_forward_hook(lambda mod, inp, out: calls.append(len(inp[0])))
     strategy.finish(state, lambda e: None, np.random.default_rng(1))
@@ -364,7 +425,9 @@ def test_darts_finite_difference_runs_in_ieee_fp32():
     seen = []
 
     def loss_fn(batch, amp):
-        seen.append((amp, torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision))
+        seen.append(
+            (amp, torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
+        )
         logits = net(batch[0], {"cell": alpha.softmax(-1)})
         return nn.functional.cross_entropy(logits, batch[1]), logits
 
@@ -390,6 +453,6 @@ def test_branch_does_not_share_optimizer_state():
     sub = strategy.branch(state, {"cell": {0: 1}}, seed=1)
     strategy.step(sub, train, valid)
     for old, new in zip(before, (snapshot(state.w_opt), snapshot(state.a_opt))):
-        assert len(old) == len(new) and all(
-            torch.equal(a[k], b[k]) for a, b in zip(old, new) for k in a
-        ), "training a sub-supernet changed its parent's optimizer state"
+        assert len(old) == len(new) and all(torch.equal(a[k], b[k]) for a, b in zip(old, new) for k in a), (
+            "training a sub-supernet changed its parent's optimizer state"
+        )

@@ -30,8 +30,14 @@ def tiny_search_data() -> SearchData:
 def _prepared(name: str, space: str = "nb201", epochs: int = 1, **cfg):
     strategy = registry.create("strategy", name, **cfg)
     budget = Budget(epochs=epochs, batch_size=16)
-    state = strategy.prepare(registry.create("space", space), tiny_search_data(), budget,
-                             np.random.default_rng(0), lambda e: None, total_epochs=epochs)
+    state = strategy.prepare(
+        registry.create("space", space),
+        tiny_search_data(),
+        budget,
+        np.random.default_rng(0),
+        lambda e: None,
+        total_epochs=epochs,
+    )
     strategy.begin_epoch(state, 1, lambda e: None)
     return strategy, state
 
@@ -39,9 +45,14 @@ def _prepared(name: str, space: str = "nb201", epochs: int = 1, **cfg):
 def _search(name: str, space: str = "nb201", epochs: int = 1, **cfg):
     events: list = []
     strategy = registry.create("strategy", name, **cfg)
-    arch = strategy.search(registry.create("space", space), None, tiny_search_data(),
-                           Budget(epochs=epochs, candidates=4, batch_size=16), events.append,
-                           np.random.default_rng(3))
+    arch = strategy.search(
+        registry.create("space", space),
+        None,
+        tiny_search_data(),
+        Budget(epochs=epochs, candidates=4, batch_size=16),
+        events.append,
+        np.random.default_rng(3),
+    )
     return strategy, arch, events
 
 
@@ -75,9 +86,12 @@ def test_second_order_gradient_with_momentum_and_weight_decay_matches_finite_dif
     mu, wd, xi = 0.9, 0.05, 0.1
     alpha = (0.5 * torch.randn(2, 3, dtype=torch.float64)).requires_grad_()
     gen = torch.Generator().manual_seed(1)
+
     def batch():
-        return (torch.randn(6, 3, 5, 5, generator=gen, dtype=torch.float64),
-                torch.randint(0, 3, (6,), generator=gen))
+        return (
+            torch.randn(6, 3, 5, 5, generator=gen, dtype=torch.float64),
+            torch.randint(0, 3, (6,), generator=gen),
+        )
 
     train, valid = batch(), batch()
 
@@ -86,8 +100,18 @@ def test_second_order_gradient_with_momentum_and_weight_decay_matches_finite_dif
         return nn.functional.cross_entropy(logits, batch[1]), logits
 
     start = [p.detach().clone() for p in params]
-    hyper, _, _ = darts_hypergradient(loss_fn, [alpha], params, train, valid, xi, scale=1e-6,
-                                      momentum_buffers=buffers, momentum=mu, weight_decay=wd)
+    hyper, _, _ = darts_hypergradient(
+        loss_fn,
+        [alpha],
+        params,
+        train,
+        valid,
+        xi,
+        scale=1e-6,
+        momentum_buffers=buffers,
+        momentum=mu,
+        weight_decay=wd,
+    )
     assert all(torch.equal(p, s) for p, s in zip(params, start)), "the weights must end where they started"
 
     def unrolled(a: torch.Tensor) -> float:
@@ -130,8 +154,10 @@ def test_virtual_step_is_the_weight_optimizers_next_step():
 
     seen = []
     forward = strategy._forward
-    strategy._forward = lambda st, x, d: (seen.append([p.detach().clone() for p in st.weight_params()]),
-                                          forward(st, x, d))[1]
+    strategy._forward = lambda st, x, d: (
+        seen.append([p.detach().clone() for p in st.weight_params()]),
+        forward(st, x, d),
+    )[1]
     strategy.arch_step(state, train, valid)
     virtual = seen[1]  # calls: L_train at w, L_val at w', then the two finite-difference sides
     assert len(virtual) == len(ref_params)
@@ -211,8 +237,11 @@ def test_drnas_clips_as_each_script(space, counted, monkeypatch):
     arch_grads = [a.grad.clone() for a in state.arch_params()]
     clipped = []
     real = nn.utils.clip_grad_norm_
-    monkeypatch.setattr(nn.utils, "clip_grad_norm_", lambda params, *a, **k: clipped.append(list(params))
-                        or real(params, *a, **k))
+    monkeypatch.setattr(
+        nn.utils,
+        "clip_grad_norm_",
+        lambda params, *a, **k: clipped.append(list(params)) or real(params, *a, **k),
+    )
     strategy.weight_step(state, *train)
     ids = {id(p) for p in clipped[0]}
     assert all(id(p) in ids for p in state.weight_params())
@@ -250,7 +279,9 @@ def test_fewshot_trains_every_sub_supernet_from_scratch_by_default(monkeypatch):
     lrs = [e.lr for e in epochs]
     assert lrs[0::2] == [lrs[0]] * 5 and lrs[1::2] == [lrs[1]] * 5  # the whole schedule, afresh each time
     done = events[-1]
-    assert isinstance(done, SearchDone) and done.extra["mode"] == "scratch" and done.extra["split"] == "cell:0"
+    assert (
+        isinstance(done, SearchDone) and done.extra["mode"] == "scratch" and done.extra["split"] == "cell:0"
+    )
 
 
 def test_fewshot_paper_protocol_uses_second_order_darts():
@@ -271,9 +302,14 @@ def test_fewshot_paper_protocol_uses_second_order_darts():
 def test_fewshot_split_edge_gets_no_architecture_gradient():
     """The split edge holds its op alone, weight 1: its alpha row is never driven nor decoded."""
     strategy = registry.create("strategy", "darts")
-    state = strategy.prepare(registry.create("space", "nb201"), tiny_search_data(),
-                             Budget(epochs=1, batch_size=16), np.random.default_rng(0), lambda e: None,
-                             total_epochs=1)
+    state = strategy.prepare(
+        registry.create("space", "nb201"),
+        tiny_search_data(),
+        Budget(epochs=1, batch_size=16),
+        np.random.default_rng(0),
+        lambda e: None,
+        total_epochs=1,
+    )
     state.restrict = {"cell": {0: 3}}
     train, valid = next(state.train.batches(0)), next(state.valid.batches(1))
     strategy.arch_step(state, train, valid)

@@ -106,8 +106,9 @@ def test_fewshot_paper_protocol_picks_the_rewarded_sub_supernet(space, seed):
     strategy = registry.create("strategy", "fewshot")
     events: list = []
     budget = Budget(epochs=10, batch_size=32)
-    arch = strategy.search(space, None, orientation_data(seed=seed), budget, events.append,
-                           np.random.default_rng(seed))
+    arch = strategy.search(
+        space, None, orientation_data(seed=seed), budget, events.append, np.random.default_rng(seed)
+    )
     assert arch.genotype[0] == REWARDED
     scores = {s["op"]: s["valid_top1"] for s in events[-1].extra["subnets"]}
     assert scores[REWARDED] > 0.75 and all(v < scores[REWARDED] for op, v in scores.items() if op != REWARDED)

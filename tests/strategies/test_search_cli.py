@@ -11,8 +11,26 @@ from nasmix.cli import main
 
 def _run(tmp_path, *extra: str) -> tuple[int, dict | None]:
     out = tmp_path / "search.json"
-    argv = ["search", "--space", "nb201", "--dataset", "synthetic", "--epochs", "2", "--size", "tiny",
-            "--batch-size", "32", "--device", "cpu", "--train-subset", "100", "--json", str(out), *extra]  # fmt: skip
+    argv = [
+        "search",
+        "--space",
+        "nb201",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "2",
+        "--size",
+        "tiny",
+        "--batch-size",
+        "32",
+        "--device",
+        "cpu",
+        "--train-subset",
+        "100",
+        "--json",
+        str(out),
+        *extra,
+    ]
     code = main(argv)
     return code, (json.loads(out.read_text()) if out.exists() else None)
 
@@ -34,8 +52,19 @@ def test_search_cli_takes_strategy_options(tmp_path, capsys):
 
 
 def test_search_cli_runs_a_discrete_strategy_with_an_estimator_and_its_options(tmp_path, capsys):
-    code, result = _run(tmp_path, "--strategy", "random", "--estimator", "zero_cost", "--candidates", "3",
-                        "--opt", "estimator.proxy=params", "--opt", "estimator.batch_size=8")
+    code, result = _run(
+        tmp_path,
+        "--strategy",
+        "random",
+        "--estimator",
+        "zero_cost",
+        "--candidates",
+        "3",
+        "--opt",
+        "estimator.proxy=params",
+        "--opt",
+        "estimator.batch_size=8",
+    )
     text = capsys.readouterr().out
     assert code == 0
     candidates = [e for e in result["events"] if e["event"] == "candidate"]
@@ -53,18 +82,24 @@ def test_the_old_option_flag_still_works_with_a_notice(tmp_path, capsys):
     assert all(e["partial"] == 2 for e in result["events"] if e["event"] == "search_epoch")
 
 
-@pytest.mark.parametrize("extra, message", [
-    (("--strategy", "random"), "is discrete: give --estimator"),
-    (("--strategy", "gdas", "--estimator", "train"), "one-shot"),
-    (("--strategy", "random", "--estimator", "zero_cosst"), "unknown estimator"),
-    (("--strategy", "random", "--estimator", "zero_cost", "--opt", "estimator.proxy=snipp"), "unknown proxy"),
-    (("--strategy", "gdaz"), "unknown strategy"),
-    (("--strategy", "gdas", "--size", "huge"), "unknown network size"),
-    (("--strategy", "darts", "--opt", "strategy.order=3"), "order must be 1 or 2"),
-    (("--strategy", "darts", "--opt", "order=3"), "must look like KIND.KEY=VALUE"),
-    (("--strategy", "darts", "--opt", "model.width=3"), "unknown module kind in --opt 'model'"),
-    (("--strategy", "darts", "--opt", "space.nodes=3"), "unknown option of space 'nb201'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--strategy", "random"), "is discrete: give --estimator"),
+        (("--strategy", "gdas", "--estimator", "train"), "one-shot"),
+        (("--strategy", "random", "--estimator", "zero_cosst"), "unknown estimator"),
+        (
+            ("--strategy", "random", "--estimator", "zero_cost", "--opt", "estimator.proxy=snipp"),
+            "unknown proxy",
+        ),
+        (("--strategy", "gdaz"), "unknown strategy"),
+        (("--strategy", "gdas", "--size", "huge"), "unknown network size"),
+        (("--strategy", "darts", "--opt", "strategy.order=3"), "order must be 1 or 2"),
+        (("--strategy", "darts", "--opt", "order=3"), "must look like KIND.KEY=VALUE"),
+        (("--strategy", "darts", "--opt", "model.width=3"), "unknown module kind in --opt 'model'"),
+        (("--strategy", "darts", "--opt", "space.nodes=3"), "unknown option of space 'nb201'"),
+    ],
+)
 def test_search_cli_errors_exit_2(tmp_path, capsys, extra, message):
     code, _ = _run(tmp_path, *extra)
     assert code == 2
@@ -75,8 +110,27 @@ def test_search_cli_errors_exit_2(tmp_path, capsys, extra, message):
 def test_gdas_simple_cell_cifar_search(cifar_path, tmp_path, capsys):
     """The acceptance search: GDAS on simple_cell, one epoch on a 5,000-image CIFAR-10 subset (40 steps)."""
     out = tmp_path / "cifar.json"
-    code = main(["search", "--space", "simple_cell", "--strategy", "gdas", "--dataset", "cifar10", "--data",
-                 str(cifar_path), "--train-subset", "5000", "--epochs", "1", "--device", "cpu", "--json", str(out)])  # fmt: skip
+    code = main(
+        [
+            "search",
+            "--space",
+            "simple_cell",
+            "--strategy",
+            "gdas",
+            "--dataset",
+            "cifar10",
+            "--data",
+            str(cifar_path),
+            "--train-subset",
+            "5000",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())
     epoch = next(e for e in result["events"] if e["event"] == "search_epoch")

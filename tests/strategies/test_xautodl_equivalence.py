@@ -63,16 +63,25 @@ def test_supernet_equals_xautodl_darts_search_model():
     torch.manual_seed(0)
     space_ops = xautodl_models.get_search_spaces("cell", "nas-bench-201")
     theirs = xautodl_models.get_cell_based_tiny_net(
-        {"name": "DARTS-V2", "C": C, "N": N, "max_nodes": 4, "num_classes": 10, "space": space_ops,
-         "affine": False, "track_running_stats": False}
+        {
+            "name": "DARTS-V2",
+            "C": C,
+            "N": N,
+            "max_nodes": 4,
+            "num_classes": 10,
+            "space": space_ops,
+            "affine": False,
+            "track_running_stats": False,
+        }
     )
     space = registry.create("space", "nb201", channels=C, cells=N)
     ours = space.supernet(TASK, "search")
     assert tuple(space_ops) == ours.op_names["cell"]
 
     def conv_bias(name: str) -> bool:  # the biases of the search cells' convolutions, and alpha
-        return name == "arch_parameters" or (name.startswith("cells.") and name.endswith(".bias")
-                                              and ".op.1." in name)
+        return name == "arch_parameters" or (
+            name.startswith("cells.") and name.endswith(".bias") and ".op.1." in name
+        )
 
     biases = sum(p.numel() for n, p in theirs.named_parameters() if conv_bias(n) and n != "arch_parameters")
     assert biases > 0 and _count(theirs, conv_bias) == _count(ours)

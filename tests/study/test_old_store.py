@@ -32,7 +32,30 @@ FIGURES = "state top1 top5 search_h eval_h runtime_h projected_h params flops ep
 FIGURES += " devices"
 # Seconds, bytes and rates that differ between any two runs.
 CLOCKS = set(
-    ["elapsed_s", "epoch_s", "gpu_s", "train_s", "eval_s", "train_gpu_s", "peak_gpu_bytes", "peak_host_bytes", "energy_j", "search_s", "search_gpu_s", "search_projected_s", "eval_projected_s", "eval_train_s", "eval_train_gpu_s", "cost_s", "cumulative_cost_s", "projected_s", "traceback", "device", "candidates_per_s", "v"]
+    [
+        "elapsed_s",
+        "epoch_s",
+        "gpu_s",
+        "train_s",
+        "eval_s",
+        "train_gpu_s",
+        "peak_gpu_bytes",
+        "peak_host_bytes",
+        "energy_j",
+        "search_s",
+        "search_gpu_s",
+        "search_projected_s",
+        "eval_projected_s",
+        "eval_train_s",
+        "eval_train_gpu_s",
+        "cost_s",
+        "cumulative_cost_s",
+        "projected_s",
+        "traceback",
+        "device",
+        "candidates_per_s",
+        "v",
+    ]
 )
 
 
@@ -77,7 +100,18 @@ def test_old_store_metrics_status_and_report_match_what_the_old_code_computed(ol
     files = nasmix.write_report(old / "old.db", old / "report")
     rows = lambda path: {r["id"]: r for r in csv.DictReader(path.open())}  # noqa: E731
     now, before = rows(files["summary_csv"]), rows(old / "expected_summary.csv")
-    columns = ["rank", "state", "top1", "top5", "runtime_h", "projected_h", "cost_h", "params", "flops", "arch"]
+    columns = [
+        "rank",
+        "state",
+        "top1",
+        "top5",
+        "runtime_h",
+        "projected_h",
+        "cost_h",
+        "params",
+        "flops",
+        "arch",
+    ]
     pick = lambda rows: {i: [r[c] for c in columns] for i, r in rows.items()}  # noqa: E731
     # What the report changed by design (merged with report): the headline ranks by accuracy within
     # equal budgets, no longer by top-1 per cost-hour, so the darts cell (30%) ranks above the
@@ -108,7 +142,7 @@ def _without_clocks(db: Path, cells: set[str]) -> dict[str, dict[str, tuple]]:
         for e in store.events():
             if e.cell in cells:
                 data = {k: v for k, v in e.data.items() if k not in CLOCKS}
-                text = re.sub(r'chain\{[^}]*\}:', "chain:", json.dumps(data, sort_keys=True))
+                text = re.sub(r"chain\{[^}]*\}:", "chain:", json.dumps(data, sort_keys=True))
                 out.setdefault(e.cell, {})[e.key] = (e.kind, e.phase, json.loads(text))
     return out
 

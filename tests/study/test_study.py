@@ -51,7 +51,9 @@ batch_size = 50
 
 def write_study(tmp_path: Path, name="s", epochs=4, eval_extra="", extra="") -> Path:
     path = tmp_path / f"{name}.toml"
-    path.write_text(STUDY.format(name=name, store=tmp_path / f"{name}.db", epochs=epochs, eval_extra=eval_extra) + extra)
+    path.write_text(
+        STUDY.format(name=name, store=tmp_path / f"{name}.db", epochs=epochs, eval_extra=eval_extra) + extra
+    )
     return path
 
 
@@ -69,8 +71,11 @@ def results(db: Path) -> dict:
                 "top1": end.data["test_top1"],
                 "top5": end.data["test_top5"],
                 "candidates": [(e.data["arch"], e.data["score"]) for e in events if e.kind == "candidate"],
-                "epochs": [(e.data["epoch"], e.data["test_top1"], e.data["train_loss"]) for e in events
-                           if e.kind == "eval_epoch"],
+                "epochs": [
+                    (e.data["epoch"], e.data["test_top1"], e.data["train_loss"])
+                    for e in events
+                    if e.kind == "eval_epoch"
+                ],
             }
         return out
     finally:
@@ -78,7 +83,12 @@ def results(db: Path) -> dict:
 
 
 def nasmix_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from nasmix.cli import main; sys.exit(main(sys.argv[1:]))", *args]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from nasmix.cli import main; sys.exit(main(sys.argv[1:]))",
+        *args,
+    ]
 
 
 @pytest.mark.slow
@@ -87,8 +97,12 @@ def test_sigkilled_study_resumes_to_the_uninterrupted_result(tmp_path):
     full = write_study(tmp_path, "full", epochs=5)
     subprocess.run(nasmix_cmd("study", str(full), "--quiet"), check=True, env=env, capture_output=True)
     killed = write_study(tmp_path, "killed", epochs=5)
-    proc = subprocess.Popen(nasmix_cmd("study", str(killed), "--quiet"), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        nasmix_cmd("study", str(killed), "--quiet"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     db = tmp_path / "killed.db"
     deadline = time.time() + 300
     victim = None
@@ -97,7 +111,11 @@ def test_sigkilled_study_resumes_to_the_uninterrupted_result(tmp_path):
             try:
                 store = Store(db, readonly=True)
                 ended = {e.cell for e in store.events(kind="finished")}
-                mid = [e.cell for e in store.events(kind="eval_epoch") if e.data["epoch"] == 2 and e.cell not in ended]
+                mid = [
+                    e.cell
+                    for e in store.events(kind="eval_epoch")
+                    if e.data["epoch"] == 2 and e.cell not in ended
+                ]
                 store.close()
             except Exception:  # the store is being created: try again
                 ended, mid = set(), []
@@ -185,10 +203,19 @@ def test_out_of_memory_fails_one_cell_and_the_study_goes_on(tmp_path, monkeypatc
     [
         ("[study]\nspaces=['nb201']\nstrategies=['random']\nfoo=1\n", "key of [study] 'foo'"),
         ("[study]\nspaces=['nb2O1']\nstrategies=['random']\n", "unknown space 'nb2O1'. Did you mean 'nb201'"),
-        ("[study]\nspaces=['nb201']\nstrategies=['random']\n[search]\nepochs=0\n", "search.epochs must be > 0"),
-        ("[study]\nspaces=['nb201']\nstrategies=['random']\n[eval]\npreset='slow'\n", "unknown eval preset 'slow'"),
+        (
+            "[study]\nspaces=['nb201']\nstrategies=['random']\n[search]\nepochs=0\n",
+            "search.epochs must be > 0",
+        ),
+        (
+            "[study]\nspaces=['nb201']\nstrategies=['random']\n[eval]\npreset='slow'\n",
+            "unknown eval preset 'slow'",
+        ),
         ("[study]\nspaces=['nb201']\nstrategies=['random']\n[searhc]\n", "unknown study table 'searhc'"),
-        ("[study]\nspaces=['nb201']\nstrategies=['random']\n[estimator.train]\nepoch=3\n", "Did you mean 'epochs'"),
+        (
+            "[study]\nspaces=['nb201']\nstrategies=['random']\n[estimator.train]\nepoch=3\n",
+            "Did you mean 'epochs'",
+        ),
         ("[study\n", "not valid TOML"),
     ],
 )
@@ -230,13 +257,22 @@ def test_ray_backend(tmp_path, ray_local):
 def test_grid_gives_oneshot_one_cell_and_skips_what_makes_no_sense():
     from nasmix.config import study_from_dict
 
-    cfg = study_from_dict({"study": {"spaces": ["nb201", "chain"], "strategies": ["gdas", "random"],
-                                     "estimators": ["train", "tabular"], "seeds": [0, 1]}})  # fmt: skip
+    cfg = study_from_dict(
+        {
+            "study": {
+                "spaces": ["nb201", "chain"],
+                "strategies": ["gdas", "random"],
+                "estimators": ["train", "tabular"],
+                "seeds": [0, 1],
+            }
+        }
+    )
     cells, dropped = expand(cfg)
     labels = sorted(c.label for c in cells)
     assert len(cells) == 10 and len({c.id for c in cells}) == 10
     assert sum(1 for c in cells if c.strategy == "gdas") == 4 and all(
-        c.estimator == "supernet" for c in cells if c.strategy == "gdas")  # fmt: skip
+        c.estimator == "supernet" for c in cells if c.strategy == "gdas"
+    )
     assert "chain / random / tabular / cifar10 / seed 0" not in labels
     assert dropped == ["chain x random x tabular: estimator tabular works only on nb201"]
     again, _ = expand(cfg)
@@ -279,8 +315,15 @@ class _Kill(BaseException):
     """Stands for SIGKILL at one event: the event is not stored."""
 
 
-def _run_cell_killed_at(tmp_path: Path, name: str, kill_key: str | None, epochs: int = 3, eval_extra: str = "",
-                        extra: str = "", text=None) -> tuple[str, dict, Store, str]:  # fmt: skip
+def _run_cell_killed_at(
+    tmp_path: Path,
+    name: str,
+    kill_key: str | None,
+    epochs: int = 3,
+    eval_extra: str = "",
+    extra: str = "",
+    text=None,
+) -> tuple[str, dict, Store, str]:
     """Run the first cell of a study, 'killed' when it emits kill_key, then resumed; its end kind and data."""
     from nasmix.study.run import Resume, run_cell
 
@@ -312,7 +355,9 @@ def _same_results(a: dict, b: dict) -> None:
 
 
 @pytest.mark.parametrize("epochs,kill", [(3, "eval/epoch/3"), (1, "eval/epoch/1")])
-def test_killed_between_a_checkpoint_and_its_event_resumes_to_the_uninterrupted_result(tmp_path, epochs, kill):
+def test_killed_between_a_checkpoint_and_its_event_resumes_to_the_uninterrupted_result(
+    tmp_path, epochs, kill
+):
     """The checkpoint of the last epoch was written but its event never reached the store."""
     kind, full, _, _ = _run_cell_killed_at(tmp_path, "full", None, epochs=epochs)
     kind2, resumed, store, cell = _run_cell_killed_at(tmp_path, "killed", kill, epochs=epochs)
@@ -333,7 +378,9 @@ def test_capped_eval_killed_before_its_end_resumes_to_the_same_cap(tmp_path):
 
 def test_gpu_second_caps_apply_on_a_device_without_cuda_events(tmp_path):
     """On a CPU there are no CUDA events: a GPU-seconds cap counts the device's wall seconds."""
-    kind, end, store, cell = _run_cell_killed_at(tmp_path, "g", None, epochs=4, eval_extra="max_gpu_seconds = 1e-6")
+    kind, end, store, cell = _run_cell_killed_at(
+        tmp_path, "g", None, epochs=4, eval_extra="max_gpu_seconds = 1e-6"
+    )
     assert kind == "projected" and end["epochs_done"] == 1
     capped = lambda t: t.replace("candidates = 2", "candidates = 5\nmax_gpu_seconds = 1e-6")  # noqa: E731
     kind, end, store, cell = _run_cell_killed_at(tmp_path, "h", None, epochs=1, text=capped)
@@ -364,10 +411,12 @@ def test_discrete_search_gpu_cap_counts_the_candidates_gpu_seconds(tmp_path, mon
 
 def test_fewshot_search_cap_projects_over_all_its_supernet_epochs(tmp_path):
     def fewshot(text):
-        text = text.replace('strategies = ["random"]', 'strategies = ["fewshot"]').replace('spaces = ["nb201", "chain"]',
-                                                                                         'spaces = ["chain"]')  # fmt: skip
+        text = text.replace('strategies = ["random"]', 'strategies = ["fewshot"]').replace(
+            'spaces = ["nb201", "chain"]', 'spaces = ["chain"]'
+        )
         return text.replace("candidates = 2", "epochs = 2\nmax_seconds = 1e-6") + (
-            '\n[strategy.fewshot]\nbase = "gdas"\nwarmup = 0.0\n')  # fmt: skip
+            '\n[strategy.fewshot]\nbase = "gdas"\nwarmup = 0.0\n'
+        )
 
     _kind, _end, store, cell = _run_cell_killed_at(tmp_path, "f", None, epochs=1, text=fewshot)
     events = store.events(cell)
@@ -405,8 +454,8 @@ def test_a_user_error_in_a_worker_stops_the_study_and_leaves_the_cell_resumable(
         ("seeds = 1.5", "seeds must be"),
         ("seeds = [-1]", "seeds must be"),
         ("seeds = [18446744073709551616]", "seeds must be"),
-        ('spaces = 3', "spaces must be"),
-        ('spaces = [1]', "spaces must be"),
+        ("spaces = 3", "spaces must be"),
+        ("spaces = [1]", "spaces must be"),
         ('device = "cdua"', "device"),
         ('device = "cuda:x"', "device"),
     ],
@@ -416,7 +465,9 @@ def test_bad_axis_values_exit_2(tmp_path, capsys, line, message):
     path = tmp_path / "bad.toml"
     body = {"seeds": "seeds = [0]", "spaces": "spaces = ['nb201']", "device": 'device = "cpu"'}
     body[key] = line
-    path.write_text(f"[study]\nstore='{tmp_path / 'bad.db'}'\nstrategies=['random']\n" + "\n".join(body.values()))
+    path.write_text(
+        f"[study]\nstore='{tmp_path / 'bad.db'}'\nstrategies=['random']\n" + "\n".join(body.values())
+    )
     assert main(["study", str(path)]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "bad.db").exists()
@@ -439,9 +490,32 @@ def test_cuda_device_without_a_gpu_exits_2_before_the_store_exists(tmp_path, cap
 
 
 def test_run_with_checkpoint_every_0_never_checkpoints(tmp_path, capsys):
-    argv = ["run", "--space", "chain", "--strategy", "random", "--estimator", "zero_cost", "--dataset", "synthetic",
-            "--candidates", "1", "--search-size", "tiny", "--eval-epochs", "1", "--eval-size", "tiny",
-            "--checkpoint-every", "0", "--device", "cpu", "--store", str(tmp_path / "r.db"), "--quiet"]  # fmt: skip
+    argv = [
+        "run",
+        "--space",
+        "chain",
+        "--strategy",
+        "random",
+        "--estimator",
+        "zero_cost",
+        "--dataset",
+        "synthetic",
+        "--candidates",
+        "1",
+        "--search-size",
+        "tiny",
+        "--eval-epochs",
+        "1",
+        "--eval-size",
+        "tiny",
+        "--checkpoint-every",
+        "0",
+        "--device",
+        "cpu",
+        "--store",
+        str(tmp_path / "r.db"),
+        "--quiet",
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     assert Store(tmp_path / "r.db", readonly=True).events(kind="finished")
     assert not list((tmp_path / "r.db.files").rglob("*.pt"))

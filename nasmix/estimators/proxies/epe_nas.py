@@ -31,7 +31,8 @@ def epe_nas(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> flo
 
     Example:
         >>> net = nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 3))
-        >>> epe_nas(net, torch.randn(6, 3, 2, 2), torch.tensor([0, 1, 2, 0, 1, 2]), Task("t", 3, (3, 2, 2))) >= 0
+        >>> x, y = torch.randn(6, 3, 2, 2), torch.tensor([0, 1, 2, 0, 1, 2])
+        >>> epe_nas(net, x, y, Task("t", 3, (3, 2, 2))) >= 0
         True
     """
     jac = input_jacobian(net, x)
@@ -39,7 +40,9 @@ def epe_nas(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> flo
     scores = []
     for c in torch.unique(y).tolist():
         rows = jac[y == c]
-        corr = corrcoef_rows(rows) if len(rows) > 1 else torch.ones(1, 1, dtype=torch.float64, device=jac.device)
+        corr = (
+            corrcoef_rows(rows) if len(rows) > 1 else torch.ones(1, 1, dtype=torch.float64, device=jac.device)
+        )
         s = torch.log(corr.abs() + K).sum()
         scores.append(s / len(corr) if classes > 100 else s)
     s = torch.stack(scores)

@@ -11,7 +11,9 @@ from nasmix.estimators.proxies.base import loss_backward, proxy, total, weight_l
 
 @proxy("fisher")
 def fisher(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
-    """Fisher (Theis et al. 2018; Turner et al. 2020; Abdelfattah et al. 2021): sum of 0.5 mean_n (a . dL/da)^2 per channel.
+    """Fisher (Theis et al. 2018; Turner et al. 2020; Abdelfattah et al. 2021).
+
+    The sum of 0.5 mean_n (a . dL/da)^2 per channel.
 
     For the output activation a of every convolution and linear layer and
     the gradient g of the batch's cross-entropy with respect to it, each

@@ -28,7 +28,8 @@ def grasp(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float
     Example:
         >>> import math
         >>> net = nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 3))
-        >>> math.isfinite(grasp(net, torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 0]), Task("t", 3, (3, 2, 2))))
+        >>> x, y = torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 0])
+        >>> math.isfinite(grasp(net, x, y, Task("t", 3, (3, 2, 2))))
         True
     """
     weights = [m.weight for m in weight_layers(net)]

@@ -29,7 +29,8 @@ def nwot(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
     Example:
         >>> import math
         >>> net = nn.Sequential(nn.Flatten(), nn.Linear(12, 64), nn.ReLU(), nn.Linear(64, 3))
-        >>> math.isfinite(nwot(net, torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 0]), Task("t", 3, (3, 2, 2))))
+        >>> x, y = torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 0])
+        >>> math.isfinite(nwot(net, x, y, Task("t", 3, (3, 2, 2))))
         True
     """
     k = torch.zeros(len(x), len(x), dtype=torch.float64, device=x.device)

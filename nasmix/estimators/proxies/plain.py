@@ -24,7 +24,8 @@ def plain(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float
     Example:
         >>> import math
         >>> net = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
-        >>> math.isfinite(plain(net, torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 0]), Task("t", 3, (3, 2, 2))))
+        >>> x, y = torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 0])
+        >>> math.isfinite(plain(net, x, y, Task("t", 3, (3, 2, 2))))
         True
     """
     loss_backward(net, x, y)

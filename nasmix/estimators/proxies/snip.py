@@ -29,4 +29,6 @@ def snip(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
         True
     """
     loss_backward(net, x, y)
-    return total([(m.weight * m.weight.grad).abs().sum() for m in weight_layers(net) if m.weight.grad is not None])
+    return total(
+        [(m.weight * m.weight.grad).abs().sum() for m in weight_layers(net) if m.weight.grad is not None]
+    )

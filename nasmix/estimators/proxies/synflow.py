@@ -42,4 +42,6 @@ def synflow(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> flo
     net.zero_grad(set_to_none=True)
     ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device)
     logits_of(net(ones)).sum().backward()
-    return total([(m.weight * m.weight.grad).abs().sum() for m in weight_layers(net) if m.weight.grad is not None])
+    return total(
+        [(m.weight * m.weight.grad).abs().sum() for m in weight_layers(net) if m.weight.grad is not None]
+    )

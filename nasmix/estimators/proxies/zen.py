@@ -25,7 +25,9 @@ def _gaussian_init(net: nn.Module, gen: torch.Generator) -> None:
 
 @proxy("zen")
 def zen(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
-    """Zen-score (Lin et al. 2021, Zen-NAS): log E||f(z) - f(z + 0.01 e)||_1 + sum over BN of log sqrt(mean running var).
+    """Zen-score (Lin et al. 2021, Zen-NAS).
+
+    log E||f(z) - f(z + 0.01 e)||_1 + sum over BN of log sqrt(mean running var).
 
     The network is re-initialised as Zen-NAS does (Gaussian weights), f is
     the last feature map before global pooling, z and e are standard Gaussian
@@ -47,7 +49,8 @@ def zen(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> float:
 
     Example:
         >>> import math
-        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(64, 2))
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        ...                     nn.Flatten(), nn.Linear(64, 2))
         >>> math.isfinite(zen(net, torch.randn(2, 3, 4, 4), None, Task("t", 2, (3, 4, 4))))
         True
     """
