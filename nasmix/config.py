@@ -52,6 +52,20 @@ __all__ = [
 
 # ---- studies ------------------------------------------------------------------
 
+# DARTS's evaluation recipe (train.py of its code), shared by the presets that train this way.
+DARTS_EVAL_TRAIN: dict[str, Any] = {
+    "epochs": 600,
+    "batch_size": 96,
+    "lr": 0.025,
+    "weight_decay": 3e-4,
+    "cutout": 16,
+    "drop_path": 0.2,
+    "aux_weight": 0.4,
+    "grad_clip": 5.0,
+    "checkpoint_every": 30,
+    "eval_every": 30,
+}
+
 # Evaluation protocols. "darts": the DARTS paper's CIFAR-10 protocol (600 epochs,
 # batch 96, lr 0.025, cutout 16, drop-path 0.2, auxiliary weight 0.4, 20-cell
 # 36-channel network). "naslib": what NASLib's defaults run (the same recipe on
@@ -59,33 +73,11 @@ __all__ = [
 EVAL_PRESETS: dict[str, dict[str, Any]] = {
     "darts": {
         "size": "eval",
-        "train": {
-            "epochs": 600,
-            "batch_size": 96,
-            "lr": 0.025,
-            "weight_decay": 3e-4,
-            "cutout": 16,
-            "drop_path": 0.2,
-            "aux_weight": 0.4,
-            "grad_clip": 5.0,
-            "checkpoint_every": 30,
-            "eval_every": 30,
-        },
+        "train": DARTS_EVAL_TRAIN,
     },
     "naslib": {
         "size": "search",
-        "train": {
-            "epochs": 600,
-            "batch_size": 96,
-            "lr": 0.025,
-            "weight_decay": 3e-4,
-            "cutout": 16,
-            "drop_path": 0.2,
-            "aux_weight": 0.4,
-            "grad_clip": 5.0,
-            "checkpoint_every": 30,
-            "eval_every": 30,
-        },
+        "train": DARTS_EVAL_TRAIN,
     },
     "fast": {
         "size": "search",
