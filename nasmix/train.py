@@ -238,6 +238,7 @@ def train(
     """
     device = torch.device(device)
     timer = timer or Timer(device)
+    accel = Accel.auto(device, config.amp)  # the step's precision, chosen once per run
     cuda = device.type == "cuda"
     channels_last = config.channels_last and cuda
     model.to(device)
@@ -302,7 +303,7 @@ def train(
                 lr = cosine_lr((epoch - 1) * len(loader) + i, steps, config.lr, config.lr_min)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                with autocast(device, config.amp):
+                with accel.autocast(device):
                     out = step_fn(x)
                     logits, aux = out if isinstance(out, tuple) else (out, None)
                     loss = criterion(logits.float(), y)
@@ -347,8 +348,9 @@ def train(
             tick(clock, record)
         if callback:
             callback({"event": "epoch", **record})
-        if clock is not None and clock.stop_reason() is not None:
-            return TrainResult(history, resumed_from=start, stopped=clock.stop_reason())
+        reason = clock.stop_reason() if clock is not None else None
+        if reason is not None:
+            return TrainResult(history, resumed_from=start, stopped=reason)
     return TrainResult(history, resumed_from=start)
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import torch
 
 from nasmix import registry
+from nasmix.api import fit
 from nasmix.budget import Budget
 from nasmix.config import pick_device
 from nasmix.console import console, epoch_line, percent, progress_bar
@@ -25,7 +26,7 @@ from nasmix.flags import (
 )
 from nasmix.options import build_config
 from nasmix.timing import count_flops, count_params
-from nasmix.train import TrainConfig, train
+from nasmix.train import TrainConfig
 from nasmix.validate import (
     check_data_flags,
     check_numbers,
@@ -66,8 +67,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_output_dir(args.checkpoint_dir, "--checkpoint-dir")
     check_real(args.max_seconds, "--max-seconds")
     check_data_flags(args)
-    check_numbers(module_options(args), "", "--opt ")
-    model_spec = registry.create("model", args.model, **module_options(args).get("model", {}))
+    opts = module_options(args)
+    check_numbers(opts, "", "--opt ")
+    model_spec = registry.create("model", args.model, **opts.get("model", {}))
     config = dataclass_from_flags(args, TrainConfig, base=getattr(model_spec, "recipe", None))
     if args.checkpoint_dir and not config.checkpoint_every and args.checkpoint_every is None:
         config = dataclasses.replace(config, checkpoint_every=1)  # a checkpoint folder is for resuming
@@ -94,17 +96,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             else:
                 console.print(epoch_line(event, config.epochs))
 
-        clock = budget.clock(timer=None, total=config.epochs) if budget is not None else None
-        result = train(
+        result = fit(
             net,
-            data.train,
-            data.task,
+            data,
             config,
-            device,
-            test=data.test,
+            device=args.device,
             checkpoint_dir=args.checkpoint_dir,
+            budget=budget,
             callback=on_event,
-            clock=clock,
         )
     final = result.final
     if result.stopped:

@@ -86,9 +86,12 @@ class ZeroCost(Estimator):
 
     def __init__(self, config: Config = Config()):
         self.config = config
-        self.proxy = registry.get("proxy", config.proxy).obj
-        # Searches maximise: a proxy where lower is better is negated.
-        self.sign = 1.0 if getattr(self.proxy, "higher_is_better", True) else -1.0
+        fn = registry.get("proxy", config.proxy).obj
+        # Searches maximise: a proxy where lower is better is negated (the registered wrapper says which).
+        self.sign = 1.0 if getattr(fn, "higher_is_better", True) else -1.0
+        # Each candidate's network is built for its one call and then dropped, so the wrapper's
+        # save-and-restore of its weights (proxies.base.network_kept) would be timed work for nothing.
+        self.proxy = getattr(fn, "__wrapped__", fn)
         self.seed = 0
         self._batch: tuple[object, torch.Tensor, torch.Tensor] | None = None  # (data, x, y)
 

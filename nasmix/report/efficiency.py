@@ -78,11 +78,6 @@ def accuracy_at(curve: Curve, t_h: float) -> float | None:
     return out
 
 
-def reach_time(curve: Curve, accuracy: float) -> float | None:
-    """The first checkpoint's time (hours) whose top-1 is at least `accuracy`; None if none."""
-    return next((x for x, y in checkpoints(curve) if y >= accuracy), None)
-
-
 def budget_grid(start_h: float, budget_h: float, points: int = GRID_POINTS) -> tuple[float, ...]:
     """`points` budgets spaced evenly in log time from `start_h` to `budget_h` (both included).
 
@@ -189,7 +184,7 @@ def _score_group(group: Sequence[CellMetrics], curves: Mapping[str, Curve]) -> d
             note, gain, per_h = _gain(m, c, top1, base)
             fields.update(
                 top1_at_budget=top1,
-                reach_h=reach_time(c, top1),
+                reach_h=time_to_target(c, top1),
                 pareto_layer=layers.get(m.id),
                 baseline=note,
                 gain_vs_random=gain,

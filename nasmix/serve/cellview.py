@@ -33,6 +33,7 @@ from nasmix import registry
 from nasmix.report import metrics
 from nasmix.report.content import describe_arch
 from nasmix.study.schema import CellRecord
+from nasmix.validate import is_real
 
 SEARCH_EPOCH_FIELDS = (
     "epoch",
@@ -78,7 +79,7 @@ SKIP_EXTRA = ("arch_probs", "arch_ops", "v", "arch")
 
 
 def _num(value) -> float | int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_real(value):
         return None
     return value
 

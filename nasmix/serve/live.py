@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -93,20 +94,8 @@ def extend(rec: CellRecord, new: list[EventRecord]) -> CellRecord:
     events = rec.events + tuple(e for e in new if e.seq > last)
     end = next((e.kind for e in events if e.key == "end" and e.kind in END_STATES), None)
     state = cell_state(end, bool(events))
-    return CellRecord(
-        rec.id,
-        rec.label,
-        rec.space,
-        rec.strategy,
-        rec.estimator,
-        rec.dataset,
-        rec.seed,
-        state,
-        rec.settings,
-        events,
-        rec.estimator_kind,
-        rec.study,
-    )
+    # a fresh key index: the old record's would miss the new events
+    return dataclasses.replace(rec, state=state, events=events, _by_key={})
 
 
 def check_store_file(path: str | os.PathLike) -> Path:

@@ -37,6 +37,7 @@ from typing import Any
 
 from nasmix.events import END_STATES
 from nasmix.study.schema import CellRecord, EventRecord
+from nasmix.validate import is_real
 
 PHASES = ("pending", "search", "eval", "ended")
 
@@ -86,7 +87,7 @@ def _setting(rec: CellRecord, *path: str):
 
 
 def _number(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return float(value) if is_real(value) else None
 
 
 def _attempts(events: Sequence[EventRecord]) -> list[list[EventRecord]]:

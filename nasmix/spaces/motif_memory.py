@@ -179,17 +179,17 @@ class MemoryPlanner:
         Returns:
             One flag per cell, in order.
         """
+        cells = len(self.macro.cell_widths())
+        if not any(computes_many(ctx, f"motif{m}") for m in range(self.motifs)):
+            # one op per edge (sampled mode): nothing worth recomputing, and no estimate needed;
+            # not cached, since a sampled search's active ops differ on nearly every step
+            self.last = Estimate((0,) * cells, (0,) * cells, int(x.shape[0]), None, (False,) * cells)
+            return self.last.plan
         key = (tuple(x.shape), str(x.device), self._signature(ctx))
         if key in self._plans:
             self.last = self._plans[key]
             return self.last.plan
         first, cell_active = self.cell_first, None if ctx.active is None else ctx.active["cell"]
-        cells = len(self.macro.cell_widths())
-        if not any(computes_many(ctx, f"motif{m}") for m in range(self.motifs)):
-            # one op per edge (sampled mode): nothing worth recomputing, and no estimate needed
-            self.last = Estimate((0,) * cells, (0,) * cells, int(x.shape[0]), None, (False,) * cells)
-            self._plans[key] = self.last
-            return self.last.plan
         kept, recomputed = [], []
         for c, h, w in self.cell_shapes(tuple(x.shape)):
             full = outs = inside = 0

@@ -159,14 +159,14 @@ def build_supernet(
     partial: int,
     seed: int,
     log: Log,
-    accel: Accel | None = None,
+    accel: Accel,
     batch: int | None = None,
 ) -> tuple[Supernet, int]:
     """The space's supernet with PC-DARTS's K = `partial`, or the largest K below it
     that divides the space's channels (logged as a "partial_fallback" event).
 
     Args:
-        accel: the hot loop's settings (channels_last); None: `Accel.auto` for the data's device.
+        accel: the hot loop's settings (channels_last, grouped convolutions, memory budget).
         batch: the search batch: plan the memory for it (nasmix.spaces.memory: cells are
             checkpointed when the step would not fit; a `MemoryPlanned` event says so).
 
@@ -192,7 +192,6 @@ def build_supernet(
                 )
             )
         net.to(data.device)
-        accel = accel or Accel.auto(data.device)
         if accel.channels_last:
             net.to(memory_format=torch.channels_last)
         net.grouped_convs = accel.grouped_convs

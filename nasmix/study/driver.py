@@ -149,6 +149,7 @@ def run_study(
 
         queue = CellQueue(store, lease, todo, on_wait=waiting)
         lost: set[str] = set()
+        ends: dict[str, End] = {}  # each cell's End as this driver wrote it, for the finished line
         with lease, progress_bar(quiet) as bar:
             study_task = bar.add_task("cells", total=len(cells), completed=summary.skipped)
             phase_task = bar.add_task("phase", total=None)
@@ -160,6 +161,8 @@ def run_study(
                     event = dataclasses.replace(event, extra={**event.extra, "worker": lease.worker})
                 try:
                     store.append(cell_id, key, event, worker=lease.worker)
+                    if isinstance(event, End):
+                        ends[cell_id] = event
                 except LeaseLost as err:
                     lost.add(cell_id)
                     console.print(f"[yellow]{err}; another driver runs it now[/yellow]")
@@ -177,7 +180,7 @@ def run_study(
                     console.print(f"{state:>10}  {cell.label}")
                     return
                 bar.advance(study_task)
-                end = store.record(cell.id).first(End)
+                end = ends.get(cell.id) or store.record(cell.id).first(End)
                 detail = "" if end is None else end.reason or ""
                 if end is not None and end.test_top1 is not None:
                     detail = f"top-1 {100 * end.test_top1:.2f}%"

@@ -32,11 +32,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from nasmix.errors import ConfigError
 from nasmix.study.rows import Claim
 from nasmix.study.run import Resume
 from nasmix.study.schema import CellSpec
 from nasmix.study.store import Store
+from nasmix.validate import check_real
 
 DEFAULT_TIMEOUT = 60.0  # seconds without a heartbeat after which a lease may be taken over
 _HOST = socket.gethostname()
@@ -81,11 +81,7 @@ def check_timeout(timeout: float | None) -> float:
     Raises:
         ConfigError: not a positive, finite number of seconds.
     """
-    if timeout is None:
-        return DEFAULT_TIMEOUT
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
-        raise ConfigError(f"the lease timeout must be a positive number of seconds, got {timeout!r}")
-    return float(timeout)
+    return DEFAULT_TIMEOUT if timeout is None else float(check_real(timeout, "the lease timeout"))
 
 
 class Lease:

@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import zlib
@@ -26,7 +25,8 @@ from dataclasses import dataclass
 
 from nasmix.errors import NasmixError
 from nasmix.events import END_STATES, End
-from nasmix.study.schema import CellRecord, EventRecord, cell_state, estimator_kind
+from nasmix.study.schema import CellRecord, EventRecord, cell_state, config_id, estimator_kind
+from nasmix.validate import is_real
 
 CELL_ID = re.compile(r"[0-9a-f]{12}")  # a cell id: the first 12 hex digits of its config's SHA-256
 RESCUE = (
@@ -91,7 +91,7 @@ def end_problem(end: End) -> str | None:
     """What is impossible in an end event's figures (a report prints them as results)."""
     for name in ("test_top1", "test_top5"):
         value = getattr(end, name)
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        number = is_real(value)
         if value is not None and not (number and 0 <= value <= 1):
             return f"{name} is {value!r}, not an accuracy in [0, 1]"
     for name in ("epochs_done", "epochs", "params", "flops"):
@@ -112,7 +112,7 @@ def cell_problem(row: tuple) -> str | None:
         body = json.loads(config)
     except ValueError:
         return f"cell {id_}'s config is not JSON"
-    if hashlib.sha256(config.encode()).hexdigest()[:12] != id_:
+    if config_id(config) != id_:
         return f"cell {id_}'s config does not hash to its id (it was changed)"
     columns = dict(space=space, strategy=strategy, estimator=estimator, dataset=dataset, seed=seed)
     if not isinstance(body, dict) or any(body.get(k) != v for k, v in columns.items()):

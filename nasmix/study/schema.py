@@ -57,6 +57,11 @@ ONESHOT_ESTIMATOR = "supernet"
 STATES = ("pending", "running") + END_STATES
 
 
+def config_id(text: str) -> str:
+    """A cell's id: the first 12 hexadecimal digits of its config JSON's SHA-256."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 @dataclass(frozen=True)
 class ModuleOptions:
     """The options a cell gives its modules (as the study file wrote them).
@@ -109,7 +114,7 @@ class CellSpec:
     @functools.cached_property
     def id(self) -> str:
         """A stable 12-character hash of the cell's whole configuration."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+        return config_id(self.to_json())
 
     @property
     def label(self) -> str:

@@ -405,9 +405,10 @@ class Store:
             "DELETE FROM claims WHERE worker = ? AND cell = ? AND NOT EXISTS "
             "(SELECT 1 FROM events WHERE events.cell = claims.cell AND key = 'end')"
         )
+        keep = None if cells is None else set(cells)
         with self._transaction() as db:
             ids = [r[0] for r in db.execute("SELECT cell FROM claims WHERE worker = ?", (worker,))]
-            db.executemany(sql, [(worker, c) for c in ids if cells is None or c in set(cells)])
+            db.executemany(sql, [(worker, c) for c in ids if keep is None or c in keep])
 
     def claims(self) -> list[Claim]:
         """Every lease held or last held, per cell (empty for a store made before leases)."""
@@ -507,11 +508,6 @@ class Store:
             more = f" and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN else ""
             raise StoreError(f"store {self.path} is corrupt: {'; '.join(problems[:_SHOWN])}{more}. {RESCUE}")
 
-    def keys(self, cell: str) -> set[str]:
-        """The event keys a cell has."""
-        with self._reading() as db:
-            return {r[0] for r in db.execute("SELECT key FROM events WHERE cell = ?", (cell,))}
-
     def state(self, cell: str) -> str:
         """pending, running, finished, failed or projected."""
         with self._reading() as db:
@@ -522,12 +518,6 @@ class Store:
                 f"store {self.path} is corrupt: cell {cell}'s end event has kind {end[0]!r}. {RESCUE}"
             )
         return cell_state(end[0] if end else None, started is not None)
-
-    def pending(self, cells: Iterable[CellSpec]) -> list[CellSpec]:
-        """The cells without an end event (never started, or interrupted)."""
-        cells = list(cells)
-        ended = self.ended(c.id for c in cells)
-        return [c for c in cells if c.id not in ended]
 
 
 def _where(**columns: str | None) -> tuple[str, tuple]:
