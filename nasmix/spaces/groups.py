@@ -47,7 +47,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from nasmix.spaces.ops import DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero, depthwise
+from nasmix.spaces.ops import (
+    DilConv,
+    FactorizedReduce,
+    ReLUConvBN,
+    SepConv,
+    Zero,
+    depthwise,
+    pointwise,
+)
 
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 
@@ -216,7 +224,9 @@ def _one(shared: _Shared, kind: _Kind, op: Any) -> torch.Tensor:
     if kind.how == "fr":
         if shared._shifted is None:
             shared._shifted = shared.shifted(shared.relu)
-        return op.bn(torch.cat([op.conv1(shared.relu), op.conv2(shared._shifted)], dim=1))
+        y1 = pointwise(shared.relu, op.conv1.weight, 2, module=op.conv1)
+        y2 = pointwise(shared._shifted, op.conv2.weight, 2, module=op.conv2)
+        return op.bn(torch.cat([y1, y2], dim=1))
     return op(shared.x)
 
 
@@ -281,8 +291,8 @@ class _Grouped:
         elif kind.how == "rcb":
             y = self.bn(self.conv(s.rep, [o.op[1] for o in ops]), [o.op[2] for o in ops])
         elif kind.how == "fr":
-            y1 = self.conv(s.rep, [o.conv1 for o in ops])
-            y2 = self.conv(s.shifted(s.rep), [o.conv2 for o in ops])
+            y1 = pointwise(s.rep, _cat([o.conv1.weight for o in ops]), 2, self.n)
+            y2 = pointwise(s.shifted(s.rep), _cat([o.conv2.weight for o in ops]), 2, self.n)
             y = torch.cat([y1.unflatten(1, (self.n, -1)), y2.unflatten(1, (self.n, -1))], dim=2).flatten(1, 2)
             y = self.bn(y, [o.bn for o in ops])
         else:

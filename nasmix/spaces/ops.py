@@ -154,8 +154,57 @@ class SepConv(nn.Module):
         return self.op(x)
 
 
+ONEDNN_NARROW = 16  # input channels per group below which `pointwise` avoids oneDNN on a CPU
+
+
+def _nchw(t: torch.Tensor) -> bool:
+    """Whether t's strides are exactly the row-major ones (is_contiguous ignores size-1 dims)."""
+    expected, step = [], 1
+    for size in reversed(t.shape):
+        expected.append(step)
+        step *= size
+    return list(t.stride()) == expected[::-1]
+
+
+def pointwise(
+    x: torch.Tensor, weight: torch.Tensor, stride: int, groups: int = 1, module: nn.Module | None = None
+) -> torch.Tensor:
+    """A 1x1 convolution without bias (`module(x)`, or `F.conv2d` of `weight`), right on every CPU.
+
+    On a CPU, oneDNN's weight gradient of a strided 1x1 convolution with few input channels and
+    a channels_last input or weight is wrong: measured with PyTorch 2.14.1 on an AVX2 AMD EPYC
+    (no AVX-512) against a float64 reference, a FactorizedReduce of 2 to 6 channels gets weight
+    gradients 13% to 2,000% off, and the kernel writes past its buffers (glibc aborts the process
+    a few calls later: "corrupted size vs. prev_size"). With every tensor in NCHW, and from 8
+    channels on, it was exact. So on a CPU, an input of fewer than 16 channels per group with
+    anything not in NCHW (a supernet on a CPU runs channels_last, nasmix.accel) is reduced as a
+    matrix product over the channels of every `stride`-th pixel: the same sums, on narrow inputs
+    only (partial-channel supernets), where the cost is small. Elsewhere it is the convolution,
+    through `module` when given (its forward hooks, e.g. the FLOPs proxy's, see it).
+
+    Example:
+        >>> x, w = torch.randn(2, 4, 8, 8), torch.randn(6, 2, 1, 1)
+        >>> y = pointwise(x.contiguous(memory_format=torch.channels_last), w, stride=2, groups=2)
+        >>> torch.allclose(y, torch.nn.functional.conv2d(x, w, None, 2, 0, 1, 2), atol=1e-6), y.shape
+        (True, torch.Size([2, 6, 4, 4]))
+    """
+    c = x.shape[1]
+    narrow = x.device.type == "cpu" and c // groups < ONEDNN_NARROW
+    if not narrow or (_nchw(x) and _nchw(weight)):
+        return module(x) if module is not None else F.conv2d(x, weight, None, stride, 0, 1, groups)
+    xs = x[:, :, ::stride, ::stride]  # the pixels a 1x1 kernel at this stride reads (padding 0)
+    n, _, h, w = xs.shape
+    y = torch.einsum(
+        "goc,ngchw->ngohw", weight.reshape(groups, -1, c // groups), xs.reshape(n, groups, -1, h, w)
+    )
+    return y.reshape(n, -1, h, w)
+
+
 class FactorizedReduce(nn.Module):
-    """Halve the resolution without losing pixels: two offset 1x1 stride-2 convolutions, concatenated."""
+    """Halve the resolution without losing pixels: two offset 1x1 stride-2 convolutions, concatenated.
+
+    Its convolutions run through `pointwise` (a narrow input on a CPU avoids a oneDNN bug).
+    """
 
     def __init__(self, c_in: int, c_out: int, affine: bool = True):
         super().__init__()
@@ -167,7 +216,9 @@ class FactorizedReduce(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
         shifted = nn.functional.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))  # keeps odd sizes aligned
-        return self.bn(torch.cat([self.conv1(x), self.conv2(shifted)], dim=1))
+        y1 = pointwise(x, self.conv1.weight, 2, module=self.conv1)
+        y2 = pointwise(shifted, self.conv2.weight, 2, module=self.conv2)
+        return self.bn(torch.cat([y1, y2], dim=1))
 
 
 class ConvBNReLU(nn.Module):

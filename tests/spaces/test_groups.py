@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nasmix import registry
-from nasmix.spaces.ops import DilConv, depthwise
+from nasmix.spaces.ops import DilConv, FactorizedReduce, depthwise
 from nasmix.testing import TINY_TASK
 
 
@@ -67,6 +67,24 @@ def test_dilated_depthwise_gradients_match_the_convolution():
         want = torch.autograd.grad(op.op[1](x), [x, op.op[1].weight], g)
         for a, b in zip(got, want):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [2, 4, 16])
+def test_factorized_reduce_gradients_are_right_in_channels_last(channels):
+    """A narrow FactorizedReduce (partial-channel supernets make 2 to 4 channels) fed channels_last, as
+    a CPU search feeds it: its weight gradients match a float64 NCHW reference. oneDNN's own weight
+    gradient of a narrow 1x1 stride-2 convolution is wrong on AVX2 CPUs (ops.pointwise)."""
+    torch.manual_seed(0)
+    op = FactorizedReduce(channels, channels, affine=False)
+    ref = copy.deepcopy(op).double()
+    x = torch.randn(16, channels, 8, 8)
+    g = torch.randn(16, channels, 4, 4)
+    got = torch.autograd.grad(
+        op(x.contiguous(memory_format=torch.channels_last)), [op.conv1.weight, op.conv2.weight], g
+    )
+    want = torch.autograd.grad(ref(x.double()), [ref.conv1.weight, ref.conv2.weight], g.double())
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
 
 
 @pytest.mark.parametrize("space", ["darts", "nb201"])
