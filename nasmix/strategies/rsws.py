@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,15 +147,26 @@ class Rsws(OneShot):
         return False
 
     def begin_epoch(self, state: SearchState, epoch: int, log: Log) -> dict:
-        state.extra["path_rng"] = np.random.default_rng(epoch_seed(state.seed, epoch) + 3)
+        """Draws the epoch's paths up front: their one-hot weights reach the device in one copy
+        per epoch, not one per step (a copy from pageable host memory waits for the device)."""
+        rng = np.random.default_rng(epoch_seed(state.seed, epoch) + 3)
+        archs = [state.space.sample(rng) for _ in range(len(state.train))]
+        if archs:
+            rows = [state.space.arch_weights(a) for a in archs]
+            stacked = {g: torch.stack([r[g] for r in rows]).to(state.device) for g in rows[0]}
+            state.extra["paths"] = deque(
+                (a, {g: w[i] for g, w in stacked.items()}) for i, a in enumerate(archs)
+            )
+        state.extra["path_rng"] = rng  # past the drawn paths: a step beyond them draws on, in order
         return {}
 
     def drive(self, state: SearchState, for_arch: bool) -> Drive:
-        rng = state.extra.setdefault("path_rng", np.random.default_rng(state.seed))
-        arch = state.space.sample(rng)
-        weights = {
-            g: w.to(state.device, non_blocking=True) for g, w in state.space.arch_weights(arch).items()
-        }
+        paths: deque = state.extra.setdefault("paths", deque())
+        if paths:
+            arch, weights = paths.popleft()
+        else:
+            arch = state.space.sample(state.extra.setdefault("path_rng", np.random.default_rng(state.seed)))
+            weights = {g: w.to(state.device) for g, w in state.space.arch_weights(arch).items()}
         return Drive(
             weights, state.space.active(arch), unit_weights=True
         )  # one-hot path weights, no gradient

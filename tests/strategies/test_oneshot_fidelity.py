@@ -316,3 +316,24 @@ def test_fewshot_split_edge_gets_no_architecture_gradient():
     grad = state.alphas["cell"].grad
     assert (grad[0] == 0).all() and (grad[1:] != 0).any()
     assert strategy.decode(state).genotype[0] == "nor_conv_3x3"
+
+
+def test_rsws_draws_an_epochs_paths_up_front():
+    """RS-WS's steps copy no path to the device: begin_epoch drew the epoch's paths into one tensor
+    per group (one copy), the same paths, in the same order, as drawing one per step from the
+    epoch's generator; a step beyond them draws on from that generator."""
+    from nasmix.train import epoch_seed
+
+    strategy, state = _prepared("rsws")
+    steps = len(state.train)
+    assert steps > 1
+    rng = np.random.default_rng(epoch_seed(state.seed, 1) + 3)
+    expected = [state.space.sample(rng) for _ in range(steps + 1)]
+    drives = [strategy.drive(state, for_arch=False) for _ in range(steps + 1)]
+    assert [d.active for d in drives] == [state.space.active(a) for a in expected]
+    for d, arch in zip(drives, expected):
+        for g, w in state.space.arch_weights(arch).items():
+            assert torch.equal(d.weights[g], w)
+    storages = {d.weights["cell"].untyped_storage().data_ptr() for d in drives[:steps]}
+    assert len(storages) == 1  # views of the epoch's one tensor: no tensor made per step
+    assert drives[-1].weights["cell"].untyped_storage().data_ptr() not in storages
