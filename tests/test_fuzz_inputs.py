@@ -48,7 +48,7 @@ def _reached(*args, **kwargs):
 STUBS = [
     "nasmix.commands.study.run_study",
     "nasmix.commands.run.run_study",
-    "nasmix.commands.train.train",
+    "nasmix.commands.train.fit",
     "nasmix.commands.search.search",
     "nasmix.commands.export.export_arch",
     "nasmix.commands.serve.serve",

@@ -224,9 +224,7 @@ def _one(shared: _Shared, kind: _Kind, op: Any) -> torch.Tensor:
     if kind.how == "fr":
         if shared._shifted is None:
             shared._shifted = shared.shifted(shared.relu)
-        y1 = pointwise(shared.relu, op.conv1.weight, 2, module=op.conv1)
-        y2 = pointwise(shared._shifted, op.conv2.weight, 2, module=op.conv2)
-        return op.bn(torch.cat([y1, y2], dim=1))
+        return op.bn(torch.cat([op.conv1(shared.relu), op.conv2(shared._shifted)], dim=1))
     return op(shared.x)
 
 

@@ -166,10 +166,8 @@ def _nchw(t: torch.Tensor) -> bool:
     return list(t.stride()) == expected[::-1]
 
 
-def pointwise(
-    x: torch.Tensor, weight: torch.Tensor, stride: int, groups: int = 1, module: nn.Module | None = None
-) -> torch.Tensor:
-    """A 1x1 convolution without bias (`module(x)`, or `F.conv2d` of `weight`), right on every CPU.
+def pointwise(x: torch.Tensor, weight: torch.Tensor, stride: int, groups: int = 1) -> torch.Tensor:
+    """`F.conv2d(x, weight, None, stride, 0, 1, groups)` for a 1x1 kernel, right on every CPU.
 
     On a CPU, oneDNN's weight gradient of a strided 1x1 convolution with few input channels and
     a channels_last input or weight is wrong: measured with PyTorch 2.14.1 on an AVX2 AMD EPYC
@@ -179,8 +177,9 @@ def pointwise(
     channels on, it was exact. So on a CPU, an input of fewer than 16 channels per group with
     anything not in NCHW (a supernet on a CPU runs channels_last, nasmix.accel) is reduced as a
     matrix product over the channels of every `stride`-th pixel: the same sums, on narrow inputs
-    only (partial-channel supernets), where the cost is small. Elsewhere it is the convolution,
-    through `module` when given (its forward hooks, e.g. the FLOPs proxy's, see it).
+    only (partial-channel supernets), where the cost is small. Elsewhere it is the convolution.
+    A search's supernet gets it through `StridedPointwise` (`guard_strided_pointwise`); networks
+    built from an arch train in NCHW on a CPU and keep plain convolutions (export, FLOPs hooks).
 
     Example:
         >>> x, w = torch.randn(2, 4, 8, 8), torch.randn(6, 2, 1, 1)
@@ -191,7 +190,7 @@ def pointwise(
     c = x.shape[1]
     narrow = x.device.type == "cpu" and c // groups < ONEDNN_NARROW
     if not narrow or (_nchw(x) and _nchw(weight)):
-        return module(x) if module is not None else F.conv2d(x, weight, None, stride, 0, 1, groups)
+        return F.conv2d(x, weight, None, stride, 0, 1, groups)
     xs = x[:, :, ::stride, ::stride]  # the pixels a 1x1 kernel at this stride reads (padding 0)
     n, _, h, w = xs.shape
     y = torch.einsum(
@@ -200,10 +199,39 @@ def pointwise(
     return y.reshape(n, -1, h, w)
 
 
+class StridedPointwise(nn.Conv2d):
+    """A 1x1 strided convolution without bias that computes through `pointwise`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pointwise(x, self.weight, self.stride[0], self.groups)
+
+
+def guard_strided_pointwise(net: nn.Module) -> int:
+    """Makes every 1x1 strided convolution without bias of `net` a `StridedPointwise` (same
+    parameters and state dict; only its forward changes): a supernet searched on a CPU in
+    channels_last then avoids oneDNN's wrong narrow kernel (see `pointwise`).
+
+    Returns:
+        how many convolutions it changed.
+    """
+    changed = 0
+    for m in net.modules():
+        if (
+            type(m) is nn.Conv2d
+            and m.kernel_size == (1, 1)
+            and m.stride[0] == m.stride[1] > 1
+            and m.padding == (0, 0)
+            and m.bias is None
+        ):
+            m.__class__ = StridedPointwise
+            changed += 1
+    return changed
+
+
 class FactorizedReduce(nn.Module):
     """Halve the resolution without losing pixels: two offset 1x1 stride-2 convolutions, concatenated.
 
-    Its convolutions run through `pointwise` (a narrow input on a CPU avoids a oneDNN bug).
+    In a search's supernet its convolutions are `StridedPointwise` (`guard_strided_pointwise`).
     """
 
     def __init__(self, c_in: int, c_out: int, affine: bool = True):
@@ -216,9 +244,7 @@ class FactorizedReduce(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
         shifted = nn.functional.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))  # keeps odd sizes aligned
-        y1 = pointwise(x, self.conv1.weight, 2, module=self.conv1)
-        y2 = pointwise(shifted, self.conv2.weight, 2, module=self.conv2)
-        return self.bn(torch.cat([y1, y2], dim=1))
+        return self.bn(torch.cat([self.conv1(x), self.conv2(shifted)], dim=1))
 
 
 class ConvBNReLU(nn.Module):

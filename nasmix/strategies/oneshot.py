@@ -60,6 +60,7 @@ from nasmix.data.loader import Augment, DeviceLoader
 from nasmix.events import PartialFallback, SearchDone, SearchEpoch
 from nasmix.search_types import Log, SearchData
 from nasmix.spaces.memory import default_budget, plan_memory
+from nasmix.spaces.ops import guard_strided_pointwise
 from nasmix.spaces.supernet import Supernet
 from nasmix.strategies.base import Strategy
 from nasmix.train import DivergedError, accuracy_counts, cosine_lr, epoch_seed
@@ -194,6 +195,7 @@ def build_supernet(
         net.to(data.device)
         if accel.channels_last:
             net.to(memory_format=torch.channels_last)
+        guard_strided_pointwise(net)  # a narrow one is wrong in oneDNN on some CPUs (spaces.ops.pointwise)
         net.grouped_convs = accel.grouped_convs
         if batch is not None and not net.own_memory_plan:  # hierarchical: its own plan (spaces.motif_memory)
             budget = accel.memory_budget if accel.memory_budget is not None else default_budget(data.device)

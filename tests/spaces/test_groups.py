@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nasmix import registry
-from nasmix.spaces.ops import DilConv, FactorizedReduce, depthwise
+from nasmix.spaces.ops import DilConv, FactorizedReduce, depthwise, guard_strided_pointwise
 from nasmix.testing import TINY_TASK
 
 
@@ -71,12 +71,14 @@ def test_dilated_depthwise_gradients_match_the_convolution():
 
 @pytest.mark.parametrize("channels", [2, 4, 16])
 def test_factorized_reduce_gradients_are_right_in_channels_last(channels):
-    """A narrow FactorizedReduce (partial-channel supernets make 2 to 4 channels) fed channels_last, as
-    a CPU search feeds it: its weight gradients match a float64 NCHW reference. oneDNN's own weight
-    gradient of a narrow 1x1 stride-2 convolution is wrong on AVX2 CPUs (ops.pointwise)."""
+    """A narrow FactorizedReduce (partial-channel supernets make 2 to 4 channels) in a supernet as a CPU
+    search has it (channels_last, its strided 1x1 convolutions guarded): its weight gradients match a
+    float64 NCHW reference. oneDNN's own weight gradient of a narrow 1x1 stride-2 convolution is wrong
+    on AVX2 CPUs (ops.pointwise)."""
     torch.manual_seed(0)
     op = FactorizedReduce(channels, channels, affine=False)
     ref = copy.deepcopy(op).double()
+    assert guard_strided_pointwise(op.to(memory_format=torch.channels_last)) == 2
     x = torch.randn(16, channels, 8, 8)
     g = torch.randn(16, channels, 4, 4)
     got = torch.autograd.grad(
