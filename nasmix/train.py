@@ -2,8 +2,8 @@
 
 SGD with momentum (Nesterov optional), cosine learning rate, weight decay,
 label smoothing, gradient clipping, the DARTS drop-path schedule and
-auxiliary-head loss, bf16 autocast and channels_last on CUDA, optional
-torch.compile. Metrics stay on the device during an epoch and are read once
+auxiliary-head loss, bf16 autocast on CUDA, channels_last on every device,
+optional torch.compile. Metrics stay on the device during an epoch and are read once
 at its end. Checkpoints (nasmix.checkpoint) are written durably after every
 epoch and read without running code; a resumed run ends exactly where an
 uninterrupted one with the same seed would, because every epoch draws its
@@ -38,6 +38,7 @@ from nasmix.checkpoint import checkpoint_path, load_checkpoint, prepare_folder, 
 from nasmix.data.base import ImageArrays, Task
 from nasmix.data.loader import Augment, DeviceLoader
 from nasmix.errors import CheckpointError, ConfigError
+from nasmix.spaces.ops import strided_pointwise_guarded
 from nasmix.timing import Timer
 from nasmix.validate import SEED_RULE, field_problems, seed_problem
 
@@ -68,7 +69,7 @@ class TrainConfig:
         aux_weight: weight of the auxiliary head's loss (0: no auxiliary head).
         crop_padding, flip, cutout: augmentation (see nasmix.data.Augment).
         amp: bf16 autocast on CUDA (ignored on CPU).
-        channels_last: channels_last memory format on CUDA.
+        channels_last: channels_last memory format (on a CPU too, see `train`).
         compile: torch.compile the network.
         eval_batch_size: batch size for validation and test.
         eval_every: evaluate validation and test every K epochs (and after the last).
@@ -240,7 +241,7 @@ def train(
     timer = timer or Timer(device)
     accel = Accel.auto(device, config.amp)  # the step's precision, chosen once per run
     cuda = device.type == "cuda"
-    channels_last = config.channels_last and cuda
+    channels_last = config.channels_last
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -291,66 +292,70 @@ def train(
             tick(clock, past)
     step_fn = torch.compile(model) if config.compile else model
     steps = len(loader) * config.epochs
-    for epoch in range(start + 1, config.epochs + 1):
-        torch.manual_seed(epoch_seed(config.seed, epoch) + 1)  # drop-path and dropout draws
-        if hasattr(model, "drop_path_prob"):
-            # a plain float attribute; nn.Module's __setattr__ is typed for tensors and modules only
-            model.drop_path_prob = config.drop_path * (epoch - 1) / config.epochs  # type: ignore[assignment]
-        model.train()
-        totals = torch.zeros(3, device=device, dtype=torch.float64)
-        with timer.measure() as m_train:
-            for i, (x, y) in enumerate(loader.batches(epoch_seed(config.seed, epoch))):
-                lr = cosine_lr((epoch - 1) * len(loader) + i, steps, config.lr, config.lr_min)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                with accel.autocast(device):
-                    out = step_fn(x)
-                    logits, aux = out if isinstance(out, tuple) else (out, None)
-                    loss = criterion(logits.float(), y)
-                    if aux is not None and config.aux_weight > 0:
-                        loss = loss + config.aux_weight * criterion(aux.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(params, config.grad_clip)
-                optimizer.step()
-                totals[0] += loss.detach().double() * len(y)
-                totals[1] += accuracy_counts(logits.detach(), y)[0]
-                totals[2] += len(y)
-                if callback:
-                    callback({"event": "step", "epoch": epoch, "step": i + 1, "steps": len(loader)})
-        loss_sum, correct, seen = totals.tolist()
-        if not math.isfinite(loss_sum):
-            raise DivergedError(f"training loss is {loss_sum} in epoch {epoch}")
-        record = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / seen, "train_top1": correct / seen}
-        due = epoch % config.eval_every == 0 or epoch == config.epochs
-        with timer.measure() as m_eval:
-            for name, ev in evals.items() if due else ():
-                for key, value in evaluate(model, ev, config.amp).items():
-                    record[f"{name}_{key}"] = value
-        record.update(
-            train_s=m_train.wall_s,
-            train_gpu_s=m_train.gpu_s,
-            eval_s=m_eval.wall_s,
-            peak_gpu_bytes=m_train.peak_gpu_bytes,
-            peak_host_bytes=m_train.peak_host_bytes,
-            energy_j=m_train.energy_j,
-            device=m_train.device,
-        )
-        history.append(record)
-        if ckpt is not None and config.checkpoint_every:
-            # Every epoch is checkpointed, so a crash costs at most the epoch in flight; the record names
-            # only the checkpoints that are kept (every K-th and the last), see nasmix.checkpoint.
-            if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
-                record["checkpoint"] = str(checkpoint_path(ckpt, epoch))
-            save_checkpoint(ckpt, model, optimizer, history, epoch, config)
-        if clock is not None:
-            tick(clock, record)
-        if callback:
-            callback({"event": "epoch", **record})
-        reason = clock.stop_reason() if clock is not None else None
-        if reason is not None:
-            return TrainResult(history, resumed_from=start, stopped=reason)
+    # On a CPU the network trains in channels_last too (1.2x to 1.9x faster steps, bench/README.md),
+    # its narrow strided 1x1 convolutions guarded from oneDNN's wrong kernel while it trains.
+    guarded = strided_pointwise_guarded(model) if channels_last and not cuda else contextlib.nullcontext()
+    with guarded:
+        for epoch in range(start + 1, config.epochs + 1):
+            torch.manual_seed(epoch_seed(config.seed, epoch) + 1)  # drop-path and dropout draws
+            if hasattr(model, "drop_path_prob"):
+                # a plain float attribute; nn.Module's __setattr__ is typed for tensors and modules only
+                model.drop_path_prob = config.drop_path * (epoch - 1) / config.epochs  # type: ignore[assignment]
+            model.train()
+            totals = torch.zeros(3, device=device, dtype=torch.float64)
+            with timer.measure() as m_train:
+                for i, (x, y) in enumerate(loader.batches(epoch_seed(config.seed, epoch))):
+                    lr = cosine_lr((epoch - 1) * len(loader) + i, steps, config.lr, config.lr_min)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    with accel.autocast(device):
+                        out = step_fn(x)
+                        logits, aux = out if isinstance(out, tuple) else (out, None)
+                        loss = criterion(logits.float(), y)
+                        if aux is not None and config.aux_weight > 0:
+                            loss = loss + config.aux_weight * criterion(aux.float(), y)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if config.grad_clip > 0:
+                        nn.utils.clip_grad_norm_(params, config.grad_clip)
+                    optimizer.step()
+                    totals[0] += loss.detach().double() * len(y)
+                    totals[1] += accuracy_counts(logits.detach(), y)[0]
+                    totals[2] += len(y)
+                    if callback:
+                        callback({"event": "step", "epoch": epoch, "step": i + 1, "steps": len(loader)})
+            loss_sum, correct, seen = totals.tolist()
+            if not math.isfinite(loss_sum):
+                raise DivergedError(f"training loss is {loss_sum} in epoch {epoch}")
+            record = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / seen, "train_top1": correct / seen}
+            due = epoch % config.eval_every == 0 or epoch == config.epochs
+            with timer.measure() as m_eval:
+                for name, ev in evals.items() if due else ():
+                    for key, value in evaluate(model, ev, config.amp).items():
+                        record[f"{name}_{key}"] = value
+            record.update(
+                train_s=m_train.wall_s,
+                train_gpu_s=m_train.gpu_s,
+                eval_s=m_eval.wall_s,
+                peak_gpu_bytes=m_train.peak_gpu_bytes,
+                peak_host_bytes=m_train.peak_host_bytes,
+                energy_j=m_train.energy_j,
+                device=m_train.device,
+            )
+            history.append(record)
+            if ckpt is not None and config.checkpoint_every:
+                # Every epoch is checkpointed, so a crash costs at most the epoch in flight; the record names
+                # only the checkpoints that are kept (every K-th and the last), see nasmix.checkpoint.
+                if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+                    record["checkpoint"] = str(checkpoint_path(ckpt, epoch))
+                save_checkpoint(ckpt, model, optimizer, history, epoch, config)
+            if clock is not None:
+                tick(clock, record)
+            if callback:
+                callback({"event": "epoch", **record})
+            reason = clock.stop_reason() if clock is not None else None
+            if reason is not None:
+                return TrainResult(history, resumed_from=start, stopped=reason)
     return TrainResult(history, resumed_from=start)
 
 

@@ -85,6 +85,8 @@ def test_reference_net_reaches_40_percent_on_real_cifar10(cifar_path, capsys, al
         "3",
         "--train-subset",
         "10000",
+        "--eval-every",
+        "3",  # the test set once, after the last epoch: the acceptance figure
         "--device",
         "cpu",
     ]

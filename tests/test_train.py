@@ -5,6 +5,7 @@ from torch import nn
 from nasmix import registry
 from nasmix.checkpoint import CheckpointWarning
 from nasmix.data import load_dataset
+from nasmix.data.base import ImageArrays
 from nasmix.errors import ConfigError
 from nasmix.train import DivergedError, TrainConfig, cosine_lr, train
 
@@ -151,3 +152,24 @@ def test_cosine_schedule_endpoints():
     assert cosine_lr(0, 100, 0.1, 0.001) == pytest.approx(0.1)
     assert cosine_lr(100, 100, 0.1, 0.001) == pytest.approx(0.001)
     assert cosine_lr(50, 100, 0.1, 0.0) == pytest.approx(0.05)
+
+
+def test_cpu_training_in_channels_last_steps_as_nchw_and_leaves_plain_convolutions(data):
+    """ResNet-20 at width 4 has 1x1 stride-2 shortcuts of 4 and 8 input channels, whose weight
+    gradient oneDNN gets wrong in channels_last on CPUs without AVX-512 (a hundredfold off,
+    nasmix.spaces.ops.pointwise). Trained in channels_last under the guard, one step moves every
+    weight as NCHW's step does, and the network comes back with plain convolutions."""
+    one_batch = ImageArrays(data.train.x[:20], data.train.y[:20])
+    moved = {}
+    for channels_last in (False, True):
+        net = _net(data)
+        before = {n: p.detach().clone() for n, p in net.named_parameters()}
+        config = TrainConfig(epochs=1, batch_size=20, lr=0.05, momentum=0.0, channels_last=channels_last)
+        train(net, one_batch, data.task, config)
+        moved[channels_last] = {n: p.detach() - before[n] for n, p in net.named_parameters()}
+    for name, step in moved[False].items():
+        # float32 sums in another order (and a ReLU at 0 that may flip): far below the bug's error
+        assert (moved[True][name] - step).norm() <= 0.05 * step.norm(), name
+    shortcuts = [m for m in net.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
+    assert len(shortcuts) == 2 and all(type(m) is nn.Conv2d for m in shortcuts)
+    assert net.blocks[3].shortcut[0].weight.is_contiguous(memory_format=torch.channels_last)

@@ -22,7 +22,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import cast
 
 import torch
@@ -178,8 +179,9 @@ def pointwise(x: torch.Tensor, weight: torch.Tensor, stride: int, groups: int = 
     anything not in NCHW (a supernet on a CPU runs channels_last, nasmix.accel) is reduced as a
     matrix product over the channels of every `stride`-th pixel: the same sums, on narrow inputs
     only (partial-channel supernets), where the cost is small. Elsewhere it is the convolution.
-    A search's supernet gets it through `StridedPointwise` (`guard_strided_pointwise`); networks
-    built from an arch train in NCHW on a CPU and keep plain convolutions (export, FLOPs hooks).
+    A search's supernet gets it through `StridedPointwise` (`guard_strided_pointwise`); a network
+    built from an arch gets it while `nasmix.train` trains it (`strided_pointwise_guarded`), and
+    keeps plain convolutions otherwise (export traces them, the FLOPs proxy hooks them).
 
     Example:
         >>> x, w = torch.randn(2, 4, 8, 8), torch.randn(6, 2, 1, 1)
@@ -206,6 +208,19 @@ class StridedPointwise(nn.Conv2d):
         return pointwise(x, self.weight, self.stride[0], self.groups)
 
 
+def _plain_strided_pointwise(net: nn.Module) -> list[nn.Conv2d]:
+    """The 1x1 strided convolutions without bias of `net` that are plain `nn.Conv2d`s."""
+    return [
+        m
+        for m in net.modules()
+        if type(m) is nn.Conv2d
+        and m.kernel_size == (1, 1)
+        and m.stride[0] == m.stride[1] > 1
+        and m.padding == (0, 0)
+        and m.bias is None
+    ]
+
+
 def guard_strided_pointwise(net: nn.Module) -> int:
     """Makes every 1x1 strided convolution without bias of `net` a `StridedPointwise` (same
     parameters and state dict; only its forward changes): a supernet searched on a CPU in
@@ -214,18 +229,38 @@ def guard_strided_pointwise(net: nn.Module) -> int:
     Returns:
         how many convolutions it changed.
     """
-    changed = 0
-    for m in net.modules():
-        if (
-            type(m) is nn.Conv2d
-            and m.kernel_size == (1, 1)
-            and m.stride[0] == m.stride[1] > 1
-            and m.padding == (0, 0)
-            and m.bias is None
-        ):
-            m.__class__ = StridedPointwise
-            changed += 1
-    return changed
+    convs = _plain_strided_pointwise(net)
+    for m in convs:
+        m.__class__ = StridedPointwise
+    return len(convs)
+
+
+@contextlib.contextmanager
+def strided_pointwise_guarded(net: nn.Module) -> Iterator[int]:
+    """`guard_strided_pointwise` for the time of a `with` block, then the plain convolutions back.
+
+    `nasmix.train` trains a network built from an arch under it on a CPU in channels_last; the
+    network leaves it as it came (export traces its modules, the FLOPs proxy hooks them).
+
+    Yields:
+        how many convolutions it changed.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(4, 8, 1, stride=2, bias=False))
+        >>> with strided_pointwise_guarded(net) as changed:
+        ...     changed, type(net[0]).__name__
+        (1, 'StridedPointwise')
+        >>> type(net[0]).__name__
+        'Conv2d'
+    """
+    convs = _plain_strided_pointwise(net)
+    for m in convs:
+        m.__class__ = StridedPointwise
+    try:
+        yield len(convs)
+    finally:
+        for m in convs:
+            m.__class__ = nn.Conv2d
 
 
 class FactorizedReduce(nn.Module):

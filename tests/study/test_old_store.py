@@ -176,13 +176,16 @@ def test_a_study_run_now_stores_the_events_the_old_code_stored(old, monkeypatch)
     # Losses are sums of floats, and their order depends on the machine as well as the code: the
     # search-speed work (perf, issue 12: channels_last and fused SGD on the CPU) moved the one-shot
     # cell's losses in their 7th digit, and a CPU without AVX-512 moves the training losses there
-    # too. They agree to 1e-5; archs, entropies and accuracies stay exact
+    # too. Since the evaluation phase trains in channels_last on the CPU as well (nasmix.train), its
+    # losses move in their 5th digit, and more with each epoch. They agree to 1e-5 (the search) and
+    # 1e-3 (the evaluation phase's two epochs); archs, entropies and accuracies stay exact
     # (tests/strategies/test_pinned_search.py bounds the rest).
     for cell, events in now.items():
         for key, (kind, _, data) in events.items():
             old_data = before[cell][key][2]
             for loss in [k for k in data if k.endswith("_loss") and kind in ("search_epoch", "eval_epoch")]:
-                assert data.pop(loss) == pytest.approx(old_data.pop(loss), rel=1e-5), (cell, key, loss)
+                rel = 1e-3 if kind == "eval_epoch" else 1e-5
+                assert data.pop(loss) == pytest.approx(old_data.pop(loss), rel=rel), (cell, key, loss)
             if kind == "search_epoch":
                 # What the dashboard added (nasmix serve, issue 14): each edge's op probabilities per epoch.
                 assert set(data.pop("arch_probs")) == set(data.pop("arch_ops")) != set()
