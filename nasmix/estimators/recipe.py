@@ -207,8 +207,8 @@ def score_model(
 ) -> float:
     """Top-1 of a network on a split (nasmix.train.evaluate)."""
     config = config or TrainConfig()
-    channels_last = config.channels_last and torch.device(device).type == "cuda"
-    loader = DeviceLoader(images, task, config.eval_batch_size, device, channels_last=channels_last)
+    # in the memory format nasmix.train left the network in (channels_last on every device)
+    loader = DeviceLoader(images, task, config.eval_batch_size, device, channels_last=config.channels_last)
     return float(evaluate(model, loader, config.amp)["top1"])
 
 
