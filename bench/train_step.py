@@ -69,8 +69,8 @@ def main() -> None:
         one_epoch(model, args.size, args.batch, 1, True)
         times: dict[bool, list[float]] = {False: [], True: []}
         for rep in range(args.reps):
-            for channels_last in (False, True) if rep % 2 == 0 else (True, False):
-                times[channels_last].append(one_epoch(model, args.size, args.batch, args.steps, channels_last))
+            for last in (False, True) if rep % 2 == 0 else (True, False):
+                times[last].append(one_epoch(model, args.size, args.batch, args.steps, last))
         nchw, last = statistics.median(times[False]), statistics.median(times[True])
         print(f"{model:<12} {nchw:>12.3f} {last:>14.3f} {nchw / last:>8.2f}x", flush=True)
 
