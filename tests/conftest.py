@@ -115,5 +115,6 @@ LANE_SLOW = (
 def pytest_collection_modifyitems(config, items):
     slow = set(LANE_SLOW)
     for item in items:
-        if item.nodeid in slow:
+        # the real-CIFAR runs (ResNet-20 for 3 epochs, a GDAS epoch) take minutes: full suite only
+        if item.nodeid in slow or item.get_closest_marker("cifar") is not None:
             item.add_marker(pytest.mark.slow)
