@@ -292,7 +292,7 @@ def train(
             tick(clock, past)
     step_fn = torch.compile(model) if config.compile else model
     steps = len(loader) * config.epochs
-    # On a CPU the network trains in channels_last too (1.2x to 1.9x faster steps, bench/README.md),
+    # On a CPU the network trains in channels_last too (1.1x to 1.9x faster steps, bench/README.md),
     # its narrow strided 1x1 convolutions guarded from oneDNN's wrong kernel while it trains.
     guarded = strided_pointwise_guarded(model) if channels_last and not cuda else contextlib.nullcontext()
     with guarded:

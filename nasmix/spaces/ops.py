@@ -208,9 +208,13 @@ class StridedPointwise(nn.Conv2d):
         return pointwise(x, self.weight, self.stride[0], self.groups)
 
 
-def _plain_strided_pointwise(net: nn.Module) -> list[nn.Conv2d]:
-    """The 1x1 strided convolutions without bias of `net` that are plain `nn.Conv2d`s."""
-    return [
+def _guard(net: nn.Module) -> list[nn.Conv2d]:
+    """Makes the plain 1x1 strided convolutions without bias of `net` `StridedPointwise`s.
+
+    Returns:
+        the convolutions it changed.
+    """
+    convs = [
         m
         for m in net.modules()
         if type(m) is nn.Conv2d
@@ -219,6 +223,9 @@ def _plain_strided_pointwise(net: nn.Module) -> list[nn.Conv2d]:
         and m.padding == (0, 0)
         and m.bias is None
     ]
+    for m in convs:
+        m.__class__ = StridedPointwise
+    return convs
 
 
 def guard_strided_pointwise(net: nn.Module) -> int:
@@ -229,10 +236,7 @@ def guard_strided_pointwise(net: nn.Module) -> int:
     Returns:
         how many convolutions it changed.
     """
-    convs = _plain_strided_pointwise(net)
-    for m in convs:
-        m.__class__ = StridedPointwise
-    return len(convs)
+    return len(_guard(net))
 
 
 @contextlib.contextmanager
@@ -253,9 +257,7 @@ def strided_pointwise_guarded(net: nn.Module) -> Iterator[int]:
         >>> type(net[0]).__name__
         'Conv2d'
     """
-    convs = _plain_strided_pointwise(net)
-    for m in convs:
-        m.__class__ = StridedPointwise
+    convs = _guard(net)
     try:
         yield len(convs)
     finally:
