@@ -154,6 +154,23 @@ class SearchState:
         return cached[1]
 
 
+def set_grads(loss: torch.Tensor, params: list[torch.Tensor]) -> None:
+    """Set each tensor's `.grad` to d loss / d tensor (None where the loss does not reach it),
+    as `zero_grad(set_to_none=True)` then `loss.backward()` would for these tensors.
+
+    Taken with `torch.autograd.grad`, which hands the gradients over: `backward()`
+    accumulates each into its tensor through one more dispatched op per tensor (1,399 per
+    weight step on the DARTS supernet). A gradient whose strides differ from its tensor's is
+    copied into the tensor's layout, as accumulation does (the fused optimizers step
+    parameters and gradients of one layout).
+    """
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    for p, g in zip(params, grads):
+        if g is not None and g.stride() != p.stride():
+            g = torch.empty_like(p).copy_(g)
+        p.grad = g
+
+
 def build_supernet(
     space,
     data: SearchData,
@@ -454,12 +471,20 @@ class OneShot(Strategy):
         with state.accel.autocast(state.device):
             logits = self._forward(state, x, d)
             loss = nn.functional.cross_entropy(logits.float(), y)
-        state.w_opt.zero_grad(set_to_none=True)  # unsampled ops keep no gradient and are not stepped
-        loss.backward()
+        set_grads(loss, self.grad_targets(state))  # unsampled ops get None: no gradient, no step
         if self.config.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.clip_params(state), self.config.grad_clip)
         state.w_opt.step()
         return loss.detach(), logits.detach()
+
+    def grad_targets(self, state: SearchState) -> list[torch.Tensor]:
+        """The tensors the weight step differentiates: the weights, and whatever else the
+        clip reads (DrNAS clips the architecture parameters' gradients with the weights')."""
+        weights, clip = state.weight_params(), self.clip_params(state)
+        if clip is weights:
+            return weights
+        seen = {id(p) for p in weights}
+        return weights + [p for p in clip if id(p) not in seen]
 
     def step(
         self, state: SearchState, train: tuple, valid: tuple, arch_on: bool = True
