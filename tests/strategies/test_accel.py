@@ -42,6 +42,34 @@ def test_fused_sgd_steps_a_parameter_whose_first_gradient_comes_late():
     assert not torch.equal(fused[1], start[1])
 
 
+def test_set_grads_gives_what_backward_accumulates_in_the_parameters_layout():
+    """The weight step's gradients (nasmix.strategies.oneshot.set_grads): backward's values, None
+    for a tensor the loss does not reach, and the strides of the parameter even where the
+    gradient autograd hands over has others."""
+    from nasmix.strategies.oneshot import set_grads
+
+    gen = torch.Generator().manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    unused = torch.nn.Parameter(torch.randn(5, generator=gen))
+    x = torch.randn(2, 3, 6, 6, generator=gen)
+    params = [conv.weight, conv.bias, unused]
+
+    def loss() -> torch.Tensor:  # the weight's gradient comes out of a transpose: not its layout
+        w = conv.weight.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1)
+        return torch.nn.functional.conv2d(x, w, conv.bias).square().mean()
+
+    loss().backward()
+    want = [p.grad.clone() for p in params[:2]]
+    for p in params:
+        p.grad = None
+    set_grads(loss(), params)
+    assert unused.grad is None
+    for p, g in zip(params[:2], want):
+        torch.testing.assert_close(p.grad, g, rtol=1e-6, atol=1e-7)
+        assert p.grad.stride() == p.stride()
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
 def test_auto_settings_per_device():
     assert Accel.auto(torch.device("cuda"), amp=True) == Accel.cuda_like()
     assert Accel.auto(torch.device("cuda"), amp=False).bf16 is False
