@@ -87,18 +87,33 @@ class _Plan:
             for e in edges
         )
         self.ok = same and any(k.how not in ("none",) for k in self.kinds)
-        own = [k.index for k in self.kinds if k.how not in ("none", "identity", "pool")]
+        # The grouped mix: an op ending in a batch norm without affine parameters is weighted by
+        # that batch norm (its weight the op's mixing weight); the rest are stacked and weighted in
+        # one multiply-sum per family (the edges' own ops, then the shared ones).
+        self.folded = [k.index for k in self.kinds if _last_bn(k, first.ops[k.index]) is not None]
+        if len({_last_bn(self.kinds[i], first.ops[i]).num_features for i in self.folded}) > 1:
+            self.folded = []
+        own = [k.index for k in self.kinds if k.how not in ("none", "identity", "pool") and k.index not in self.folded]
         common = [k.index for k in self.kinds if k.how in ("identity", "pool")]
-        self.families = [f for f in (own, common) if f]  # the grouped mix sums each family in one go
-        self._family_index: dict = {}
+        self.families = [f for f in (own, common) if f]
+        self._index: dict = {}
         self.partial = getattr(first, "partial", 1)
         self.bypass_pool = getattr(first, "bypass_pool", None)
 
-    def family_index(self, family: list[int], device: torch.device) -> torch.Tensor:
-        key = (tuple(family), device)
-        if key not in self._family_index:
-            self._family_index[key] = torch.tensor(family, device=device)
-        return self._family_index[key]
+    def weights_of(self, w: torch.Tensor, family: list[int], channels: int = 0) -> torch.Tensor:
+        """The (edges, ops) weights w of `family`'s ops gathered in one indexing: (ops, 1, edges,
+        1, 1, 1) to multiply a stack of the ops' outputs, or with `channels`, (ops, edges x
+        channels), each edge's weight repeated over its channels (batch norm weights)."""
+        n, m = w.shape
+        key = (tuple(family), channels, n, m, w.device)
+        index = self._index.get(key)
+        if index is None:
+            ops = torch.tensor(family).view(-1, 1)
+            flat = torch.arange(n).view(1, -1) * m + ops  # (ops, edges): offsets into w.flatten()
+            shape = (len(family), n * channels) if channels else (len(family), 1, n, 1, 1, 1)
+            index = (flat.repeat_interleave(channels, dim=1) if channels else flat).reshape(shape).to(w.device)
+            self._index[key] = index
+        return w.reshape(-1)[index]
 
     def matches(self, edges: Sequence[nn.Module]) -> bool:
         return len(edges) == len(self.edges) and all(a is b for a, b in zip(edges, self.edges))
@@ -133,6 +148,20 @@ def _kind(index: int, op: nn.Module, skip: set) -> _Kind:
 
 def _plain_bn(m: nn.Module) -> bool:
     return isinstance(m, nn.BatchNorm2d) and not m.affine and not m.track_running_stats
+
+
+def _last_bn(kind: _Kind, op: Any) -> nn.BatchNorm2d | None:
+    """The batch norm that ends op `kind` when it has no affine parameters (the grouped mix puts
+    the op's weight there), else None."""
+    bn = {
+        "pool_conv": lambda: op[2],
+        "sep": lambda: op.op[1].op[3],
+        "dil": lambda: op.op[3],
+        "rcb": lambda: op.op[2],
+        "fr": lambda: op.bn,
+    }.get(kind.how)
+    last = None if bn is None else bn()
+    return last if isinstance(last, nn.BatchNorm2d) and not last.affine else None
 
 
 def _ops(edge: nn.Module) -> Any:
@@ -257,22 +286,25 @@ class _Grouped:
         weight = _cat([m.weight for m in convs])
         return F.conv2d(x, weight, None, c.stride, c.padding, c.dilation, c.groups * self.n)
 
-    def bn(self, x: torch.Tensor, bns: Sequence[Any]) -> torch.Tensor:
-        """Each edge's batch norm (batch statistics) over its channels, as one call."""
+    def bn(self, x: torch.Tensor, bns: Sequence[Any], scale: torch.Tensor | None = None) -> torch.Tensor:
+        """Each edge's batch norm (batch statistics) over its channels, as one call; `scale`: the
+        weight of batch norms without affine parameters (the edges' mixing weights)."""
         b = bns[0]
-        weight = bias = None
+        weight, bias = scale, None
         if b.affine:
             weight, bias = _cat([m.weight for m in bns]), _cat([m.bias for m in bns])
         return F.batch_norm(x, None, None, weight, bias, True, 0.0, b.eps)
 
-    def dil(self, z: torch.Tensor, bodies: Sequence[Any]) -> torch.Tensor:
+    def dil(self, z: torch.Tensor, bodies: Sequence[Any], scale: torch.Tensor | None = None) -> torch.Tensor:
         y = self.conv(z, [b[1] for b in bodies])
         y = self.conv(y, [b[2] for b in bodies])
-        return self.bn(y, [b[3] for b in bodies])
+        return self.bn(y, [b[3] for b in bodies], scale)
 
-    def run(self, kind: _Kind) -> torch.Tensor:
+    def run(self, kind: _Kind, scale: torch.Tensor | None = None) -> torch.Tensor:
         """Op `kind.index` of every edge: (1, B, E, C, H, W), or (1, B, 1, C, H, W) when shared
-        (the leading 1: the mix concatenates the op kinds along it)."""
+        (the leading 1: the mix concatenates the op kinds along it). With `scale`, the op's
+        last batch norm (without affine parameters) takes it as its weight: the op's output
+        already weighted, (B, E x C, H, W)."""
         s = self.s
         ops = [e.ops[kind.index] for e in s.edges]
         if kind.how in ("identity", "pool"):
@@ -281,21 +313,22 @@ class _Grouped:
         if kind.how == "pool_conv":
             y = s.pooled(kind)
             y = torch.cat([y] * self.n, dim=1) if self.n > 1 else y
-            y = self.bn(self.conv(y, [o[1] for o in ops]), [o[2] for o in ops])
+            y = self.bn(self.conv(y, [o[1] for o in ops]), [o[2] for o in ops], scale)
         elif kind.how == "sep":
-            y = self.dil(F.relu(self.dil(s.rep, [o.op[0].op for o in ops])), [o.op[1].op for o in ops])
+            y = F.relu(self.dil(s.rep, [o.op[0].op for o in ops]))
+            y = self.dil(y, [o.op[1].op for o in ops], scale)
         elif kind.how == "dil":
-            y = self.dil(s.rep, [o.op for o in ops])
+            y = self.dil(s.rep, [o.op for o in ops], scale)
         elif kind.how == "rcb":
-            y = self.bn(self.conv(s.rep, [o.op[1] for o in ops]), [o.op[2] for o in ops])
+            y = self.bn(self.conv(s.rep, [o.op[1] for o in ops]), [o.op[2] for o in ops], scale)
         elif kind.how == "fr":
             y1 = pointwise(s.rep, _cat([o.conv1.weight for o in ops]), 2, self.n)
             y2 = pointwise(s.shifted(s.rep), _cat([o.conv2.weight for o in ops]), 2, self.n)
             y = torch.cat([y1.unflatten(1, (self.n, -1)), y2.unflatten(1, (self.n, -1))], dim=2).flatten(1, 2)
-            y = self.bn(y, [o.bn for o in ops])
+            y = self.bn(y, [o.bn for o in ops], scale)
         else:
             return torch.stack([op(s.x) for op in ops], dim=1).unsqueeze(0)
-        return y.view(1, y.shape[0], self.n, -1, *y.shape[2:])
+        return y if scale is not None else y.view(1, y.shape[0], self.n, -1, *y.shape[2:])
 
 
 def mixed_edges(
@@ -359,12 +392,20 @@ def mixed_edges(
             outs.append(out if edge_weights is None else out * edge_weights[e])
         return outs
     batch = _Grouped(shared)
-    # The mix, one stack per op family: the edges' own ops (B, E, C, H, W), the shared ones (B, 1, C, H, W).
+    # The mix: the ops that end in a batch norm without affine parameters weighted there and
+    # added; the others one stack per family: the edges' own ops (B, E, C, H, W), the shared
+    # ones (B, 1, C, H, W).
     mixes = []
+    if plan.folded:
+        c = _last_bn(plan.kinds[plan.folded[0]], _ops(edges[0])[plan.folded[0]]).num_features
+        scales = plan.weights_of(w, plan.folded, c).unbind(0)
+        folded = batch.run(plan.kinds[plan.folded[0]], scales[0])
+        for i, scale in zip(plan.folded[1:], scales[1:]):
+            folded = folded + batch.run(plan.kinds[i], scale)
+        mixes.append(folded.view(folded.shape[0], n, c, *folded.shape[2:]))
     for family in plan.families:
         ys = torch.cat([batch.run(plan.kinds[i]) for i in family], dim=0)
-        cols = w[:, plan.family_index(family, w.device)].t().reshape(len(family), 1, n, 1, 1, 1)
-        mixes.append((cols * ys).sum(0))
+        mixes.append((plan.weights_of(w, family) * ys).sum(0))
     out = mixes[0]
     for mixed in mixes[1:]:
         out = out + mixed
