@@ -38,8 +38,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,27 +95,15 @@ class _Plan:
         self.folded = [k.index for k in self.kinds if _last_bn(k, first.ops[k.index]) is not None]
         if len({_last_bn(self.kinds[i], first.ops[i]).num_features for i in self.folded}) > 1:
             self.folded = []
-        own = [k.index for k in self.kinds if k.how not in ("none", "identity", "pool") and k.index not in self.folded]
+        own = [
+            k.index
+            for k in self.kinds
+            if k.how not in ("none", "identity", "pool") and k.index not in self.folded
+        ]
         common = [k.index for k in self.kinds if k.how in ("identity", "pool")]
         self.families = [f for f in (own, common) if f]
-        self._index: dict = {}
         self.partial = getattr(first, "partial", 1)
         self.bypass_pool = getattr(first, "bypass_pool", None)
-
-    def weights_of(self, w: torch.Tensor, family: list[int], channels: int = 0) -> torch.Tensor:
-        """The (edges, ops) weights w of `family`'s ops gathered in one indexing: (ops, 1, edges,
-        1, 1, 1) to multiply a stack of the ops' outputs, or with `channels`, (ops, edges x
-        channels), each edge's weight repeated over its channels (batch norm weights)."""
-        n, m = w.shape
-        key = (tuple(family), channels, n, m, w.device)
-        index = self._index.get(key)
-        if index is None:
-            ops = torch.tensor(family).view(-1, 1)
-            flat = torch.arange(n).view(1, -1) * m + ops  # (ops, edges): offsets into w.flatten()
-            shape = (len(family), n * channels) if channels else (len(family), 1, n, 1, 1, 1)
-            index = (flat.repeat_interleave(channels, dim=1) if channels else flat).reshape(shape).to(w.device)
-            self._index[key] = index
-        return w.reshape(-1)[index]
 
     def matches(self, edges: Sequence[nn.Module]) -> bool:
         return len(edges) == len(self.edges) and all(a is b for a, b in zip(edges, self.edges))
@@ -183,6 +173,26 @@ def others(n: int, ops: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """The op indices of 0..n-1 not in `ops`, as a tensor kept on `device` (indexing with a
     Python list would copy one to the device on every call)."""
     return torch.tensor([i for i in range(n) if i not in ops], device=device, dtype=torch.long)
+
+
+@functools.cache
+def _mix_index(rows: tuple[int, ...], m: int, family: tuple[int, ...], channels: int, device: torch.device):
+    ops = torch.tensor(family).view(-1, 1)
+    flat = torch.tensor(rows).view(1, -1) * m + ops  # (ops, edges): offsets into w.flatten()
+    n = len(rows)
+    shape = (len(family), n * channels) if channels else (len(family), 1, n, 1, 1, 1)
+    return (flat.repeat_interleave(channels, dim=1) if channels else flat).reshape(shape).to(device)
+
+
+def mix_weights(
+    w: torch.Tensor, rows: Sequence[int], family: Sequence[int], channels: int = 0
+) -> torch.Tensor:
+    """The weights of ops `family` on edges `rows` of a weight group w (edges, ops), gathered in
+    one indexing: (ops, 1, edges, 1, 1, 1), to multiply a stack of the ops' outputs (B, edges,
+    C, H, W); or with `channels`, (ops, edges x channels), each edge's weight repeated over its
+    channels (the weight of a batch norm over the edges' channels)."""
+    index = _mix_index(tuple(rows), w.shape[1], tuple(family), channels, w.device)
+    return w.reshape(-1)[index]
 
 
 def batchable(edges: Sequence[nn.Module]) -> bool:
@@ -270,20 +280,60 @@ class _CatParams(torch.autograd.Function):
         return grad.split(ctx.sizes, dim=0)
 
 
-def _cat(params: list[torch.Tensor]) -> torch.Tensor:
-    return params[0] if len(params) == 1 else _CatParams.apply(*params)
+_HELD: contextvars.ContextVar[dict | None] = contextvars.ContextVar("nasmix_weights_held", default=None)
+
+
+@contextlib.contextmanager
+def weights_held() -> Iterator[None]:
+    """A block in which the supernet's weights change only by in-place operations that count
+    (not by a fused optimizer's step, which leaves a tensor's version as it was): the grouped
+    convolutions' concatenated weights are kept and reused within it (`_Grouped.cat`).
+
+    The one-shot step holds the weights from its architecture step to its weight step's
+    optimizer step: both forwards read the same weights.
+    """
+    token = _HELD.set({})
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
 
 
 class _Grouped:
     """Each op kind of all edges as one grouped convolution chain (few kernel launches)."""
 
-    def __init__(self, shared: _Shared):
+    def __init__(self, shared: _Shared, kept: dict | None = None):
         self.s, self.n = shared, shared.n
+        self.kept = kept
+
+    def cat(self, params: list[torch.Tensor]) -> torch.Tensor:
+        """The edges' parameters concatenated along dim 0, with a gradient for each.
+
+        With `kept` (inside `weights_held`), a concatenation is reused while its parameters
+        are the same tensors, storage and version, in the same grad mode: DARTS's architecture
+        step and the weight step after it read the same weights, so the weight step's forward
+        reuses the architecture step's concatenations (whose backward, reaching only the
+        architecture parameters, leaves them untouched); second-order DARTS's in-place weight
+        moves change the versions, so its forwards concatenate afresh.
+        """
+        if len(params) == 1:
+            return params[0]
+        if self.kept is None:
+            return _CatParams.apply(*params)
+        key = tuple(map(id, params))
+        modes = (torch.is_grad_enabled(), torch.is_inference_mode_enabled())
+        stamp = (modes, [(p._version, p.data_ptr()) for p in params])
+        hit = self.kept.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        out = _CatParams.apply(*params)
+        self.kept[key] = (stamp, out)
+        return out
 
     def conv(self, x: torch.Tensor, convs: Sequence[Any]) -> torch.Tensor:
         """Each edge's conv on its own slice of channels of x, as one grouped convolution."""
         c = convs[0]
-        weight = _cat([m.weight for m in convs])
+        weight = self.cat([m.weight for m in convs])
         return F.conv2d(x, weight, None, c.stride, c.padding, c.dilation, c.groups * self.n)
 
     def bn(self, x: torch.Tensor, bns: Sequence[Any], scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -292,7 +342,7 @@ class _Grouped:
         b = bns[0]
         weight, bias = scale, None
         if b.affine:
-            weight, bias = _cat([m.weight for m in bns]), _cat([m.bias for m in bns])
+            weight, bias = self.cat([m.weight for m in bns]), self.cat([m.bias for m in bns])
         return F.batch_norm(x, None, None, weight, bias, True, 0.0, b.eps)
 
     def dil(self, z: torch.Tensor, bodies: Sequence[Any], scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -322,8 +372,8 @@ class _Grouped:
         elif kind.how == "rcb":
             y = self.bn(self.conv(s.rep, [o.op[1] for o in ops]), [o.op[2] for o in ops], scale)
         elif kind.how == "fr":
-            y1 = pointwise(s.rep, _cat([o.conv1.weight for o in ops]), 2, self.n)
-            y2 = pointwise(s.shifted(s.rep), _cat([o.conv2.weight for o in ops]), 2, self.n)
+            y1 = pointwise(s.rep, self.cat([o.conv1.weight for o in ops]), 2, self.n)
+            y2 = pointwise(s.shifted(s.rep), self.cat([o.conv2.weight for o in ops]), 2, self.n)
             y = torch.cat([y1.unflatten(1, (self.n, -1)), y2.unflatten(1, (self.n, -1))], dim=2).flatten(1, 2)
             y = self.bn(y, [o.bn for o in ops], scale)
         else:
@@ -340,6 +390,8 @@ def mixed_edges(
     ops: Sequence[Sequence[int] | None] | None = None,
     unit: bool = False,
     add_unsampled: bool = False,
+    rows: Sequence[int] | None = None,
+    memo: dict | None = None,
 ) -> list[torch.Tensor]:
     """The outputs of mixed edges that all read x (MixedEdge semantics, with EdgeContext's options).
 
@@ -356,6 +408,12 @@ def mixed_edges(
         unit: an edge computing one op has weight exactly 1 there and passes it no gradient
             (GDAS's weight step): the op's output is used as it is.
         add_unsampled: add the weights of the ops an edge does not compute (see EdgeContext).
+        rows: the rows of w the edges take, in order (default: one row per edge, 0, 1, ...);
+            the grouped mix reads them in place.
+        memo: a dict of mixing weights gathered earlier in the same forward, keyed by
+            (rows, ops, channels), which the grouped mix reads and fills (cells of one weight
+            group and width gather them once), and leave to reuse concatenated weights within
+            `weights_held`; None: neither (cells recomputed in backward).
 
     Returns:
         One output per edge.
@@ -363,6 +421,9 @@ def mixed_edges(
     plan = _plan(edges)
     n = len(edges)
     full = x
+    where = tuple(range(n)) if rows is None else tuple(rows)
+    if rows is not None and (ops is not None or not grouped):
+        w = w[rows_of(where, w.device)]
     if plan.partial > 1:
         k = x.shape[1] // plan.partial
         x, rest = x[:, :k], x[:, k:]
@@ -391,21 +452,33 @@ def mixed_edges(
                 out = out + row.index_select(0, others(len(plan.kinds), tuple(chosen), row.device)).sum()
             outs.append(out if edge_weights is None else out * edge_weights[e])
         return outs
-    batch = _Grouped(shared)
+    batch = _Grouped(shared, None if memo is None else _HELD.get())
     # The mix: the ops that end in a batch norm without affine parameters weighted there and
     # added; the others one stack per family: the edges' own ops (B, E, C, H, W), the shared
     # ones (B, 1, C, H, W).
+
+    def gathered(family: list[int], channels: int = 0) -> Any:
+        """mix_weights of `family`; with `channels`, one batch norm weight per op (unbound)."""
+        key = (where, tuple(family), channels)
+        got = None if memo is None else memo.get(key)
+        if got is None:
+            got = mix_weights(w, where, family, channels)
+            got = got.unbind(0) if channels else got
+            if memo is not None:
+                memo[key] = got
+        return got
+
     mixes = []
     if plan.folded:
         c = _last_bn(plan.kinds[plan.folded[0]], _ops(edges[0])[plan.folded[0]]).num_features
-        scales = plan.weights_of(w, plan.folded, c).unbind(0)
+        scales = gathered(plan.folded, c)
         folded = batch.run(plan.kinds[plan.folded[0]], scales[0])
         for i, scale in zip(plan.folded[1:], scales[1:]):
             folded = folded + batch.run(plan.kinds[i], scale)
         mixes.append(folded.view(folded.shape[0], n, c, *folded.shape[2:]))
     for family in plan.families:
         ys = torch.cat([batch.run(plan.kinds[i]) for i in family], dim=0)
-        mixes.append((plan.weights_of(w, family) * ys).sum(0))
+        mixes.append((gathered(family) * ys).sum(0))
     out = mixes[0]
     for mixed in mixes[1:]:
         out = out + mixed
@@ -416,6 +489,14 @@ def mixed_edges(
     if edge_weights is not None:
         out = out * edge_weights.view(1, n, 1, 1, 1)
     return list(out.unbind(1))
+
+
+@functools.cache
+def rows_of(indices: tuple[int, ...], device: torch.device) -> torch.Tensor | slice:
+    """Rows `indices` of a weight group: a slice when they run consecutively, else an index tensor."""
+    if indices == tuple(range(indices[0], indices[0] + len(indices))):
+        return slice(indices[0], indices[0] + len(indices))
+    return torch.tensor(indices, device=device)
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:

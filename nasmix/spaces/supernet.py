@@ -36,7 +36,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
-from nasmix.spaces.groups import batchable, channel_shuffle, mixed_edges, others
+from nasmix.spaces.groups import batchable, channel_shuffle, mixed_edges, others, rows_of
 from nasmix.spaces.ops import DilConv, make_op
 
 Weights = Mapping[str, torch.Tensor]
@@ -72,14 +71,6 @@ def search_ops(module: _M) -> _M:
         if isinstance(m, DilConv):
             m.fast_backward = True
     return without_running_stats(module)
-
-
-@functools.cache
-def _rows(indices: tuple[int, ...], device: torch.device) -> torch.Tensor | slice:
-    """Rows `indices` of a weight group: a slice when they run consecutively, else an index tensor."""
-    if indices == tuple(range(indices[0], indices[0] + len(indices))):
-        return slice(indices[0], indices[0] + len(indices))
-    return torch.tensor(indices, device=device)
 
 
 class MixedEdge(nn.Module):
@@ -140,6 +131,10 @@ class EdgeContext:
     grouped: bool = False  # edges computed together use grouped convolutions (see groups.mixed_edges)
     add_unsampled: bool = False
     unit_weights: bool = False  # an edge's one sampled op has weight exactly 1, without gradient
+    # Mixing weights the grouped edges have gathered in this forward, per group (see
+    # groups.mixed_edges); None when cells are recomputed in backward (checkpointing replays a
+    # cell's ops, so a cell may not reuse what another gathered).
+    memo: dict | None = None
 
     def together(self, group: str) -> bool:
         """Whether the cells may compute `group`'s edges through `edges` (no edge is switched off)."""
@@ -166,13 +161,23 @@ class EdgeContext:
         switched-off edges of a discrete arch)."""
         if not batchable(modules):
             return [self.edge(group, i, m, x) for i, m in zip(indices, modules)]
-        rows = _rows(tuple(indices), self.weights[group].device)
         ew = None
         if self.edge_weights is not None and group in self.edge_weights:
-            ew = self.edge_weights[group][rows]
+            ew = self.edge_weights[group][rows_of(tuple(indices), self.weights[group].device)]
         ops = None if self.active is None else [self.active[group][i] for i in indices]
-        w = self.weights[group][rows]
-        return mixed_edges(modules, x, w, ew, self.grouped, ops, self.unit_weights, self.add_unsampled)
+        memo = self.memo.setdefault(group, {}) if self.memo is not None else None
+        return mixed_edges(
+            modules,
+            x,
+            self.weights[group],
+            ew,
+            self.grouped,
+            ops,
+            self.unit_weights,
+            self.add_unsampled,
+            rows=indices,
+            memo=memo,
+        )
 
 
 class _CellCounter(Protocol):
@@ -217,6 +222,7 @@ class Supernet(nn.Module, ABC):
     ) -> torch.Tensor:
         """Logits for a batch under the given architecture weights (see the module docstring)."""
         ctx = EdgeContext(weights, active, edge_weights, self.grouped_convs, add_unsampled, unit_weights)
+        ctx.memo = None if self.checkpoint_cells else {}
         return self.run(x, ctx)
 
     @abstractmethod

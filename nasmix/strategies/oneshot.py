@@ -42,6 +42,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from abc import abstractmethod
@@ -59,6 +60,7 @@ from nasmix.budget import Budget, Clock
 from nasmix.data.loader import Augment, DeviceLoader
 from nasmix.events import PartialFallback, SearchDone, SearchEpoch
 from nasmix.search_types import Log, SearchData
+from nasmix.spaces.groups import weights_held
 from nasmix.spaces.memory import default_budget, plan_memory
 from nasmix.spaces.ops import guard_strided_pointwise
 from nasmix.spaces.supernet import Supernet
@@ -498,9 +500,11 @@ class OneShot(Strategy):
         """
         self.begin_step(state)
         arch = None
-        if arch_on and not self.weights_first:
-            arch = self.arch_step(state, train, valid)
-        weight = self.weight_step(state, *train)
+        # Architecture step first: both forwards read the same weights (groups.weights_held).
+        with weights_held() if arch_on and not self.weights_first else contextlib.nullcontext():
+            if arch_on and not self.weights_first:
+                arch = self.arch_step(state, train, valid)
+            weight = self.weight_step(state, *train)
         if arch_on and self.weights_first:
             arch = self.arch_step(state, train, valid)
         return weight, arch

@@ -118,3 +118,55 @@ def test_sampled_edges_together_match_edges_one_by_one(space, monkeypatch):
         assert (got is None) == (want is None)
         if want is not None:
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_weights_held_reuses_concatenated_weights_until_they_change():
+    """Inside `weights_held` (the one-shot step, architecture step first), the weight step's forward
+    reuses the grouped convolutions' concatenated weights of the architecture step's forward: fewer
+    concatenations, the same gradients as without it; a weight changed in place is concatenated
+    afresh."""
+    import contextlib
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from nasmix.spaces.groups import weights_held
+
+    class Cats(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.n += func is torch.ops.aten.cat.default
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    net = registry.create("space", "darts").supernet(TINY_TASK, "tiny").to(memory_format=torch.channels_last)
+    net.grouped_convs = True
+    alphas = {g: torch.randn(s).requires_grad_() for g, s in net.arch_shapes.items()}
+    x = torch.randn(4, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (4,))
+
+    def step(model, held):
+        """An architecture step's gradients, then a weight step's, then a forward after a weight moved."""
+        loss = lambda w: torch.nn.functional.cross_entropy(model(x, w), y)  # noqa: E731
+        with weights_held() if held else contextlib.nullcontext():
+            with Cats() as arch:
+                arch_grads = torch.autograd.grad(loss({g: a.softmax(-1) for g, a in alphas.items()}), alphas.values())
+            fixed = {g: a.softmax(-1).detach() for g, a in alphas.items()}
+            with Cats() as weight:
+                params = list(model.parameters())
+                weight_grads = torch.autograd.grad(loss(fixed), params, allow_unused=True)
+            with torch.no_grad():
+                model.cells[0].edges[0].ops[-1].op[1].weight.add_(0.5)
+            moved = loss(fixed).detach()
+        return arch_grads, weight_grads, moved, arch.n, weight.n
+
+    ref = copy.deepcopy(net)
+    got, want = step(net, True), step(ref, False)
+    assert got[4] < got[3] == want[3] == want[4], "the weight step's forward reuses the concatenations"
+    for a, b in zip(got[0] + got[1], want[0] + want[1]):
+        assert (a is None) == (b is None)
+        if b is not None:
+            assert torch.equal(a, b)
+    assert torch.equal(got[2], want[2]), "a weight changed in place must be concatenated afresh"
