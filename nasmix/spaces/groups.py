@@ -12,10 +12,15 @@ op kind, instead of edge by edge and op by op:
   convolution whose weight is the edges' weights concatenated (a depthwise
   convolution stays depthwise, a full one gets one group per edge), each
   batch norm one call over all the edges' channels;
-- the weighted sum takes one multiply-add per op kind for all edges.
+- the weighted sum: an op that ends in a batch norm without affine parameters
+  is weighted by that batch norm (the edges' mixing weights of the op, each
+  repeated over its edge's channels, as the batch norm's weight: w * BN(y)
+  is BN(y) with weight w), and the op kinds are added; the others (the
+  shared pools and identity, an op of no known form) are stacked and
+  weighted by one multiply-sum per family.
 
-Nothing changes in what is computed, only the order of some floating-point
-sums: the parameters stay in each edge's own modules (so GDAS's unsampled
+Nothing changes in what is computed, only the rounding of some floating-point
+sums and products: the parameters stay in each edge's own modules (so GDAS's unsampled
 ops still get no gradient, and state dicts keep their names), and every
 edge's output is the same function of its input and weights as
 `MixedEdge.forward`. Batch norms in mixed ops keep no running statistics
@@ -33,6 +38,9 @@ Example:
     >>> together = mixed_edges(edges, x, w)
     >>> alone = [e(x, w[i]) for i, e in enumerate(edges)]
     >>> all(torch.allclose(a, b, atol=1e-5) for a, b in zip(together, alone))
+    True
+    >>> grouped = mixed_edges(edges, x, w, grouped=True)
+    >>> all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grouped, alone))
     True
 """
 
