@@ -100,9 +100,10 @@ class _Plan:
         # The grouped mix: an op ending in a batch norm without affine parameters is weighted by
         # that batch norm (its weight the op's mixing weight); the rest are stacked and weighted in
         # one multiply-sum per family (the edges' own ops, then the shared ones).
-        self.folded = [k.index for k in self.kinds if _last_bn(k, first.ops[k.index]) is not None]
-        if len({_last_bn(self.kinds[i], first.ops[i]).num_features for i in self.folded}) > 1:
-            self.folded = []
+        ends = {k.index: _last_bn(k, first.ops[k.index]) for k in self.kinds}
+        widths = {bn.num_features for bn in ends.values() if bn is not None}
+        self.fold_channels = widths.pop() if len(widths) == 1 else 0  # the ops' output channels
+        self.folded = [i for i, bn in ends.items() if bn is not None] if self.fold_channels else []
         own = [
             k.index
             for k in self.kinds
@@ -243,9 +244,17 @@ class _Shared:
             op = self.edges[0].ops[kind.index] if op is None else op
             y = op[0](self.x) if isinstance(op, nn.Sequential) else op(self.x)
             if kind.bn:
-                y = F.batch_norm(y, None, None, None, None, True, 0.0, op[1].eps)
+                y = batch_stats_norm(y, None, op[1].eps)
             self._pooled[kind.index] = y
         return self._pooled[kind.index]
+
+
+def batch_stats_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """Batch norm by the batch's statistics, without running statistics or a bias: the kernel
+    `F.batch_norm` reaches for it on a CPU, and on CUDA too (cuDNN's needs a weight and a
+    bias), called directly (not through batch_norm's composite, which allocates an unused
+    reserve tensor on every call)."""
+    return torch.native_batch_norm(x, weight, None, None, None, True, 0.0, eps)[0]
 
 
 def _dil(z: torch.Tensor, body: Any) -> torch.Tensor:
@@ -338,11 +347,17 @@ class _Grouped:
         self.kept[key] = (stamp, out)
         return out
 
-    def conv(self, x: torch.Tensor, convs: Sequence[Any]) -> torch.Tensor:
-        """Each edge's conv on its own slice of channels of x, as one grouped convolution."""
+    def conv(self, x: torch.Tensor, convs: Sequence[Any], common: bool = False) -> torch.Tensor:
+        """Each edge's conv on its own slice of channels of x, as one grouped convolution; with
+        `common`, every edge's full (ungrouped) conv on the same x, as one convolution whose
+        output channels are the edges' (the grouped form over x repeated once per edge, without
+        the repeat)."""
         c = convs[0]
         weight = self.cat([m.weight for m in convs])
-        return F.conv2d(x, weight, None, c.stride, c.padding, c.dilation, c.groups * self.n)
+        if common and c.groups != 1:
+            raise ValueError("a convolution of the edges' common input must be a full one")
+        groups = c.groups if common else c.groups * self.n
+        return F.conv2d(x, weight, None, c.stride, c.padding, c.dilation, groups)
 
     def bn(self, x: torch.Tensor, bns: Sequence[Any], scale: torch.Tensor | None = None) -> torch.Tensor:
         """Each edge's batch norm (batch statistics) over its channels, as one call; `scale`: the
@@ -351,6 +366,8 @@ class _Grouped:
         weight, bias = scale, None
         if b.affine:
             weight, bias = self.cat([m.weight for m in bns]), self.cat([m.bias for m in bns])
+        if bias is None:
+            return batch_stats_norm(x, weight, b.eps)
         return F.batch_norm(x, None, None, weight, bias, True, 0.0, b.eps)
 
     def dil(self, z: torch.Tensor, bodies: Sequence[Any], scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -369,19 +386,22 @@ class _Grouped:
             y = s.x if kind.how == "identity" else s.pooled(kind)
             return y.view(1, y.shape[0], 1, *y.shape[1:])
         if kind.how == "pool_conv":
-            y = s.pooled(kind)
-            y = torch.cat([y] * self.n, dim=1) if self.n > 1 else y
-            y = self.bn(self.conv(y, [o[1] for o in ops]), [o[2] for o in ops], scale)
+            y = self.conv(s.pooled(kind), [o[1] for o in ops], common=True)
+            y = self.bn(y, [o[2] for o in ops], scale)
         elif kind.how == "sep":
             y = F.relu(self.dil(s.rep, [o.op[0].op for o in ops]))
             y = self.dil(y, [o.op[1].op for o in ops], scale)
         elif kind.how == "dil":
             y = self.dil(s.rep, [o.op for o in ops], scale)
+        elif kind.how == "rcb" and ops[0].op[1].groups == 1:
+            y = self.bn(self.conv(s.relu, [o.op[1] for o in ops], common=True), [o.op[2] for o in ops], scale)
         elif kind.how == "rcb":
             y = self.bn(self.conv(s.rep, [o.op[1] for o in ops]), [o.op[2] for o in ops], scale)
-        elif kind.how == "fr":
-            y1 = pointwise(s.rep, self.cat([o.conv1.weight for o in ops]), 2, self.n)
-            y2 = pointwise(s.shifted(s.rep), self.cat([o.conv2.weight for o in ops]), 2, self.n)
+        elif kind.how == "fr":  # both 1x1 convolutions full ones, on the common relu(x)
+            if s._shifted is None:
+                s._shifted = s.shifted(s.relu)
+            y1 = pointwise(s.relu, self.cat([o.conv1.weight for o in ops]), 2)
+            y2 = pointwise(s._shifted, self.cat([o.conv2.weight for o in ops]), 2)
             y = torch.cat([y1.unflatten(1, (self.n, -1)), y2.unflatten(1, (self.n, -1))], dim=2).flatten(1, 2)
             y = self.bn(y, [o.bn for o in ops], scale)
         else:
@@ -478,7 +498,7 @@ def mixed_edges(
 
     mixes = []
     if plan.folded:
-        c = _last_bn(plan.kinds[plan.folded[0]], _ops(edges[0])[plan.folded[0]]).num_features
+        c = plan.fold_channels
         scales = gathered(plan.folded, c)
         folded = batch.run(plan.kinds[plan.folded[0]], scales[0])
         for i, scale in zip(plan.folded[1:], scales[1:]):

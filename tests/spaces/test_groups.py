@@ -152,7 +152,8 @@ def test_weights_held_reuses_concatenated_weights_until_they_change():
         loss = lambda w: torch.nn.functional.cross_entropy(model(x, w), y)  # noqa: E731
         with weights_held() if held else contextlib.nullcontext():
             with Cats() as arch:
-                arch_grads = torch.autograd.grad(loss({g: a.softmax(-1) for g, a in alphas.items()}), alphas.values())
+                soft = {g: a.softmax(-1) for g, a in alphas.items()}
+                arch_grads = torch.autograd.grad(loss(soft), alphas.values())
             fixed = {g: a.softmax(-1).detach() for g, a in alphas.items()}
             with Cats() as weight:
                 params = list(model.parameters())
