@@ -168,9 +168,15 @@ def set_grads(loss: torch.Tensor, params: list[torch.Tensor]) -> None:
     """
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     for p, g in zip(params, grads):
-        if g is not None and g.stride() != p.stride():
+        if g is not None and g.stride() != p.stride() and not _same_layout(g, p):
             g = torch.empty_like(p).copy_(g)
         p.grad = g
+
+
+def _same_layout(g: torch.Tensor, p: torch.Tensor) -> bool:
+    """Whether g is laid out as p, as gradient accumulation judges it (the strides of dimensions
+    of size 1 do not count)."""
+    return all(n == 1 or a == b for n, a, b in zip(p.shape, g.stride(), p.stride()))
 
 
 def build_supernet(
