@@ -176,3 +176,38 @@ def test_gdas_sets_the_unsampled_term_on_nb201_only():
         state = gdas.prepare(space_, tiny_search_data(), budget, rng, print, total_epochs=1)
         gdas.begin_epoch(state, 1, print)
         assert gdas.drive(state, for_arch=True).add_unsampled is expected
+
+
+def test_darts_runs_the_grouped_mix_under_cuda_settings():
+    """DARTS's weighted sum under CUDA's settings on the CPU: grouped convolutions, the mixing
+    weights as the weight of each op's last batch norm (bf16 activations, fp32 weights under
+    autocast), concatenated weights reused from the architecture step, fused optimizers. The
+    losses are finite and both steps move what they update."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Norms(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten.native_batch_norm.default and args[1] is not None:
+                self.seen.add((args[0].dtype, args[1].dtype))
+            return func(*args, **(kwargs or {}))
+
+    strategy = registry.create("strategy", "darts")
+    strategy.accel = Accel.cuda_like()
+    space, budget = registry.create("space", "simple_cell"), Budget(epochs=1, batch_size=8)
+    state = strategy.prepare(space, tiny_search_data(16), budget, np.random.default_rng(0), print, total_epochs=1)
+    strategy.begin_epoch(state, 1, lambda e: None)
+    assert state.net.grouped_convs
+    batches = list(state.train.batches(0))
+    alphas = {g: a.detach().clone() for g, a in state.alphas.items()}
+    weights = [p.detach().clone() for p in state.weight_params()]
+    with Norms() as norms:
+        for x, y in batches:
+            (loss, _), (valid_loss, _) = strategy.step(state, (x, y), (x, y), True)
+            assert torch.isfinite(loss) and torch.isfinite(valid_loss)
+    assert (torch.bfloat16, torch.float32) in norms.seen, "the mix must reach the batch norms"
+    assert all(not torch.equal(a, state.alphas[g]) for g, a in alphas.items())
+    assert sum(not torch.equal(w, p) for w, p in zip(weights, state.weight_params())) > len(weights) // 2
