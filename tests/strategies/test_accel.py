@@ -198,7 +198,8 @@ def test_darts_runs_the_grouped_mix_under_cuda_settings():
     strategy = registry.create("strategy", "darts")
     strategy.accel = Accel.cuda_like()
     space, budget = registry.create("space", "simple_cell"), Budget(epochs=1, batch_size=8)
-    state = strategy.prepare(space, tiny_search_data(16), budget, np.random.default_rng(0), print, total_epochs=1)
+    rng = np.random.default_rng(0)
+    state = strategy.prepare(space, tiny_search_data(16), budget, rng, print, total_epochs=1)
     strategy.begin_epoch(state, 1, lambda e: None)
     assert state.net.grouped_convs
     batches = list(state.train.batches(0))
