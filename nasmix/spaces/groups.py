@@ -64,6 +64,7 @@ from nasmix.spaces.ops import (
     SepConv,
     Zero,
     depthwise,
+    depthwise_conv,
     pointwise,
 )
 
@@ -371,7 +372,8 @@ class _Grouped:
         return F.batch_norm(x, None, None, weight, bias, True, 0.0, b.eps)
 
     def dil(self, z: torch.Tensor, bodies: Sequence[Any], scale: torch.Tensor | None = None) -> torch.Tensor:
-        y = self.conv(z, [b[1] for b in bodies])
+        c = bodies[0][1]  # the depthwise convolution (dilated or not), then the pointwise one
+        y = depthwise_conv(z, self.cat([b[1].weight for b in bodies]), c.stride, c.padding, c.dilation)
         y = self.conv(y, [b[2] for b in bodies])
         return self.bn(y, [b[3] for b in bodies], scale)
 

@@ -68,6 +68,10 @@ class _Depthwise(torch.autograd.Function):
             only_weight = [False, True, False]
             backward = torch.ops.aten.convolution_backward
             args = ([1, 1], pad, dil, False, [0, 0], groups, only_weight)
+            if grad.dtype in (torch.bfloat16, torch.float16):
+                # oneDNN's reduced-precision weight gradient of a dilated depthwise convolution is
+                # wrong on some CPUs (see `depthwise_conv`): taken in fp32, from the same values.
+                grad, w = grad.float(), weight.float()
             gw = backward(grad, x.to(grad.dtype), w, None, *args)[1]
             gw = gw.to(weight.dtype)
         return gx, gw, None, None
@@ -81,14 +85,41 @@ def depthwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     20% less (5x5) and 8% less (3x3). Elsewhere (CUDA, undilated kernels, whose backward gains
     nothing, strides, no gradient wanted: inference, export) it is nn.Conv2d's forward.
     """
-    k, d, p = conv.kernel_size[0], conv.dilation[0], conv.padding[0]
-    same = conv.stride == (1, 1) and conv.kernel_size[0] == conv.kernel_size[1] and p == d * (k - 1) // 2
-    dilated = conv.dilation[0] > 1 and conv.dilation[0] == conv.dilation[1]
-    square = conv.padding[0] == conv.padding[1] and conv.bias is None
-    backward = torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad)
-    if x.device.type != "cpu" or not (same and dilated and square and backward):
+    if conv.bias is not None or not _fast_depthwise(x, conv.weight, conv.stride, conv.padding, conv.dilation):
         return conv(x)  # the forward is the same; without a backward there is nothing to gain
     return _Depthwise.apply(x, conv.weight, conv.padding, conv.dilation)
+
+
+def depthwise_conv(
+    x: torch.Tensor, weight: torch.Tensor, stride: tuple, padding: tuple, dilation: tuple
+) -> torch.Tensor:
+    """`F.conv2d(x, weight, None, stride, padding, dilation, groups=weight.shape[0])`, a depthwise
+    convolution (of several edges' concatenated weights, say), with `depthwise`'s backward on a CPU.
+
+    That backward also takes a reduced-precision weight gradient in fp32: on an Intel Xeon with
+    AVX-512 and avx512_bf16 (torch 2.14.1, 2026-12-02), oneDNN's bf16 weight gradient of a
+    stride-1 dilated depthwise convolution on a channels_last 32 x 32 input was garbage (errors
+    of 90% to 1e36 and NaN against float64, batch 2 to 64, 8 to 64 channels, 3x3 and 5x5 at
+    dilation 2) while its input gradient, its forward, undilated kernels, 8 x 8 and 16 x 16
+    inputs and fp32 were right. bf16 reaches a CPU only when CUDA's settings are emulated there
+    (`Accel.cuda_like`, tests and benchmarks).
+    """
+    if _fast_depthwise(x, weight, stride, padding, dilation):
+        return _Depthwise.apply(x, weight, padding, dilation)
+    return F.conv2d(x, weight, None, stride, padding, dilation, weight.shape[0])
+
+
+def _fast_depthwise(
+    x: torch.Tensor, weight: torch.Tensor, stride: tuple, padding: tuple, dilation: tuple
+) -> bool:
+    """Whether `_Depthwise` serves this convolution: on a CPU, with a gradient wanted, a square
+    dilated kernel at stride 1 with "same" padding."""
+    k, d, p = weight.shape[-1], dilation[0], padding[0]
+    same = tuple(stride) == (1, 1) and weight.shape[-2] == k and p == d * (k - 1) // 2
+    dilated = d > 1 and dilation[0] == dilation[1]
+    square = padding[0] == padding[1]
+    backward = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    return x.device.type == "cpu" and same and dilated and square and backward
 
 
 class ReLUConvBN(nn.Module):

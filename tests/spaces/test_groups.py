@@ -6,9 +6,10 @@ import copy
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from nasmix import registry
-from nasmix.spaces.ops import DilConv, FactorizedReduce, depthwise, guard_strided_pointwise
+from nasmix.spaces.ops import DilConv, FactorizedReduce, depthwise, depthwise_conv, guard_strided_pointwise
 from nasmix.testing import TINY_TASK
 
 
@@ -67,6 +68,28 @@ def test_dilated_depthwise_gradients_match_the_convolution():
         want = torch.autograd.grad(op.op[1](x), [x, op.op[1].weight], g)
         for a, b in zip(got, want):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_dilated_depthwise_bf16_weight_gradient_is_right_in_channels_last(kernel):
+    """Under bf16 autocast (CUDA's settings emulated on a CPU), a dilated depthwise convolution of
+    two edges' concatenated weights on a 32 x 32 channels_last input, as the grouped mix runs it:
+    both gradients agree with float64 to bf16's precision. oneDNN's own bf16 weight gradient here
+    was garbage (up to 1e36, or NaN) on an Intel Xeon with avx512_bf16 (ops.depthwise_conv)."""
+    torch.manual_seed(0)
+    pad = 2 * (kernel - 1) // 2
+    x = torch.randn(8, 16, 32, 32).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = torch.randn(16, 1, kernel, kernel).contiguous(memory_format=torch.channels_last).requires_grad_()
+    g = torch.randn(8, 16, 32, 32).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = depthwise_conv(torch.relu(x), w, (1, 1), (pad, pad), (2, 2))
+    assert y.dtype == torch.bfloat16
+    got = torch.autograd.grad(y, [x, w], g.to(y.dtype))
+    xd, wd = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    want = torch.autograd.grad(F.conv2d(torch.relu(xd), wd, None, 1, pad, 2, 16), [xd, wd], g.double())
+    for a, b in zip(got, want):
+        assert a.dtype == torch.float32
+        assert ((a.double() - b).abs().max() / b.abs().max()).item() < 0.02
 
 
 @pytest.mark.parametrize("channels", [2, 4, 16])
