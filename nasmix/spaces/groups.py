@@ -372,8 +372,11 @@ class _Grouped:
         return F.batch_norm(x, None, None, weight, bias, True, 0.0, b.eps)
 
     def dil(self, z: torch.Tensor, bodies: Sequence[Any], scale: torch.Tensor | None = None) -> torch.Tensor:
-        c = bodies[0][1]  # the depthwise convolution (dilated or not), then the pointwise one
-        y = depthwise_conv(z, self.cat([b[1].weight for b in bodies]), c.stride, c.padding, c.dilation)
+        c, w = bodies[0][1], self.cat([b[1].weight for b in bodies])  # depthwise, then pointwise
+        if z.device.type == "cpu" and torch.is_autocast_enabled("cpu"):  # CUDA's bf16 emulated on a CPU
+            y = depthwise_conv(z, w, c.stride, c.padding, c.dilation)  # (oneDNN's bf16 weight gradient)
+        else:
+            y = F.conv2d(z, w, None, c.stride, c.padding, c.dilation, w.shape[0])
         y = self.conv(y, [b[2] for b in bodies])
         return self.bn(y, [b[3] for b in bodies], scale)
 
