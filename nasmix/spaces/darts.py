@@ -54,7 +54,14 @@ from nasmix.data.base import Task
 from nasmix.errors import ConfigError
 from nasmix.spaces.base import Choice, SearchSpace, check_size
 from nasmix.spaces.cells import check_partial, check_weights, drop_path, format_cells, node_sum, parse_cells
-from nasmix.spaces.ops import DARTS_OPS, FactorizedReduce, ReLUConvBN, make_op
+from nasmix.spaces.ops import (
+    DARTS_OPS,
+    FactorizedReduce,
+    ReLUConvBN,
+    cat_channels,
+    channels_last_grad,
+    make_op,
+)
 from nasmix.spaces.paths import encode_paths
 from nasmix.spaces.supernet import EdgeContext, MixedEdge, Supernet
 
@@ -158,7 +165,7 @@ class _Cell(nn.Module):
                     h = drop_path(h, drop_prob)
                 total = total + h
             states.append(total)
-        return torch.cat(states[2:], dim=1)
+        return cat_channels(states[2:])
 
 
 class DartsNetwork(nn.Module):
@@ -196,7 +203,9 @@ class DartsNetwork(nn.Module):
             s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
             if i == self.aux_at and self.aux is not None and self.training:
                 aux = self.aux(s1)
-        logits = self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(s1, 1), 1))
+        logits = self.classifier(
+            torch.flatten(nn.functional.adaptive_avg_pool2d(channels_last_grad(s1), 1), 1)
+        )
         return (logits, aux) if aux is not None else logits
 
 
@@ -226,11 +235,11 @@ class _SearchCell(nn.Module):
                 for n, y in zip(targets, outs):
                     into[n].append(y)
             states.append(_total(into[NODES - 1]))
-            return torch.cat(states[2:], dim=1)
+            return cat_channels(states[2:])
         for n in range(NODES):
             terms = [(edge_index(n, j), self.edges[edge_index(n, j)], h) for j, h in enumerate(states)]
             states.append(node_sum(ctx, self.group, terms))
-        return torch.cat(states[2:], dim=1)
+        return cat_channels(states[2:])
 
 
 def _total(terms: list[torch.Tensor]) -> torch.Tensor:
@@ -262,7 +271,7 @@ class DartsSupernet(Supernet):
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, self.call_cell(cell, s0, s1, ctx)
-        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(s1, 1), 1))
+        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(channels_last_grad(s1), 1), 1))
 
 
 @registry.register("space", "darts")

@@ -198,6 +198,47 @@ def _nchw(t: torch.Tensor) -> bool:
     return list(t.stride()) == expected[::-1]
 
 
+class _LayoutGrad(torch.autograd.Function):
+    """The identity, whose backward hands on its gradient laid out channels_last."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=torch.channels_last)
+
+
+def channels_last_grad(x: torch.Tensor) -> torch.Tensor:
+    """x; in backward, on a CPU, its gradient made channels_last where x is.
+
+    A batch norm's backward on a CPU is several times slower when its output's gradient is laid
+    out unlike its input: a channel slice of a channels_last gradient (the backward of the cell
+    output's concatenation) or an NCHW one (of the global average pool). Measured on an Intel
+    Xeon with AVX-512 (torch 2.14.1, one thread, 2026-12-02): 64 x 32 x 16 x 16, 14.7 ms per
+    call against 0.8 ms, where the copy takes a fraction of a millisecond. Elsewhere (CUDA,
+    no gradient, NCHW, tracing and export) it returns x itself.
+    """
+    if (
+        not isinstance(x, torch.Tensor)
+        or x.device.type != "cpu"
+        or x.dim() != 4
+        or not x.requires_grad
+        or torch.jit.is_tracing()
+        or torch.compiler.is_compiling()
+        or x.is_contiguous()
+        or not x.is_contiguous(memory_format=torch.channels_last)
+    ):
+        return x
+    return _LayoutGrad.apply(x)
+
+
+def cat_channels(xs: list[torch.Tensor]) -> torch.Tensor:
+    """`torch.cat(xs, dim=1)`, each part's gradient channels_last on a CPU (`channels_last_grad`)."""
+    return torch.cat([channels_last_grad(x) for x in xs], dim=1)
+
+
 def pointwise(x: torch.Tensor, weight: torch.Tensor, stride: int, groups: int = 1) -> torch.Tensor:
     """`F.conv2d(x, weight, None, stride, 0, 1, groups)` for a 1x1 kernel, right on every CPU.
 

@@ -116,7 +116,7 @@ class _Combine(nn.Module):
         self.conv, self.bn = nn.Conv2d(2 * c, c, 1, bias=False), nn.BatchNorm2d(c)
 
     def forward(self, n3: torch.Tensor, n4: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(torch.cat([n3, n4], dim=1)))
+        return self.bn(self.conv(ops.cat_channels([n3, n4])))
 
 
 def _cell_plan(c: int) -> list[tuple[str, int, int]]:
@@ -161,7 +161,7 @@ def _stem(task: Task, c: int) -> nn.Module:
 
 
 def _head(s: torch.Tensor, classifier: nn.Module) -> torch.Tensor:
-    return classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(s, 1), 1))
+    return classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(ops.channels_last_grad(s), 1), 1))
 
 
 class SimpleCellNetwork(nn.Module):

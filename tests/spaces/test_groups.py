@@ -9,7 +9,15 @@ import torch
 from torch.nn import functional as F
 
 from nasmix import registry
-from nasmix.spaces.ops import DilConv, FactorizedReduce, depthwise, depthwise_conv, guard_strided_pointwise
+from nasmix.spaces.ops import (
+    DilConv,
+    FactorizedReduce,
+    cat_channels,
+    channels_last_grad,
+    depthwise,
+    depthwise_conv,
+    guard_strided_pointwise,
+)
 from nasmix.testing import TINY_TASK
 
 
@@ -68,6 +76,27 @@ def test_dilated_depthwise_gradients_match_the_convolution():
         want = torch.autograd.grad(op.op[1](x), [x, op.op[1].weight], g)
         for a, b in zip(got, want):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_cat_channels_hands_each_part_a_channels_last_gradient():
+    """The cell output's concatenation and the head's pool (ops.cat_channels, channels_last_grad): on a
+    CPU, the gradient reaching each channels_last part is channels_last (a batch norm's backward is
+    several times slower on a channel slice), with the same values as torch.cat's; NCHW parts and
+    tensors without a gradient are left as they are."""
+    torch.manual_seed(0)
+    cl = torch.channels_last
+    parts = [torch.randn(2, c, 4, 4).contiguous(memory_format=cl).requires_grad_() for c in (3, 5)]
+    g = torch.randn(2, 8, 4, 4).contiguous(memory_format=cl)
+    got = torch.autograd.grad(cat_channels(parts), parts, g)
+    want = torch.autograd.grad(torch.cat(parts, dim=1), parts, g)
+    assert not any(w.is_contiguous(memory_format=cl) for w in want)  # torch.cat's: channel slices
+    for a, b in zip(got, want):
+        assert a.is_contiguous(memory_format=cl) and torch.equal(a, b)
+    pooled = torch.nn.functional.adaptive_avg_pool2d(channels_last_grad(parts[0]), 1).sum()
+    assert torch.autograd.grad(pooled, parts[0])[0].is_contiguous(memory_format=cl)
+    plain = torch.randn(2, 3, 4, 4, requires_grad=True)
+    frozen = parts[0].detach()
+    assert channels_last_grad(plain) is plain and channels_last_grad(frozen) is frozen
 
 
 @pytest.mark.parametrize("kernel", [3, 5])
