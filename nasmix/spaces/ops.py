@@ -91,7 +91,7 @@ def depthwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
 
 def depthwise_conv(
-    x: torch.Tensor, weight: torch.Tensor, stride: tuple, padding: tuple, dilation: tuple
+    x: torch.Tensor, weight: torch.Tensor, stride: tuple, padding: tuple | str, dilation: tuple
 ) -> torch.Tensor:
     """`F.conv2d(x, weight, None, stride, padding, dilation, groups=weight.shape[0])`, a depthwise
     convolution (of several edges' concatenated weights, say), with `depthwise`'s backward on a CPU.
@@ -110,10 +110,12 @@ def depthwise_conv(
 
 
 def _fast_depthwise(
-    x: torch.Tensor, weight: torch.Tensor, stride: tuple, padding: tuple, dilation: tuple
+    x: torch.Tensor, weight: torch.Tensor, stride: tuple, padding: tuple | str, dilation: tuple
 ) -> bool:
     """Whether `_Depthwise` serves this convolution: on a CPU, with a gradient wanted, a square
     dilated kernel at stride 1 with "same" padding."""
+    if isinstance(padding, str):
+        return False
     k, d, p = weight.shape[-1], dilation[0], padding[0]
     same = tuple(stride) == (1, 1) and weight.shape[-2] == k and p == d * (k - 1) // 2
     dilated = d > 1 and dilation[0] == dilation[1]
