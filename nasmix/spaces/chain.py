@@ -31,6 +31,7 @@ from nasmix.arch import Arch
 from nasmix.data.base import Task
 from nasmix.errors import ConfigError
 from nasmix.spaces.base import Choice, SearchSpace, check_size
+from nasmix.spaces.ops import cat_channels
 from nasmix.spaces.supernet import EdgeContext, Supernet, channel_shuffle
 
 CHAIN_OPS = ("conv3x3", "conv5x5", "sep3x3", "dil3x3", "maxpool3x3", "skip")
@@ -331,7 +332,7 @@ class MixedLayer(nn.Module):
             out = x[:, :, :: self.stride, :: self.stride] * 0.0
         if self.partial > 1:
             rest = self.bypass_pool(rest) if self.bypass_pool is not None else rest
-            out = channel_shuffle(torch.cat([out, rest], dim=1), self.partial)
+            out = channel_shuffle(cat_channels([out, rest]), self.partial)
         return out
 
 

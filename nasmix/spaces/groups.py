@@ -63,6 +63,7 @@ from nasmix.spaces.ops import (
     ReLUConvBN,
     SepConv,
     Zero,
+    cat_channels,
     depthwise,
     depthwise_conv,
     pointwise,
@@ -480,7 +481,7 @@ def mixed_edges(
                 for term in terms[1:]:  # summed in order, as the edge itself does
                     out = out + term
                 if plan.partial > 1:
-                    out = channel_shuffle(torch.cat([out, rest], dim=1), plan.partial)
+                    out = channel_shuffle(cat_channels([out, rest]), plan.partial)
             if add_unsampled and len(chosen) < len(plan.kinds) and row.requires_grad:
                 out = out + row.index_select(0, others(len(plan.kinds), tuple(chosen), row.device)).sum()
             outs.append(out if edge_weights is None else out * edge_weights[e])
@@ -533,6 +534,11 @@ def rows_of(indices: tuple[int, ...], device: torch.device) -> torch.Tensor | sl
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """Interleave channel groups (ShuffleNet), as PC-DARTS does after a partial edge."""
+    """Interleave channel groups (ShuffleNet), as PC-DARTS does after a partial edge; a
+    channels_last x gives a channels_last result (the shuffle over NCHW's dimensions made it NCHW,
+    and every op after it, forward and backward, then mixed the two layouts)."""
     b, c, h, w = x.shape
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        y = x.permute(0, 2, 3, 1).reshape(b, h, w, groups, c // groups).transpose(3, 4)
+        return y.reshape(b, h, w, c).permute(0, 3, 1, 2)
     return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)

@@ -46,7 +46,7 @@ import torch.utils.checkpoint
 from torch import nn
 
 from nasmix.spaces.groups import batchable, channel_shuffle, mixed_edges, others, rows_of
-from nasmix.spaces.ops import DilConv, make_op
+from nasmix.spaces.ops import DilConv, cat_channels, make_op
 
 Weights = Mapping[str, torch.Tensor]
 Active = Mapping[str, Sequence[Sequence[int] | None]]
@@ -117,7 +117,7 @@ class MixedEdge(nn.Module):
             out = x[:, :, :: self.stride, :: self.stride] * 0.0
         if self.partial > 1:
             rest = self.bypass_pool(rest) if self.bypass_pool is not None else rest
-            out = channel_shuffle(torch.cat([out, rest], dim=1), self.partial)
+            out = channel_shuffle(cat_channels([out, rest]), self.partial)
         return out
 
 

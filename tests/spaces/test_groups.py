@@ -9,6 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from nasmix import registry
+from nasmix.spaces.groups import channel_shuffle
 from nasmix.spaces.ops import (
     DilConv,
     FactorizedReduce,
@@ -76,6 +77,19 @@ def test_dilated_depthwise_gradients_match_the_convolution():
         want = torch.autograd.grad(op.op[1](x), [x, op.op[1].weight], g)
         for a, b in zip(got, want):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_channel_shuffle_keeps_channels_last():
+    """PC-DARTS's shuffle of a channels_last tensor: the same permutation of channels as of its NCHW
+    copy, still channels_last, and so is the gradient it hands back."""
+    x = torch.arange(2 * 8 * 3 * 3, dtype=torch.float32).view(2, 8, 3, 3)
+    xc = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = channel_shuffle(xc, 4)
+    assert torch.equal(y, channel_shuffle(x, 4)) and y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(channel_shuffle(x, 4)[:, :4, 0, 0], x[:, [0, 2, 4, 6], 0, 0])
+    g = torch.randn(2, 8, 3, 3).contiguous(memory_format=torch.channels_last)
+    (grad,) = torch.autograd.grad(y, xc, g)
+    assert grad.is_contiguous(memory_format=torch.channels_last) and torch.equal(channel_shuffle(grad, 4), g)
 
 
 def test_cat_channels_hands_each_part_a_channels_last_gradient():
